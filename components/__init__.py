@@ -1,0 +1,1 @@
+"""secure-postfix: the things a stack can declare (PostfixConfig, DovecotAuthService, MailSite)."""

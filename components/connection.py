@@ -1,0 +1,96 @@
+"""How a resource says where its host is, and how the provider turns that into an SSH target.
+
+Users pass `pulumi_command.remote.ConnectionArgs` (or a dict with the same field
+names). Inside a resource the fields are flattened into top-level properties so
+that a change of host reads as `host: a => b` in a diff and the private key is a
+secret property of its own, never part of a larger value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+from pulumi.output import Unknown
+
+from components.core.postfix_rules import Problem
+from components.remote.ssh import SshTarget
+
+CONNECTION_FIELDS = ("host", "port", "user", "host_key", "private_key", "private_key_password")
+SECRET_FIELDS = ("private_key", "private_key_password")
+OPTION_FIELDS = ("insecure_ignore_host_key", "use_sudo")
+REPLACE_ON = ("host", "port")
+
+
+def connection_props(connection: Any, insecure_ignore_host_key: bool = False, use_sudo: bool = False) -> dict:
+    """Flatten ConnectionArgs (or a dict) into resource properties; secrets stay secrets."""
+
+    def field(name: str) -> Any:
+        if isinstance(connection, Mapping):
+            return connection.get(name)
+        return getattr(connection, name, None)
+
+    props: dict[str, Any] = {name: field(name) for name in CONNECTION_FIELDS}
+    for name in SECRET_FIELDS:
+        if props[name] is not None:
+            props[name] = pulumi.Output.secret(props[name])
+    if props["port"] is None:
+        props["port"] = 22
+    if props["user"] is None:
+        props["user"] = "root"
+    extra = {k: field(k) for k in OPTION_FIELDS if isinstance(connection, Mapping)}
+    props["insecure_ignore_host_key"] = bool(extra.get("insecure_ignore_host_key") or insecure_ignore_host_key)
+    props["use_sudo"] = bool(extra.get("use_sudo") or use_sudo)
+    return props
+
+
+def host_label(props: Mapping[str, Any]) -> str:
+    host = props.get("host")
+    return host if isinstance(host, str) and host else "(host not known yet)"
+
+
+def check_connection(props: Mapping[str, Any]) -> list[Problem]:
+    """Connection problems visible without contacting the host."""
+    problems = []
+    host, port = props.get("host"), props.get("port")
+    if not is_unknown(host) and (not isinstance(host, str) or not host.strip()):
+        problems.append(Problem("host", "is required: the address or name of the host to configure"))
+    if not is_unknown(port) and not (isinstance(port, (int, float)) and 0 < int(port) < 65536):
+        problems.append(Problem("port", f"must be a TCP port number, got {port!r}"))
+    if not is_unknown(props.get("private_key")) and not props.get("private_key"):
+        problems.append(Problem("private_key", "is required: the SSH private key (a Pulumi secret)"))
+    if not props.get("host_key") and not props.get("insecure_ignore_host_key"):
+        problems.append(
+            Problem(
+                "host_key",
+                "is required so the host can be verified: the output of `ssh-keyscan -t ed25519 HOST` without "
+                "the host name (or set insecure_ignore_host_key for lab use)",
+            )
+        )
+    return problems
+
+
+def ssh_target(props: Mapping[str, Any]) -> SshTarget:
+    return SshTarget(
+        host=props["host"],
+        port=int(props.get("port") or 22),
+        user=props.get("user") or "root",
+        private_key=props["private_key"],
+        private_key_password=props.get("private_key_password") or None,
+        host_key=props.get("host_key") or None,
+        insecure_ignore_host_key=bool(props.get("insecure_ignore_host_key")),
+        use_sudo=bool(props.get("use_sudo")),
+    )
+
+
+def replaced_fields(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+    """A different host is a different resource: the old one is given back, the new one set."""
+    return [k for k in REPLACE_ON if not is_unknown(news.get(k)) and olds.get(k) != news.get(k)] + [
+        k for k in REPLACE_ON if is_unknown(news.get(k))
+    ]
+
+
+def is_unknown(value: Any) -> bool:
+    """True for a value another resource computes, seen during preview."""
+    return isinstance(value, Unknown)

@@ -1,0 +1,150 @@
+"""What PostfixConfig does on a host, as remote operations over one SSH session."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import time
+from dataclasses import dataclass
+
+from components.core.smtp import Reply, SmtpProtocolError, take_reply
+from components.remote.ssh import RemoteError, Session
+
+MAIN_CF = "/etc/postfix/main.cf"
+
+_STAGE_AND_CHECK = r"""
+set -u
+stage=$(mktemp -d /tmp/secure-postfix-stage.XXXXXX) || exit 90
+trap 'rm -rf -- "$stage"' EXIT
+cat > "$stage/main.cf"
+cp -p -- "$1/master.cf" "$stage/master.cf" || exit 91
+out=$(postconf -c "$stage" -n 2>&1 >/dev/null); rc=$?
+check=$(postfix -c "$stage" check 2>&1); crc=$?
+printf '%s\n' "$out" "$check" | sed "s#$stage#$1#g"
+[ $rc -eq 0 ] && [ $crc -eq 0 ] || exit 1
+"""
+
+_FATAL_RE = re.compile(r"\b(fatal|panic):")
+
+
+class PostfixError(RemoteError):
+    """Postfix refused a configuration or stopped answering; the message has its words."""
+
+
+@dataclass(frozen=True)
+class PostfixFacts:
+    main_cf: str
+    version: str
+    parameters: frozenset[str]
+    config_directory: str
+    log_file: str | None
+
+
+class PostfixHost:
+    def __init__(self, session: Session):
+        self.s = session
+        self.label = session.target.label
+
+    # -- reading ----------------------------------------------------------
+    def facts(self) -> PostfixFacts:
+        """Everything a plan needs, in two round trips."""
+        defaults = self.s.run(["postconf", "-d"]).out
+        parameters = frozenset(line.split(" = ", 1)[0].strip() for line in defaults.splitlines() if " = " in line)
+        values = dict(
+            line.split(" = ", 1)
+            for line in self.s.run(["postconf", "mail_version", "config_directory", "maillog_file"]).out.splitlines()
+            if " = " in line
+        )
+        config_directory = values.get("config_directory", "/etc/postfix").strip()
+        text = self.s.read_file(posixpath.join(config_directory, "main.cf"))
+        if text is None:
+            raise PostfixError(f"{self.label}: {config_directory}/main.cf does not exist; is Postfix installed?")
+        return PostfixFacts(
+            main_cf=text.decode("utf-8"),
+            version=values.get("mail_version", "").strip(),
+            parameters=parameters,
+            config_directory=config_directory,
+            log_file=values.get("maillog_file", "").strip() or None,
+        )
+
+    def read_main_cf(self, config_directory: str = "/etc/postfix") -> str:
+        text = self.s.read_file(posixpath.join(config_directory, "main.cf"))
+        if text is None:
+            raise PostfixError(f"{self.label}: {config_directory}/main.cf does not exist; is Postfix installed?")
+        return text.decode("utf-8")
+
+    # -- validating, swapping, reloading ------------------------------------
+    def check_staged(self, text: str, config_directory: str) -> None:
+        """`postconf -n` and `postfix check` on a staged copy; a warning counts as an error."""
+        result = self.s.sh(_STAGE_AND_CHECK, config_directory, stdin=text.encode(), check=False)
+        messages = [ln for ln in result.out.splitlines() if ln.strip()]
+        new_warnings = [ln for ln in messages if "warning:" in ln]
+        if result.rc != 0 or new_warnings:
+            detail = "; ".join(messages) or f"exit code {result.rc}"
+            raise PostfixError(f"{self.label}: Postfix rejects the new main.cf: {detail}")
+
+    def swap_in(self, text: str, config_directory: str) -> None:
+        self.s.write_file_atomic(posixpath.join(config_directory, "main.cf"), text.encode())
+
+    def log_size(self, log_file: str | None) -> int | None:
+        if log_file is None:
+            return None
+        result = self.s.sh('stat -c %s -- "$1" 2>/dev/null || echo 0', log_file)
+        return int(result.out.strip() or 0)
+
+    def log_fatals(self, log_file: str | None, offset: int | None) -> list[str]:
+        if log_file is None or offset is None:
+            return []
+        result = self.s.sh('tail -c +"$2" -- "$1" 2>/dev/null || true', log_file, str(offset + 1))
+        return [ln for ln in result.out.splitlines() if _FATAL_RE.search(ln)]
+
+    def reload(self) -> None:
+        """`postfix reload`, never a raw signal: a HUP with a broken main.cf kills the master."""
+        result = self.s.run(["postfix", "reload"], check=False)
+        if result.rc != 0:
+            raise PostfixError(f"{self.label}: postfix reload failed: {(result.err or result.out).strip()}")
+
+    def restart(self) -> None:
+        """Stop and start: the only way to lift the master's throttle after an smtpd crash."""
+        self.s.sh("postfix stop >/dev/null 2>&1; postfix start </dev/null >/dev/null 2>&1")
+
+    def is_running(self) -> bool:
+        return self.s.run(["postfix", "status"], check=False).rc == 0
+
+    # -- probing ------------------------------------------------------------
+    def probe_smtp(self, address: str = "127.0.0.1", port: int = 25, timeout: float = 10.0) -> tuple[Reply, Reply]:
+        """Banner and EHLO from the host itself, as a mail client would see them."""
+        chan = self.s.open_tcp(address, port, timeout)
+        try:
+            buffer = b""
+            banner, buffer = _read_reply(chan, buffer, timeout, self.label, "banner")
+            if banner.code != 220:
+                raise PostfixError(f"{self.label}: SMTP banner was {banner.code} {banner.text}")
+            chan.sendall(b"EHLO secure-postfix.probe\r\n")
+            ehlo, buffer = _read_reply(chan, buffer, timeout, self.label, "EHLO reply")
+            if ehlo.code != 250:
+                raise PostfixError(f"{self.label}: EHLO was answered {ehlo.code} {ehlo.text}")
+            chan.sendall(b"QUIT\r\n")
+            return banner, ehlo
+        finally:
+            chan.close()
+
+
+def _read_reply(chan, buffer: bytes, timeout: float, label: str, what: str) -> tuple[Reply, bytes]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            reply, buffer = take_reply(buffer)
+        except SmtpProtocolError as exc:
+            raise PostfixError(f"{label}: SMTP {what}: {exc}") from None
+        if reply is not None:
+            return reply, buffer
+        if time.monotonic() > deadline:
+            raise PostfixError(f"{label}: no SMTP {what} within {timeout:.0f} s")
+        try:
+            chunk = chan.recv(4096)
+        except TimeoutError:
+            raise PostfixError(f"{label}: no SMTP {what} within {timeout:.0f} s") from None
+        if not chunk:
+            raise PostfixError(f"{label}: the SMTP server closed the connection before its {what}")
+        buffer += chunk

@@ -1,0 +1,325 @@
+"""One SSH connection to one host, used for every command of one provider operation.
+
+Host keys are pinned: the key the stack config gives is the only one accepted,
+unless the user opted out explicitly. Commands are argv lists, quoted here, so
+no value ever reaches a shell unquoted. Nothing secret is ever put in a message.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import paramiko
+
+# paramiko logs transport chatter; the provider's stderr ends up in the CLI output.
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+
+_ATOMIC_WRITE = r"""
+set -eu
+path=$1 mode=$2 owner=$3
+dir=$(dirname -- "$path")
+base=$(basename -- "$path")
+tmp=$(mktemp "$dir/.$base.XXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+cat > "$tmp"
+if [ -e "$path" ]; then
+  chmod --reference="$path" -- "$tmp"
+  chown --reference="$path" -- "$tmp"
+fi
+if [ -n "$mode" ]; then chmod -- "$mode" "$tmp"; fi
+if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
+mv -f -- "$tmp" "$path"
+trap - EXIT
+"""
+
+
+class RemoteError(Exception):
+    """Something went wrong talking to a host; the message names the host."""
+
+
+class HostKeyError(RemoteError):
+    """The host presented a key other than the pinned one (or none was pinned)."""
+
+
+class CommandError(RemoteError):
+    def __init__(self, target: str, command: str, rc: int, stderr: str):
+        detail = stderr.strip() or "(no output)"
+        super().__init__(f"{target}: `{command}` failed with exit code {rc}: {detail}")
+        self.rc = rc
+        self.stderr = stderr
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where and how to log in. Field names follow pulumi_command.remote.ConnectionArgs."""
+
+    host: str
+    private_key: str
+    port: int = 22
+    user: str = "root"
+    private_key_password: str | None = None
+    host_key: str | None = None
+    insecure_ignore_host_key: bool = False
+    use_sudo: bool = False
+    connect_timeout: float = 15.0
+    command_timeout: float = 120.0
+    connect_attempts: int = 3
+
+    @property
+    def label(self) -> str:
+        return self.host if self.port == 22 else f"{self.host}:{self.port}"
+
+    def __repr__(self) -> str:  # never show the key, even in a traceback
+        return f"SshTarget(host={self.host!r}, port={self.port}, user={self.user!r})"
+
+
+@dataclass(frozen=True)
+class Result:
+    rc: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def out(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+    @property
+    def err(self) -> str:
+        return self.stderr.decode("utf-8", "replace")
+
+
+class _Counter:
+    """Counts SSH connections opened by this process (reported by the benchmarks)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def bump(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+connections_opened = _Counter()
+
+
+def load_private_key(text: str, password: str | None = None) -> paramiko.PKey:
+    errors = []
+    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return cls.from_private_key(io.StringIO(text), password=password)
+        except (paramiko.SSHException, ValueError) as exc:
+            errors.append(type(exc).__name__)
+    raise RemoteError("the SSH private key could not be read (expected an OpenSSH or PEM ed25519, ECDSA or RSA key)")
+
+
+def parse_host_keys(text: str) -> list[paramiko.PKey]:
+    """Keys in authorized-keys form ("ssh-ed25519 AAAA... [comment]"), one per line."""
+    keys = []
+    for line in text.strip().splitlines():
+        parts = line.split()
+        if len(parts) < 2:
+            raise HostKeyError(f"host_key line is not '<type> <base64>': {line[:60]!r}")
+        entry = paramiko.hostkeys.HostKeyEntry.from_line(f"pinned {parts[0]} {parts[1]}")
+        if entry is None or entry.key is None:
+            raise HostKeyError(f"host_key of type {parts[0]!r} is not one paramiko can verify")
+        keys.append(entry.key)
+    return keys
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} {key.fingerprint}"
+
+
+class Session:
+    """An open SSH connection. Use as a context manager."""
+
+    def __init__(self, target: SshTarget):
+        self.target = target
+        self._client: paramiko.SSHClient | None = None
+
+    def __enter__(self) -> Session:
+        self._client = self._connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- connecting -------------------------------------------------------
+    def _connect(self) -> paramiko.SSHClient:
+        t = self.target
+        pkey = load_private_key(t.private_key, t.private_key_password)
+        pinned = self._pinned_keys()
+        delay = 0.5
+        for attempt in range(1, t.connect_attempts + 1):
+            client = paramiko.SSHClient()
+            client.set_missing_host_key_policy(_PinnedKeyPolicy(t, pinned))
+            try:
+                client.connect(
+                    t.host,
+                    port=t.port,
+                    username=t.user,
+                    pkey=pkey,
+                    timeout=t.connect_timeout,
+                    banner_timeout=t.connect_timeout,
+                    auth_timeout=t.connect_timeout,
+                    allow_agent=False,
+                    look_for_keys=False,
+                )
+                connections_opened.bump()
+                return client
+            except HostKeyError:
+                client.close()
+                raise
+            except paramiko.AuthenticationException as exc:
+                client.close()
+                raise RemoteError(f"{t.label}: SSH login as {t.user!r} with the given private key was refused") from exc
+            except (OSError, paramiko.SSHException, EOFError) as exc:
+                client.close()
+                if attempt == t.connect_attempts:
+                    raise RemoteError(
+                        f"{t.label}: could not open an SSH connection after {attempt} attempts: {exc}"
+                    ) from None
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def _pinned_keys(self) -> list[paramiko.PKey]:
+        t = self.target
+        if t.host_key:
+            return parse_host_keys(t.host_key)
+        if t.insecure_ignore_host_key:
+            print(
+                f"WARNING: SSH host key of {t.label} is NOT verified (insecure_ignore_host_key is set); "
+                "anyone on the path can impersonate this host. Pin host_key for anything but a lab.",
+                file=sys.stderr,
+            )
+            return []
+        raise HostKeyError(
+            f"{t.label}: no host_key is pinned for this host; refusing to connect. Set connection.host_key to "
+            "the line from `ssh-keyscan -t ed25519 HOST` (without the host name), or set "
+            "insecure_ignore_host_key: true for lab use."
+        )
+
+    @property
+    def client(self) -> paramiko.SSHClient:
+        if self._client is None:
+            raise RemoteError("session is not open")
+        return self._client
+
+    # -- commands ---------------------------------------------------------
+    def command_line(self, argv: Sequence[str]) -> str:
+        line = shlex.join(argv)
+        return f"sudo -n -- {line}" if self.target.use_sudo else line
+
+    def run(
+        self,
+        argv: Sequence[str],
+        stdin: bytes | None = None,
+        check: bool = True,
+        timeout: float | None = None,
+    ) -> Result:
+        """Run argv on the host. `argv[0]` names the program; nothing is shell-expanded."""
+        limit = timeout if timeout is not None else self.target.command_timeout
+        line = self.command_line(argv)
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise RemoteError(f"{self.target.label}: SSH connection was lost")
+        chan = transport.open_session(timeout=self.target.connect_timeout)
+        try:
+            chan.exec_command(line)
+            if stdin:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            out, err = _drain(chan, limit, self.target.label, argv[0])
+            rc = chan.recv_exit_status()
+        finally:
+            chan.close()
+        result = Result(rc, out, err)
+        if check and rc != 0:
+            raise CommandError(self.target.label, _describe(argv), rc, result.err or result.out)
+        return result
+
+    def sh(self, script: str, *args: str, stdin: bytes | None = None, check: bool = True) -> Result:
+        """Run a fixed shell script; values go in as positional parameters, never into the text."""
+        return self.run(["sh", "-c", script, "sh", *args], stdin=stdin, check=check)
+
+    def read_file(self, path: str) -> bytes | None:
+        result = self.sh('if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi', path, check=False)
+        if result.rc == 3:
+            return None
+        if result.rc != 0:
+            raise CommandError(self.target.label, f"read {path}", result.rc, result.err)
+        return result.stdout
+
+    def write_file_atomic(self, path: str, data: bytes, mode: str = "", owner: str = "") -> None:
+        """Write via a temporary file in the same directory, then rename: readers see old or new, never half."""
+        self.sh(_ATOMIC_WRITE, path, mode, owner, stdin=data)
+
+    def open_tcp(self, host: str, port: int, timeout: float = 10.0) -> paramiko.Channel:
+        """A TCP stream from the host itself (SSH port forwarding), for probing its local services."""
+        transport = self.client.get_transport()
+        if transport is None:
+            raise RemoteError(f"{self.target.label}: SSH connection was lost")
+        try:
+            chan = transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout)
+        except (paramiko.ChannelException, paramiko.SSHException, OSError) as exc:
+            raise RemoteError(f"{self.target.label}: could not reach {host}:{port} from the host: {exc}") from None
+        chan.settimeout(timeout)
+        return chan
+
+
+class _PinnedKeyPolicy(paramiko.MissingHostKeyPolicy):
+    """Accept exactly the pinned key(s); accept any key only when the user opted out."""
+
+    def __init__(self, target: SshTarget, pinned: list[paramiko.PKey]):
+        self.target = target
+        self.pinned = pinned
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        if not self.pinned and self.target.insecure_ignore_host_key:
+            return
+        if any(key.get_name() == p.get_name() and key.asbytes() == p.asbytes() for p in self.pinned):
+            return
+        expected = ", ".join(fingerprint(p) for p in self.pinned)
+        raise HostKeyError(
+            f"{self.target.label}: SSH host key mismatch: the host offered {fingerprint(key)}, the stack pins "
+            f"{expected}. Refusing to connect: the host was rebuilt or someone is in the way. Verify the key "
+            "out of band and update connection.host_key."
+        )
+
+
+def _drain(chan: paramiko.Channel, limit: float, label: str, program: str) -> tuple[bytes, bytes]:
+    deadline = time.monotonic() + limit
+    out, err = bytearray(), bytearray()
+    while True:
+        busy = False
+        while chan.recv_ready():
+            out += chan.recv(65536)
+            busy = True
+        while chan.recv_stderr_ready():
+            err += chan.recv_stderr(65536)
+            busy = True
+        drained = not chan.recv_ready() and not chan.recv_stderr_ready()
+        if chan.exit_status_ready() and drained and (chan.eof_received or chan.closed):
+            return bytes(out), bytes(err)
+        if time.monotonic() > deadline:
+            raise RemoteError(f"{label}: `{program}` did not finish within {limit:.0f} s")
+        if not busy:
+            time.sleep(0.002)
+
+
+def _describe(argv: Sequence[str]) -> str:
+    """A short, secret-free description of a command for error messages."""
+    if list(argv[:2]) == ["sh", "-c"]:
+        return "sh script " + " ".join(shlex.quote(a) for a in argv[4:])
+    return shlex.join(argv)

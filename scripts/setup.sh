@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian 12 machine, and does
+# nothing when it is already there: Debian's daemons for the test hosts, the
+# Python virtualenv, and a pinned Pulumi CLI built from the Go module proxy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PULUMI_VERSION=v3.259.0
+CACHE=$ROOT/.cache
+BIN=$CACHE/bin
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+apt_packages() {
+  local wanted=(postfix dovecot-core openssh-server iproute2 openssl procps psmisc)
+  local missing=()
+  for p in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  log "installing Debian packages: ${missing[*]}"
+  # Postfix asks how it is used; the test hosts start from Debian's Internet Site defaults.
+  echo "postfix postfix/main_mailer_type select Internet Site" | debconf-set-selections
+  echo "postfix postfix/mailname string testbed.invalid" | debconf-set-selections
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+python_env() {
+  local stamp=.venv/.requirements.sha
+  local want
+  want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
+  log "creating the Python virtualenv (.venv)"
+  python3 -m venv .venv
+  .venv/bin/pip install -q -r requirements.txt
+  echo "$want" > "$stamp"
+}
+
+pulumi_cli() {
+  if [ -x "$BIN/pulumi" ] && [ "$("$BIN/pulumi" version 2>/dev/null)" = "$PULUMI_VERSION" ]; then return; fi
+  log "building the Pulumi CLI $PULUMI_VERSION with Go (a few minutes, once)"
+  mkdir -p "$BIN"
+  (cd engine && GOFLAGS=-mod=mod go build -trimpath \
+    -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
+    -o "$BIN/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+}
+
+dynamic_provider_shim() {
+  # The official tarball ships this plugin as a script; it runs the dynamic
+  # provider host of the Python SDK with the project's interpreter.
+  local shim=$BIN/pulumi-resource-pulumi-python
+  local body
+  body=$(printf '#!/bin/sh\nexec "${PULUMI_PYTHON_CMD:-%s}" -u -m pulumi.dynamic "$@"\n' "$ROOT/.venv/bin/python")
+  if [ "$(cat "$shim" 2>/dev/null)" = "$body" ]; then return; fi
+  mkdir -p "$BIN"
+  printf '%s\n' "$body" > "$shim"
+  chmod 0755 "$shim"
+}
+
+command -v go >/dev/null || { log "Go is needed to build the Pulumi CLI"; exit 1; }
+apt_packages
+python_env
+pulumi_cli
+dynamic_provider_shim
+log "ready: $("$BIN/pulumi" version), Python SDK $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("pulumi"))')"
