@@ -35,6 +35,18 @@ def _host_lock(label: str) -> threading.Lock:
         return _host_locks.setdefault(label, threading.Lock())
 
 
+def originals_to_state(originals: Mapping[str, str | None]) -> dict[str, str]:
+    """Pulumi drops null map values, so "was absent" is stored as an empty string.
+
+    A recorded definition is never empty: it always holds at least `name =`.
+    """
+    return {name: raw or "" for name, raw in originals.items()}
+
+
+def originals_from_state(stored: Mapping[str, str] | None) -> dict[str, str | None]:
+    return {name: raw or None for name, raw in (stored or {}).items()}
+
+
 class ApplyError(Exception):
     """A change could not be applied; the host was put back as it was."""
 
@@ -103,7 +115,7 @@ class PostfixConfigProvider(dyn.ResourceProvider):
         return dyn.CreateResult(id_=f"postfix:{props['host']}", outs=outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
-        return dyn.UpdateResult(outs=self._apply(news, originals=olds.get("originals") or {}))
+        return dyn.UpdateResult(outs=self._apply(news, originals=originals_from_state(olds.get("originals"))))
 
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
         target = conn.ssh_target(props)
@@ -121,7 +133,7 @@ class PostfixConfigProvider(dyn.ResourceProvider):
         with _host_lock(target.label), Session(target) as session:
             host = PostfixHost(session)
             facts = host.facts()
-            plan = plan_restore(facts.main_cf, props.get("originals") or {})
+            plan = plan_restore(facts.main_cf, originals_from_state(props.get("originals")))
             _log(target.label, plan, "restoring originals")
             if not plan.empty:
                 _apply_plan(host, facts, plan)
@@ -138,7 +150,7 @@ class PostfixConfigProvider(dyn.ResourceProvider):
             _log(target.label, plan, "applying")
             if not plan.empty:
                 _apply_plan(host, facts, plan)
-        return {**props, "originals": plan.originals, "postfix_version": facts.version}
+        return {**props, "originals": originals_to_state(plan.originals), "postfix_version": facts.version}
 
 
 def _check_on_host(label: str, desired: Mapping[str, str], facts) -> None:
@@ -159,7 +171,7 @@ def _apply_plan(host: PostfixHost, facts, plan: Plan) -> None:
     try:
         host.check_staged(plan.text, facts.config_directory)
     except PostfixError as exc:
-        raise ApplyError(f"{exc} (directives: {changed}). Nothing was changed.") from None
+        raise ApplyError(f"{exc} (changed directives: {changed}). Nothing was changed.") from None
     offset = host.log_size(facts.log_file)
     host.swap_in(plan.text, facts.config_directory)
     try:
@@ -167,8 +179,9 @@ def _apply_plan(host: PostfixHost, facts, plan: Plan) -> None:
         _verify(host, facts, offset)
     except RemoteError as exc:
         _roll_back(host, facts)
+        reason = str(exc).removeprefix(f"{label}: ")
         raise ApplyError(
-            f"{label}: Postfix failed after the change of {changed}: {exc}. The previous main.cf was put back "
+            f"{label}: Postfix failed after the change of {changed}: {reason}. The previous main.cf was put back "
             "and Postfix restarted; it answers SMTP again."
         ) from None
 
@@ -178,13 +191,20 @@ _SETTLE_SECONDS = 1.0
 
 
 def _verify(host: PostfixHost, facts, offset: int | None) -> None:
+    """Probe SMTP; the mail log's fatal lines, if any, are the reason given."""
+
+    def fail_on_fatal() -> None:
+        fatals = host.log_fatals(facts.log_file, offset)
+        if fatals:
+            raise PostfixError(f"{host.label}: smtpd cannot start; the mail log says: " + " | ".join(fatals[-3:]))
+
     time.sleep(_SETTLE_SECONDS)
     try:
-        host.probe_smtp()
-    finally:
-        fatals = host.log_fatals(facts.log_file, offset)
-    if fatals:
-        raise PostfixError(f"{host.label}: the mail log reports: " + " | ".join(fatals[-3:]))
+        host.probe_smtp(while_waiting=fail_on_fatal)
+    except PostfixError:
+        fail_on_fatal()
+        raise
+    fail_on_fatal()
 
 
 def _roll_back(host: PostfixHost, facts) -> None:

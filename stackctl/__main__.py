@@ -16,16 +16,16 @@ def run(verb: str, stack_name: str, diff: bool) -> int:
     passphrase = LOCAL_PASSPHRASE if stack_name == "local" else None
     stack = open_stack(stack_name, program, EngineSettings(passphrase=passphrase))
     started = time.monotonic()
-    out = sys.stdout.write
+    out = print
     try:
         if verb == "preview":
             stack.preview(diff=diff, on_output=out)
         elif verb == "up":
-            stack.up(diff=diff, on_output=out)
+            stack.up(diff=diff, on_output=out, show_secrets=False)
         elif verb == "refresh":
-            stack.refresh(on_output=out)
+            stack.refresh(on_output=out, show_secrets=False)
         elif verb == "destroy":
-            stack.destroy(on_output=out)
+            stack.destroy(on_output=out, show_secrets=False)
     except auto.CommandError as exc:
         # stdout was already shown through on_output; the diagnostics are in stderr.
         print(getattr(exc, "stderr", None) or exc, file=sys.stderr)

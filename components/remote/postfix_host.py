@@ -5,7 +5,10 @@ from __future__ import annotations
 import posixpath
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from paramiko import Channel
 
 from components.core.smtp import Reply, SmtpProtocolError, take_reply
 from components.remote.ssh import RemoteError, Session
@@ -49,7 +52,8 @@ class PostfixHost:
     def facts(self) -> PostfixFacts:
         """Everything a plan needs, in two round trips."""
         defaults = self.s.run(["postconf", "-d"]).out
-        parameters = frozenset(line.split(" = ", 1)[0].strip() for line in defaults.splitlines() if " = " in line)
+        # Parameters with an empty default print as "name =" with nothing after.
+        parameters = frozenset(line.split("=", 1)[0].strip() for line in defaults.splitlines() if "=" in line)
         values = dict(
             line.split(" = ", 1)
             for line in self.s.run(["postconf", "mail_version", "config_directory", "maillog_file"]).out.splitlines()
@@ -112,16 +116,27 @@ class PostfixHost:
         return self.s.run(["postfix", "status"], check=False).rc == 0
 
     # -- probing ------------------------------------------------------------
-    def probe_smtp(self, address: str = "127.0.0.1", port: int = 25, timeout: float = 10.0) -> tuple[Reply, Reply]:
-        """Banner and EHLO from the host itself, as a mail client would see them."""
+    def probe_smtp(
+        self,
+        address: str = "127.0.0.1",
+        port: int = 25,
+        timeout: float = 15.0,
+        while_waiting: Callable[[], None] = lambda: None,
+    ) -> tuple[Reply, Reply]:
+        """Banner and EHLO from the host itself, as a mail client would see them.
+
+        `while_waiting` runs about once a second while no reply has come, so a
+        caller can give up early (for instance when the log shows smtpd died).
+        """
         chan = self.s.open_tcp(address, port, timeout)
+        chan.settimeout(1.0)
         try:
             buffer = b""
-            banner, buffer = _read_reply(chan, buffer, timeout, self.label, "banner")
+            banner, buffer = _read_reply(chan, buffer, timeout, self.label, "banner", while_waiting)
             if banner.code != 220:
                 raise PostfixError(f"{self.label}: SMTP banner was {banner.code} {banner.text}")
             chan.sendall(b"EHLO secure-postfix.probe\r\n")
-            ehlo, buffer = _read_reply(chan, buffer, timeout, self.label, "EHLO reply")
+            ehlo, buffer = _read_reply(chan, buffer, timeout, self.label, "EHLO reply", while_waiting)
             if ehlo.code != 250:
                 raise PostfixError(f"{self.label}: EHLO was answered {ehlo.code} {ehlo.text}")
             chan.sendall(b"QUIT\r\n")
@@ -130,7 +145,9 @@ class PostfixHost:
             chan.close()
 
 
-def _read_reply(chan, buffer: bytes, timeout: float, label: str, what: str) -> tuple[Reply, bytes]:
+def _read_reply(
+    chan: Channel, buffer: bytes, timeout: float, label: str, what: str, while_waiting: Callable[[], None]
+) -> tuple[Reply, bytes]:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -144,7 +161,8 @@ def _read_reply(chan, buffer: bytes, timeout: float, label: str, what: str) -> t
         try:
             chunk = chan.recv(4096)
         except TimeoutError:
-            raise PostfixError(f"{label}: no SMTP {what} within {timeout:.0f} s") from None
+            while_waiting()
+            continue
         if not chunk:
             raise PostfixError(f"{label}: the SMTP server closed the connection before its {what}")
         buffer += chunk

@@ -1,0 +1,53 @@
+"""Command line: python -m testbed up|down|status [--dir DIR]."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .lifecycle import create, destroy, status
+from .model import TestBed
+
+
+def _summary(bed: TestBed) -> str:
+    lines = [f"test bed in {bed.dir}"]
+    for host in bed.hosts.values():
+        lines.append(f"  {host.name:<5} {host.address:<12} {host.hostname:<22} pid {host.pid}")
+    first, last = bed.client_addresses[0], bed.client_addresses[-1]
+    lines += [
+        f"  controller {bed.controller_address}, client sources {first}..{last}",
+        f"  client key   {bed.client_key_path}",
+        f"  known_hosts  {bed.known_hosts_path}",
+        f"  ssh: ssh -i {bed.client_key_path} -o UserKnownHostsFile={bed.known_hosts_path} root@ADDRESS",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m testbed", description=__doc__)
+    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("--dir", type=Path, default=None, help="bed folder (default: .testbed)")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    if args.action == "up":
+        bed = create(args.dir)
+        print(_summary(bed))
+        print(f"  ready in {time.monotonic() - started:.1f}s")
+        return 0
+    if args.action == "down":
+        destroy(args.dir)
+        print(f"test bed removed in {time.monotonic() - started:.1f}s")
+        return 0
+    bed, found = status(args.dir)
+    if bed is not None:
+        print(_summary(bed))
+    for problem in found:
+        print(f"  problem: {problem}")
+    print("healthy" if bed is not None and not found else "not healthy")
+    return 0 if bed is not None and not found else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

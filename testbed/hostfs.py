@@ -1,0 +1,205 @@
+"""Per-host folders: private copies of everything the project writes.
+
+Copies come from the root filesystem as the packages left it. The caller must
+see the root filesystem itself, not a host's bind mounts.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import re
+import shutil
+from pathlib import Path
+
+from .layout import CONTROLLER_ADDRESS, DOMAIN, HOST_SPECS, HostSpec
+from .proc import mount_points, run
+
+# (source on the root filesystem, folder inside the host dir); the same
+# relative folders are bind-mounted by host-init.sh.
+COPIED_DIRS = (
+    ("/etc/postfix", "etc/postfix"),
+    ("/etc/dovecot", "etc/dovecot"),
+    ("/var/spool/postfix", "spool/postfix"),
+    ("/var/lib/postfix", "lib/postfix"),
+    ("/var/lib/dovecot", "lib/dovecot"),
+    ("/var/mail", "mail"),
+)
+
+
+def sees_pristine_files() -> bool:
+    """False inside a host, where the copied folders are mount points.
+
+    (Comparing /proc/self/ns/mnt with /proc/1/ns/mnt would be more direct,
+    but PID 1's namespace links are not readable on every machine.)
+    """
+    mounted = mount_points()
+    return not any(source in mounted for source, _ in COPIED_DIRS)
+
+
+def prepare_host(spec: HostSpec, host_dir: Path, client_public_key: str) -> str:
+    """Build the host's folder; returns its public host key line."""
+    if host_dir.exists():
+        shutil.rmtree(host_dir)
+    (host_dir / "etc").mkdir(parents=True)
+    (host_dir / "spool").mkdir()
+    (host_dir / "lib").mkdir()
+    for source, target in COPIED_DIRS:
+        # cp -a keeps owners and modes (postfix/postdrop dirs, setgid bits)
+        # that shutil.copytree would drop.
+        run(["cp", "-a", "--", source, str(host_dir / target)])
+    _clear_pid_files(host_dir / "spool/postfix/pid")
+    # The root's /var/log holds dpkg and apt history, not the host's business.
+    (host_dir / "log").mkdir(mode=0o755)
+    _write_name_files(host_dir)
+    _configure_postfix(spec, host_dir / "etc/postfix/main.cf")
+    _configure_dovecot(spec, host_dir / "etc/dovecot")
+    return _configure_sshd(spec, host_dir, client_public_key)
+
+
+def _clear_pid_files(pid_dir: Path) -> None:
+    for entry in pid_dir.glob("*"):
+        entry.unlink()
+
+
+def hosts_file() -> str:
+    lines = [
+        "127.0.0.1\tlocalhost",
+        "::1\tlocalhost ip6-localhost ip6-loopback",
+        f"{CONTROLLER_ADDRESS}\tcontroller.{DOMAIN} controller",
+    ]
+    lines += [f"{spec.address}\t{spec.hostname} {spec.name}" for spec in HOST_SPECS]
+    return "\n".join(lines) + "\n"
+
+
+def _write_name_files(host_dir: Path) -> None:
+    (host_dir / "etc/hosts").write_text(hosts_file())
+    # DNS lookups hit the host's own loopback, where nothing listens, so they
+    # fail at once instead of leaving the bed.
+    (host_dir / "etc/resolv.conf").write_text("nameserver 127.0.0.1\n")
+    for name in ("hosts", "resolv.conf"):
+        (host_dir / "etc" / name).chmod(0o644)
+
+
+def set_main_cf(text: str, key: str, value: str) -> str:
+    """Set `key = value` in main.cf text, replacing every earlier definition.
+
+    A parameter's value may continue on following lines that start with
+    whitespace; those belong to the definition and go with it.
+    """
+    out: list[str] = []
+    skipping = False
+    placed = False
+    pattern = re.compile(rf"^{re.escape(key)}\s*=")
+    for line in text.splitlines():
+        if skipping and line[:1] in (" ", "\t") and line.strip():
+            continue
+        skipping = False
+        if pattern.match(line):
+            skipping = True
+            if not placed:
+                out.append(f"{key} = {value}")
+                placed = True
+            continue
+        out.append(line)
+    if not placed:
+        out.append(f"{key} = {value}")
+    return "\n".join(out) + "\n"
+
+
+def _configure_postfix(spec: HostSpec, main_cf: Path) -> None:
+    text = main_cf.read_text()
+    text = set_main_cf(text, "myhostname", spec.hostname)
+    text = set_main_cf(text, "mydestination", "$myhostname, localhost")
+    # No syslog daemon here: Debian's master.cf has the postlog service.
+    text = set_main_cf(text, "maillog_file", "/var/log/mail.log")
+    main_cf.write_text(text)
+
+
+def _edit_exact(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    pattern = re.compile(rf"^{re.escape(old)}$", re.MULTILINE)
+    text, count = pattern.subn(new, text)
+    if count != 1:
+        raise RuntimeError(f"{path}: expected one line {old!r}, found {count}")
+    path.write_text(text)
+
+
+def _configure_dovecot(spec: HostSpec, etc: Path) -> None:
+    conf_d = etc / "conf.d"
+    _edit_exact(conf_d / "10-logging.conf", "#log_path = syslog", "log_path = /var/log/dovecot.log")
+    # Only passwd-file users exist: no PAM, no system accounts.
+    _edit_exact(conf_d / "10-auth.conf", "!include auth-system.conf.ext", "#!include auth-system.conf.ext")
+    _edit_exact(conf_d / "10-auth.conf", "#!include auth-passwdfile.conf.ext", "!include auth-passwdfile.conf.ext")
+    users = etc / "users"
+    users.write_text("")
+    os.chown(users, 0, grp.getgrnam("dovecot").gr_gid)
+    users.chmod(0o640)
+    _make_dovecot_cert(spec, etc / "private")
+
+
+def _make_dovecot_cert(spec: HostSpec, private: Path) -> None:
+    # The package only symlinks these to the shared snakeoil pair; each host
+    # gets its own real files so one host's TLS changes stay its own.
+    pem, key = private / "dovecot.pem", private / "dovecot.key"
+    for path in (pem, key):
+        if path.is_symlink() or path.exists():
+            path.unlink()
+    run([
+        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-days", "3650", "-subj", f"/CN={spec.hostname}",
+        "-addext", f"subjectAltName=DNS:{spec.hostname},IP:{spec.address}",
+        "-keyout", str(key), "-out", str(pem),
+    ])  # fmt: skip
+    key.chmod(0o600)
+    pem.chmod(0o644)
+
+
+def sshd_config(spec: HostSpec, host_dir: Path) -> str:
+    ssh = host_dir / "ssh"
+    return f"""\
+# sshd of test-bed host {spec.name}; root's home is shared by all hosts, so
+# keys live in this host's folder.
+Port 22
+ListenAddress {spec.address}
+ListenAddress 127.0.0.1
+HostKey {ssh}/ssh_host_ed25519_key
+PidFile /run/sshd.pid
+AuthorizedKeysFile {ssh}/authorized_keys
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+UseDNS no
+PrintMotd no
+PrintLastLog no
+X11Forwarding no
+AcceptEnv LANG LC_*
+# Deployment tools open many channels and connections at once.
+MaxSessions 64
+MaxStartups 64:30:128
+Subsystem sftp /usr/lib/openssh/sftp-server
+"""
+
+
+def _configure_sshd(spec: HostSpec, host_dir: Path, client_public_key: str) -> str:
+    ssh = host_dir / "ssh"
+    ssh.mkdir(mode=0o755)
+    key = ssh / "ssh_host_ed25519_key"
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", spec.hostname, "-f", str(key)])
+    authorized = ssh / "authorized_keys"
+    authorized.write_text(client_public_key.strip() + "\n")
+    authorized.chmod(0o600)
+    (ssh / "sshd_config").write_text(sshd_config(spec, host_dir))
+    key_type, key_body = key.with_suffix(".pub").read_text().split()[:2]
+    return f"{key_type} {key_body}"
+
+
+def make_client_key(path: Path) -> str:
+    """Create the bed's client key pair (OpenSSH format); returns the public line."""
+    for item in (path, path.with_suffix(".pub")):
+        item.unlink(missing_ok=True)
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "testbed-client", "-f", str(path)])
+    path.chmod(0o600)
+    return path.with_suffix(".pub").read_text().strip()

@@ -1,0 +1,277 @@
+"""Building, checking and tearing down the bed."""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import hostfs, network, proc
+from .layout import (
+    BRIDGE,
+    CLIENT_ADDRESSES,
+    CONTROLLER_ADDRESS,
+    ENV_MARKER,
+    HOST_INIT,
+    HOST_SPECS,
+    LOCK_PATH,
+    MARKER_FILE,
+    SAFE_PATH,
+    STATE_FILE,
+    HostSpec,
+    default_dir,
+)
+from .model import Host, TestBed, read_state
+
+SSH_WAIT = 15.0
+SMTP_WAIT = 30.0
+
+
+@contextmanager
+def _locked() -> Iterator[None]:
+    # Bridge, namespaces and addresses are machine-wide, so one lock for the
+    # machine, not one per bed folder.
+    LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_PATH, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _resolve(dir: Path | None) -> Path:
+    return (dir or default_dir()).resolve()
+
+
+def load(dir: Path | None = None) -> TestBed:
+    return read_state(_resolve(dir))
+
+
+def create(dir: Path | None = None) -> TestBed:
+    """Return a healthy bed, reusing a running one or building it anew."""
+    bed_dir = _resolve(dir)
+    with _locked():
+        try:
+            bed = read_state(bed_dir)
+        except (OSError, ValueError, KeyError):
+            bed = None
+        if bed is not None and not problems(bed):
+            return bed
+        _teardown(bed_dir)
+        return _build(bed_dir)
+
+
+def destroy(dir: Path | None = None) -> None:
+    """Remove everything a bed made; safe when nothing exists."""
+    with _locked():
+        _teardown(_resolve(dir))
+
+
+# ---------------------------------------------------------------- health
+
+
+def problems(bed: TestBed) -> list[str]:
+    """What is wrong with a bed; empty when it can be used as is."""
+    found: list[str] = []
+    missing = {CONTROLLER_ADDRESS, *CLIENT_ADDRESSES} - network.bridge_addresses()
+    if missing:
+        found.append(f"bridge lacks {len(missing)} address(es), e.g. {sorted(missing)[0]}")
+    stray = set(network.our_netns()) - {spec.netns for spec in HOST_SPECS}
+    stray |= set(network.our_links()) - {BRIDGE, *(spec.veth for spec in HOST_SPECS)}
+    if stray:
+        found.append(f"stray namespaces or links: {', '.join(sorted(stray))}")
+    if set(bed.hosts) != {spec.name for spec in HOST_SPECS}:
+        found.append(f"unexpected host set {sorted(bed.hosts)}")
+        return found
+    for spec in HOST_SPECS:
+        found += [f"{spec.name}: {p}" for p in _host_problems(bed, spec)]
+    return found
+
+
+def _host_problems(bed: TestBed, spec: HostSpec) -> list[str]:
+    host = bed.hosts[spec.name]
+    if not _is_host_init(host.pid, spec):
+        return [f"pid {host.pid} is not this host's sshd"]
+    if not _ssh_banner(host.address, timeout=3):
+        return ["sshd does not answer"]
+    check = bed.run(
+        spec.name,
+        "postfix status >/dev/null 2>&1 || echo postfix down; "
+        'kill -0 "$(cat /run/dovecot/master.pid 2>/dev/null)" 2>/dev/null || echo dovecot down',
+        check=False,
+        timeout=20,
+    )
+    found = check.stdout.split("\n") if check.returncode == 0 else [f"check failed: {check.stderr}"]
+    found = [line for line in found if line.strip()]
+    try:
+        bed.wait_smtp(spec.name, timeout=3)
+    except TimeoutError as exc:
+        found.append(str(exc))
+    return found
+
+
+def _is_host_init(pid: int, spec: HostSpec) -> bool:
+    if not proc.alive(pid) or not proc.is_pid_ns_init(pid):
+        return False
+    netns = proc.ns_inode(network.netns_path(spec.netns))
+    return netns is not None and netns == proc.ns_inode(f"/proc/{pid}/ns/net")
+
+
+def _ssh_banner(address: str, timeout: float) -> bool:
+    try:
+        with socket.create_connection((address, 22), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            return sock.recv(64).startswith(b"SSH-2.0-")
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- teardown
+
+
+def _teardown(bed_dir: Path) -> None:
+    # Found by marker and by namespace rather than by the PIDs in the state
+    # file: after a crash those may have been reused by unrelated processes,
+    # and the marker also finds hosts of a bed whose folder is gone.
+    victims = set(proc.marked_pids())
+    for name in network.our_netns():
+        victims |= set(proc.pids_in_netns(network.netns_path(name)))
+    survivors = proc.kill_all(victims)
+    if survivors:
+        raise RuntimeError(f"test bed processes survived SIGKILL: {survivors}")
+    network.remove_all()
+    _remove_dir(bed_dir)
+
+
+def _remove_dir(bed_dir: Path) -> None:
+    if not bed_dir.exists():
+        return
+    # Only ever delete a folder this module made.
+    ours = (bed_dir / MARKER_FILE).exists() or (bed_dir / STATE_FILE).exists()
+    if not ours and any(bed_dir.iterdir()):
+        raise RuntimeError(f"{bed_dir} exists and is not a test bed folder; not removing it")
+    shutil.rmtree(bed_dir)
+
+
+# ---------------------------------------------------------------- build
+
+
+def _build(bed_dir: Path) -> TestBed:
+    if not hostfs.sees_pristine_files():
+        # Copies must come from the packages' files, not a host's private view.
+        raise RuntimeError("create() must not run inside a test-bed host")
+    bed_dir.mkdir(parents=True)
+    (bed_dir / MARKER_FILE).write_text("folder made by the testbed package; `python -m testbed down` removes it\n")
+    client_key = bed_dir / "client_key"
+    public_key = hostfs.make_client_key(client_key)
+
+    def host_dir(spec: HostSpec) -> Path:
+        return bed_dir / "hosts" / spec.name
+
+    with ThreadPoolExecutor(max_workers=len(HOST_SPECS)) as pool:
+        host_keys = list(pool.map(lambda s: hostfs.prepare_host(s, host_dir(s), public_key), HOST_SPECS))
+
+    network.create_bridge()
+    for spec in HOST_SPECS:
+        network.create_host_network(spec)
+    network.flush_neighbours()
+
+    hosts: dict[str, Host] = {}
+    for spec, host_key in zip(HOST_SPECS, host_keys, strict=True):
+        pid = _launch(spec, host_dir(spec), bed_dir)
+        hosts[spec.name] = Host(spec.name, spec.address, spec.hostname, host_key, pid, host_dir(spec))
+
+    known_hosts = bed_dir / "known_hosts"
+    known_hosts.write_text("".join(f"{h.address} {h.host_key}\n" for h in hosts.values()))
+    bed = TestBed(
+        dir=bed_dir,
+        hosts=hosts,
+        client_key_path=client_key,
+        known_hosts_path=known_hosts,
+        client_addresses=list(CLIENT_ADDRESSES),
+        controller_address=CONTROLLER_ADDRESS,
+    )
+    for spec in HOST_SPECS:
+        _wait_ssh(spec)
+    with ThreadPoolExecutor(max_workers=len(HOST_SPECS)) as pool:
+        list(pool.map(lambda s: _start_daemons(bed, s.name), HOST_SPECS))
+    bed.created_at = time.time()
+    bed.save()
+    remaining = problems(bed)
+    if remaining:
+        raise RuntimeError("test bed came up unhealthy: " + "; ".join(remaining))
+    return bed
+
+
+def _launch(spec: HostSpec, host_dir: Path, bed_dir: Path) -> int:
+    """Start the host's first process; returns its root-namespace PID."""
+    env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "HOME": "/root", ENV_MARKER: str(bed_dir)}
+    args = [
+        # setsid -f detaches the host from the caller: it survives the
+        # `python -m testbed up` process and no Popen is left unwaited.
+        "setsid", "-f",
+        "ip", "netns", "exec", spec.netns,
+        "unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc", "--propagation", "private",
+        "--", "/bin/bash", str(HOST_INIT), str(host_dir), spec.hostname,
+    ]  # fmt: skip
+    with open(host_dir / "init.log", "ab") as log:
+        subprocess.run(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, check=True, timeout=30)
+    netns = network.netns_path(spec.netns)
+    deadline = time.monotonic() + SSH_WAIT
+    while time.monotonic() < deadline:
+        for pid in proc.pids_in_netns(netns):
+            if proc.is_pid_ns_init(pid):
+                return pid
+        time.sleep(0.02)
+    raise RuntimeError(f"host {spec.name} did not start; see {host_dir / 'init.log'}")
+
+
+def _wait_ssh(spec: HostSpec) -> None:
+    deadline = time.monotonic() + SSH_WAIT
+    while not _ssh_banner(spec.address, timeout=2):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"sshd on {spec.name} did not come up within {SSH_WAIT}s")
+        time.sleep(0.05)
+
+
+def _start_daemons(bed: TestBed, host: str) -> None:
+    # configure-instance.sh is Debian's chroot sync (resolv.conf, hosts, nss
+    # libraries into the spool) that the init script would run first.
+    bed.run(host, "/usr/lib/postfix/configure-instance.sh -")
+    bed.run(host, "postconf -n >/dev/null && postfix start </dev/null")
+    # dovecot keeps inherited fds open; validate first so errors are visible.
+    bed.run(host, "doveconf -n >/dev/null && dovecot </dev/null >/dev/null 2>&1")
+    bed.wait_smtp(host, timeout=SMTP_WAIT)
+    _wait_dovecot(bed, host)
+
+
+def _wait_dovecot(bed: TestBed, host: str) -> None:
+    # The master forks and its children may still die on a bad config, so
+    # require it to be alive on two checks a moment apart.
+    script = 'kill -0 "$(cat /run/dovecot/master.pid 2>/dev/null)" 2>/dev/null'
+    deadline = time.monotonic() + 10
+    seen = 0
+    while seen < 2:
+        seen = seen + 1 if bed.run(host, script, check=False).returncode == 0 else 0
+        if time.monotonic() > deadline:
+            log = bed.run(host, "tail -n 20 /var/log/dovecot.log", check=False).stdout
+            raise RuntimeError(f"dovecot on {host} is not running:\n{log}")
+        time.sleep(0.3)
+
+
+def status(dir: Path | None = None) -> tuple[TestBed | None, list[str]]:
+    bed_dir = _resolve(dir)
+    try:
+        bed = read_state(bed_dir)
+    except (OSError, ValueError, KeyError) as exc:
+        leftovers = network.our_netns() + network.our_links()
+        note = f"no test bed at {bed_dir} ({type(exc).__name__})"
+        return None, [note] + ([f"leftovers: {', '.join(leftovers)}"] if leftovers else [])
+    return bed, problems(bed)
