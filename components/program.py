@@ -10,6 +10,13 @@ from components.mail_site import MailSite
 from components.stack_config import NAMESPACE, ConfigError, parse_stack, read_inventory
 
 
+def _project_path(value: str) -> Path:
+    """Relative paths in stack config are relative to the project directory."""
+    path = Path(value).expanduser()
+    # Inline programs have no root directory of their own: they run where stackctl runs.
+    return path if path.is_absolute() else Path(pulumi.get_root_directory() or Path.cwd()) / path
+
+
 def _private_key(config: pulumi.Config) -> pulumi.Output[str]:
     secret = config.get_secret("ssh_private_key")
     if secret is not None:
@@ -19,7 +26,7 @@ def _private_key(config: pulumi.Config) -> pulumi.Output[str]:
         raise ConfigError(
             f"set {NAMESPACE}:ssh_private_key (pulumi config set --secret) or {NAMESPACE}:ssh_private_key_file"
         )
-    return pulumi.Output.secret(Path(path).expanduser().read_text())
+    return pulumi.Output.secret(_project_path(path).read_text())
 
 
 def main() -> None:
@@ -27,7 +34,7 @@ def main() -> None:
     hosts_raw = dict(config.get_object("hosts") or {})
     inventory = config.get("inventory_file")
     if inventory:
-        hosts_raw = {**read_inventory(Path(inventory)), **hosts_raw}
+        hosts_raw = {**read_inventory(_project_path(inventory)), **hosts_raw}
     spec = parse_stack(hosts_raw, config.get_object("sites") or {})
     private_key = _private_key(config)
     for name, site in spec.sites.items():

@@ -1,0 +1,43 @@
+# Two commands do everything on a fresh Debian 12 machine (as root):
+#   make up    creates the local test hosts and runs `up` on the local stack
+#   make test  runs every test (unit and engine-backed)
+PY := .venv/bin/python
+STACK ?= local
+
+.PHONY: setup testbed testbed-down preview up refresh destroy down test unit lint bench
+
+setup:
+	bash scripts/setup.sh
+
+testbed: setup
+	$(PY) -m testbed up
+
+testbed-down:
+	$(PY) -m testbed down
+
+preview: testbed
+	$(PY) -m stackctl preview --stack $(STACK) --diff
+
+up: testbed
+	$(PY) -m stackctl up --stack $(STACK) --diff
+
+refresh: setup
+	$(PY) -m stackctl refresh --stack $(STACK)
+
+destroy: setup
+	$(PY) -m stackctl destroy --stack $(STACK)
+
+down: destroy testbed-down
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -v -p no:cacheprovider tests
+
+unit: setup
+	$(PY) -m pytest -q tests/unit
+
+lint: setup
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+bench: testbed
+	$(PY) -m bench
