@@ -1,10 +1,14 @@
-"""PostfixConfig: main.cf directives on one host, applied safely over SSH.
+"""PostfixConfig: main.cf directives (and the TLS files they name) on one host, over SSH.
 
 Every apply goes stage -> `postconf -n` + `postfix check` on the staged copy ->
-atomic swap -> `postfix reload` -> SMTP probe (banner, EHLO) and a look at the
-mail log; on any failure the previous main.cf goes back and Postfix is left
-serving. Originals of every managed directive are recorded, and given back on
-delete or when a directive leaves the stack.
+atomic swap -> `postfix reload` -> SMTP probe (banner, EHLO, STARTTLS when TLS
+is managed) and a look at the mail log; on any failure the previous files go
+back and Postfix is left serving. Originals of every managed directive are
+recorded, and given back on delete or when a directive leaves the stack.
+
+The user-facing inputs (limits, directives, sasl, tls) are folded by `check`
+into one `main_cf` map: that is what the engine stores, diffs and shows, one
+line per directive, and what `read` fills with the host's live values.
 """
 
 from __future__ import annotations
@@ -18,21 +22,27 @@ import pulumi
 import pulumi.dynamic as dyn
 
 from components import connection as conn
+from components.core import postfix_features as features
 from components.core import postfix_rules as rules
 from components.core.postfix_plan import Plan, live_values, plan_edit, plan_restore
-from components.remote.postfix_host import PostfixError, PostfixHost
+from components.core.tls_material import certificate_problems, fingerprint
+from components.remote.postfix_host import PostfixError, PostfixFacts, PostfixHost
 from components.remote.ssh import RemoteError, Session
 
-MANAGED_MAPS = ("limits", "directives")
+COMPUTED_OUTPUTS = ("originals", "created_files", "postfix_version")
 
 # Operations on one host must not interleave (the provider runs several on threads).
 _host_locks: dict[str, threading.Lock] = {}
 _host_locks_guard = threading.Lock()
 
 
-def _host_lock(label: str) -> threading.Lock:
+def host_lock(label: str) -> threading.Lock:
     with _host_locks_guard:
         return _host_locks.setdefault(label, threading.Lock())
+
+
+class ApplyError(Exception):
+    """A change could not be applied; the host was put back as it was."""
 
 
 def originals_to_state(originals: Mapping[str, str | None]) -> dict[str, str]:
@@ -47,17 +57,23 @@ def originals_from_state(stored: Mapping[str, str] | None) -> dict[str, str | No
     return {name: raw or None for name, raw in (stored or {}).items()}
 
 
-class ApplyError(Exception):
-    """A change could not be applied; the host was put back as it was."""
+# -- check: everything that needs no host -------------------------------------------
 
 
-def desired_directives(props: Mapping[str, Any]) -> dict[str, str]:
-    """Every main.cf directive the resource manages, values as main.cf text."""
-    merged: dict[str, str] = {}
-    for key in MANAGED_MAPS:
-        for name, value in (props.get(key) or {}).items():
-            merged[name] = rules.as_text(value)
-    return merged
+def _text(value: Any) -> Any:
+    return value if conn.is_unknown(value) else rules.as_text(value)
+
+
+def fold_main_cf(props: Mapping[str, Any]) -> dict[str, Any]:
+    """limits + directives + the sasl and tls blocks, as main.cf text (unknowns kept)."""
+    main_cf: dict[str, Any] = {}
+    for key in ("limits", "directives"):
+        main_cf.update({k: _text(v) for k, v in (props.get(key) or {}).items()})
+    if props.get("sasl"):
+        main_cf.update({k: _text(v) for k, v in features.sasl_directives(props["sasl"]).items()})
+    if props.get("tls"):
+        main_cf.update(features.tls_directives(props["tls"]))
+    return main_cf
 
 
 def check_props(props: Mapping[str, Any]) -> list[rules.Problem]:
@@ -65,7 +81,8 @@ def check_props(props: Mapping[str, Any]) -> list[rules.Problem]:
     problems = conn.check_connection(props)
     limits = props.get("limits") or {}
     directives = props.get("directives") or {}
-    if conn.is_unknown(limits) or conn.is_unknown(directives):
+    sasl, tls = props.get("sasl"), props.get("tls")
+    if any(conn.is_unknown(v) for v in (limits, directives, sasl, tls)):
         return problems
     for name in limits:
         if name not in rules.DOS_DIRECTIVES:
@@ -73,27 +90,30 @@ def check_props(props: Mapping[str, Any]) -> list[rules.Problem]:
     for name in directives:
         if name in limits:
             problems.append(rules.Problem(f"directives.{name}", "is also set under limits; set it in one place"))
-    known: dict[str, str] = {}
-    unknown: list[str] = []
-    for key in MANAGED_MAPS:
-        for name, value in (props.get(key) or {}).items():
-            if conn.is_unknown(value):
-                unknown.append(name)
-            else:
-                known[name] = rules.as_text(value)
+    problems += features.overlapping_directives(directives, sasl, tls)
+    if sasl:
+        problems += features.sasl_problems(sasl, tls, conn.is_unknown)
+    if tls:
+        problems += features.tls_problems(tls)
+        cert, key = tls.get("cert_pem"), props.get("tls_key_pem")
+        if not key:
+            problems.append(rules.Problem("tls_key_pem", "is required with tls: the private key (a Pulumi secret)"))
+        elif isinstance(cert, str) and isinstance(key, str) and cert:
+            problems += [rules.Problem(f, m) for f, m in certificate_problems(cert, key)]
+    main_cf = fold_main_cf(props)
+    known = {k: v for k, v in main_cf.items() if not conn.is_unknown(v)}
+    unknown = [k for k, v in main_cf.items() if conn.is_unknown(v)]
     return problems + rules.check_directives(known, unknown=unknown)
 
 
-def _normalized(props: Mapping[str, Any]) -> dict[str, Any]:
-    """Inputs with managed values as main.cf text, so state and diffs compare like with like."""
-    news = dict(props)
-    for key in MANAGED_MAPS:
-        value = news.get(key)
-        if isinstance(value, Mapping):
-            news[key] = {k: v if conn.is_unknown(v) else rules.as_text(v) for k, v in value.items()}
-        elif value is None:
-            news[key] = {}
-    return news
+def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
+    """What the engine stores: connection, main_cf, and the TLS material to deploy."""
+    inputs = {k: props.get(k) for k in (*conn.CONNECTION_FIELDS, *conn.OPTION_FIELDS)}
+    inputs["main_cf"] = fold_main_cf(props)
+    tls = props.get("tls") or {}
+    inputs["tls_cert_pem"] = tls.get("cert_pem") if tls else None
+    inputs["tls_key_pem"] = props.get("tls_key_pem") if tls else None
+    return {k: v for k, v in inputs.items() if v is not None}
 
 
 def _failures(props: Mapping[str, Any], problems: list[rules.Problem]) -> list[dyn.CheckFailure]:
@@ -101,59 +121,92 @@ def _failures(props: Mapping[str, Any], problems: list[rules.Problem]) -> list[d
     return [dyn.CheckFailure("", f"{where}: {p}") for p in problems]
 
 
+# -- the provider ----------------------------------------------------------------------
+
+
 class PostfixConfigProvider(dyn.ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
-        inputs = _normalized(news)
-        return dyn.CheckResult(inputs, _failures(inputs, check_props(inputs)))
+        problems = check_props(news)
+        return dyn.CheckResult(checked_inputs(news), _failures(news, problems))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
         # changes=None: the engine diffs old and new inputs itself and shows each directive.
         return dyn.DiffResult(changes=None, replaces=conn.replaced_fields(olds, news))
 
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
-        outs = self._apply(props, originals={})
+        outs = self._apply(props, originals={}, created=[])
         return dyn.CreateResult(id_=f"postfix:{props['host']}", outs=outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
-        return dyn.UpdateResult(outs=self._apply(news, originals=originals_from_state(olds.get("originals"))))
+        originals = originals_from_state(olds.get("originals"))
+        return dyn.UpdateResult(outs=self._apply(news, originals, list(olds.get("created_files") or [])))
 
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
         target = conn.ssh_target(props)
-        with _host_lock(target.label), Session(target) as session:
+        with host_lock(target.label), Session(target) as session:
             text = PostfixHost(session).read_main_cf()
-        live = live_values(text, desired_directives(props))
-        refreshed = dict(props)
-        for key in MANAGED_MAPS:
-            refreshed[key] = {name: live[name] for name in props.get(key) or {}}
-        inputs = {k: v for k, v in refreshed.items() if k not in ("originals", "postfix_version")}
+        live = live_values(text, props.get("main_cf") or {})
+        # Pulumi drops null map values; an absent directive reads as "" so the drift still shows.
+        refreshed = {**props, "main_cf": {k: "" if v is None else v for k, v in live.items()}}
+        inputs = {k: v for k, v in refreshed.items() if k not in COMPUTED_OUTPUTS}
         return dyn.ReadResult(id_=id_, outs=refreshed, inputs=inputs)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         target = conn.ssh_target(props)
-        with _host_lock(target.label), Session(target) as session:
+        with host_lock(target.label), Session(target) as session:
             host = PostfixHost(session)
             facts = host.facts()
             plan = plan_restore(facts.main_cf, originals_from_state(props.get("originals")))
-            _log(target.label, plan, "restoring originals")
+            _log(target.label, plan.changes, "restoring")
             if not plan.empty:
-                _apply_plan(host, facts, plan)
+                _apply_plan(host, facts, plan, files={}, tls_fingerprint=None)
+            created = list(props.get("created_files") or [])
+            if created:
+                host.remove_files(created)
+                pulumi.log.info(f"{target.label}: removed {', '.join(created)}")
 
-    # -- the apply pipeline -----------------------------------------------
-    def _apply(self, props: dict[str, Any], originals: Mapping[str, str | None]) -> dict[str, Any]:
+    # -- the apply pipeline -------------------------------------------------------------
+    def _apply(self, props: dict[str, Any], originals: Mapping[str, str | None], created: list[str]) -> dict:
         target = conn.ssh_target(props)
-        desired = desired_directives(props)
-        with _host_lock(target.label), Session(target) as session:
+        desired = {k: str(v) for k, v in (props.get("main_cf") or {}).items()}
+        files = _tls_files(props)
+        cert = props.get("tls_cert_pem")
+        with host_lock(target.label), Session(target) as session:
             host = PostfixHost(session)
             facts = host.facts()
             _check_on_host(target.label, desired, facts)
             plan = plan_edit(facts.main_cf, desired, originals)
-            _log(target.label, plan, "applying")
-            if not plan.empty:
-                _apply_plan(host, facts, plan)
-        return {**props, "originals": originals_to_state(plan.originals), "postfix_version": facts.version}
+            digests = host.file_digests(list(files)) if files else {}
+            changed_files = {p: f for p, f in files.items() if digests.get(p) != _sha256(f[0])}
+            created = sorted(set(created) | {p for p in changed_files if digests.get(p) is None})
+            _log(target.label, plan.changes, "setting")
+            for path in changed_files:
+                pulumi.log.info(f"{target.label}: deploying {path}")
+            if not plan.empty or changed_files:
+                _apply_plan(host, facts, plan, changed_files, fingerprint(cert) if cert else None)
+        return {
+            **props,
+            "originals": originals_to_state(plan.originals),
+            "created_files": created,
+            "postfix_version": facts.version,
+        }
 
 
-def _check_on_host(label: str, desired: Mapping[str, str], facts) -> None:
+def _tls_files(props: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """path -> (content, mode) of the files the tls block deploys."""
+    cert, key = props.get("tls_cert_pem"), props.get("tls_key_pem")
+    if not cert or not key:
+        return {}
+    return {features.TLS_CERT_FILE: (cert, "0644"), features.TLS_KEY_FILE: (key, "0600")}
+
+
+def _sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_on_host(label: str, desired: Mapping[str, str], facts: PostfixFacts) -> None:
     """The rules again, now with the host's own parameter list and its unmanaged limits."""
     problems = rules.check_directives(desired, known=facts.parameters)
     if not problems:
@@ -161,36 +214,66 @@ def _check_on_host(label: str, desired: Mapping[str, str], facts) -> None:
         effective = {k: v for k, v in current.items() if v is not None and v.isdigit()}
         effective.update({k: v for k, v in desired.items() if k in rules.POSTFIX_DEFAULTS})
         problems = rules.check_cross_fields(effective)
+    if any(v.startswith(">=") for k, v in desired.items() if k.endswith("_protocols")) and _older_than(
+        facts.version, (3, 6)
+    ):
+        problems.append(
+            rules.Problem(
+                "tls.protocols",
+                f"Postfix {facts.version} does not know the >= syntax (3.6+); use !SSLv2, !SSLv3, !TLSv1, !TLSv1.1",
+            )
+        )
     if problems:
         raise ApplyError(f"{label}: " + "; ".join(str(p) for p in problems) + ". Nothing was changed.")
 
 
-def _apply_plan(host: PostfixHost, facts, plan: Plan) -> None:
+def _older_than(version: str, wanted: tuple[int, int]) -> bool:
+    parts = [int(p) for p in version.split(".")[:2] if p.isdigit()]
+    return len(parts) == 2 and tuple(parts) < wanted
+
+
+def _apply_plan(
+    host: PostfixHost,
+    facts: PostfixFacts,
+    plan: Plan,
+    files: Mapping[str, tuple[str, str]],
+    tls_fingerprint: str | None,
+) -> None:
     label = host.label
-    changed = ", ".join(c.name for c in plan.changes)
+    changed = ", ".join([c.name for c in plan.changes] + list(files)) or "nothing"
     try:
         host.check_staged(plan.text, facts.config_directory)
     except PostfixError as exc:
-        raise ApplyError(f"{exc} (changed directives: {changed}). Nothing was changed.") from None
+        raise ApplyError(f"{exc} (changed: {changed}). Nothing was changed.") from None
     offset = host.log_size(facts.log_file)
+    paths = list(files)
+    if paths:
+        host.backup_files(paths)
+        for path, (content, mode) in files.items():
+            host.s.run(["mkdir", "-p", "-m", "0755", "--", path.rsplit("/", 1)[0]])
+            host.s.write_file_atomic(path, content.encode(), mode=mode, owner="root:root")
     host.swap_in(plan.text, facts.config_directory)
     try:
         host.reload()
-        _verify(host, facts, offset)
+        _verify(host, facts, offset, tls_fingerprint)
     except RemoteError as exc:
+        if paths:
+            host.restore_files(paths)
         _roll_back(host, facts)
         reason = str(exc).removeprefix(f"{label}: ")
         raise ApplyError(
-            f"{label}: Postfix failed after the change of {changed}: {reason}. The previous main.cf was put back "
-            "and Postfix restarted; it answers SMTP again."
+            f"{label}: Postfix failed after the change of {changed}: {reason}. The previous configuration was put "
+            "back and Postfix restarted; it answers SMTP again."
         ) from None
+    if paths:
+        host.drop_backups(paths)
 
 
 # reload is asynchronous: give the master time to retire children started on the old config.
 _SETTLE_SECONDS = 1.0
 
 
-def _verify(host: PostfixHost, facts, offset: int | None) -> None:
+def _verify(host: PostfixHost, facts: PostfixFacts, offset: int | None, tls_fingerprint: str | None) -> None:
     """Probe SMTP; the mail log's fatal lines, if any, are the reason given."""
 
     def fail_on_fatal() -> None:
@@ -200,14 +283,14 @@ def _verify(host: PostfixHost, facts, offset: int | None) -> None:
 
     time.sleep(_SETTLE_SECONDS)
     try:
-        host.probe_smtp(while_waiting=fail_on_fatal)
+        host.probe_smtp(while_waiting=fail_on_fatal, tls_fingerprint=tls_fingerprint)
     except PostfixError:
         fail_on_fatal()
         raise
     fail_on_fatal()
 
 
-def _roll_back(host: PostfixHost, facts) -> None:
+def _roll_back(host: PostfixHost, facts: PostfixFacts) -> None:
     host.swap_in(facts.main_cf, facts.config_directory)
     # A crashed smtpd throttles the service; only stop + start lifts that.
     host.restart()
@@ -222,21 +305,18 @@ def _roll_back(host: PostfixHost, facts) -> None:
             time.sleep(0.5)
 
 
-def _log(label: str, plan: Plan, what: str) -> None:
-    if plan.empty:
-        pulumi.log.debug(f"{label}: main.cf already as wanted")
-        return
-    for change in plan.changes:
+def _log(label: str, changes: list, what: str) -> None:
+    for change in changes:
         pulumi.log.info(f"{label}: {what} {change}")
 
 
 class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
     """Manage main.cf directives on one host; see README for every field."""
 
+    main_cf: pulumi.Output[dict]
     originals: pulumi.Output[dict]
+    created_files: pulumi.Output[list]
     postfix_version: pulumi.Output[str]
-    limits: pulumi.Output[dict]
-    directives: pulumi.Output[dict]
 
     def __init__(
         self,
@@ -244,6 +324,9 @@ class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
         connection: Any,
         limits: Mapping[str, Any] | None = None,
         directives: Mapping[str, Any] | None = None,
+        sasl: Mapping[str, Any] | None = None,
+        tls: Mapping[str, Any] | None = None,
+        tls_key_pem: pulumi.Input[str] | None = None,
         insecure_ignore_host_key: bool = False,
         use_sudo: bool = False,
         opts: pulumi.ResourceOptions | None = None,
@@ -252,7 +335,12 @@ class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
             **conn.connection_props(connection, insecure_ignore_host_key, use_sudo),
             "limits": dict(limits or {}),
             "directives": dict(directives or {}),
+            "sasl": dict(sasl) if sasl else None,
+            "tls": dict(tls) if tls else None,
+            "tls_key_pem": pulumi.Output.secret(tls_key_pem) if tls_key_pem is not None else None,
+            "main_cf": None,
             "originals": None,
+            "created_files": None,
             "postfix_version": None,
         }
         super().__init__(PostfixConfigProvider(), resource_name, props, opts)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,11 +124,14 @@ class PostfixHost:
         port: int = 25,
         timeout: float = 15.0,
         while_waiting: Callable[[], None] = lambda: None,
+        tls_fingerprint: str | None = None,
     ) -> tuple[Reply, Reply]:
         """Banner and EHLO from the host itself, as a mail client would see them.
 
         `while_waiting` runs about once a second while no reply has come, so a
         caller can give up early (for instance when the log shows smtpd died).
+        With `tls_fingerprint`, the probe also runs STARTTLS and checks that the
+        server presents that certificate over TLS 1.2 or newer.
         """
         chan = self.s.open_tcp(address, port, timeout)
         chan.settimeout(1.0)
@@ -139,10 +144,41 @@ class PostfixHost:
             ehlo, buffer = _read_reply(chan, buffer, timeout, self.label, "EHLO reply", while_waiting)
             if ehlo.code != 250:
                 raise PostfixError(f"{self.label}: EHLO was answered {ehlo.code} {ehlo.text}")
-            chan.sendall(b"QUIT\r\n")
+            if tls_fingerprint is not None:
+                _check_starttls(chan, buffer, timeout, self.label, tls_fingerprint)
+            else:
+                chan.sendall(b"QUIT\r\n")
             return banner, ehlo
         finally:
             chan.close()
+
+    def file_digests(self, paths: list[str]) -> dict[str, str | None]:
+        """SHA-256 of each file on the host (None when absent), in one round trip."""
+        script = 'for f in "$@"; do if [ -e "$f" ]; then sha256sum -- "$f"; else echo "- $f"; fi; done'
+        out = self.s.sh(script, *paths).out
+        digests: dict[str, str | None] = {}
+        for line in out.splitlines():
+            digest, _, path = line.partition(" ")
+            digests[path.lstrip(" *")] = None if digest == "-" else digest
+        return digests
+
+    def backup_files(self, paths: list[str]) -> None:
+        self.s.sh('for f in "$@"; do [ -e "$f" ] && cp -p -- "$f" "$f.secure-postfix-prev"; done; true', *paths)
+
+    def restore_files(self, paths: list[str]) -> None:
+        """Put backups back; files that had none did not exist before and are removed."""
+        script = (
+            'for f in "$@"; do b="$f.secure-postfix-prev"; '
+            'if [ -e "$b" ]; then mv -f -- "$b" "$f"; else rm -f -- "$f"; fi; done'
+        )
+        self.s.sh(script, *paths)
+
+    def drop_backups(self, paths: list[str]) -> None:
+        self.s.run(["rm", "-f", "--", *[f"{p}.secure-postfix-prev" for p in paths]])
+
+    def remove_files(self, paths: list[str]) -> None:
+        if paths:
+            self.s.run(["rm", "-f", "--", *paths])
 
 
 def _read_reply(
@@ -166,3 +202,43 @@ def _read_reply(
         if not chunk:
             raise PostfixError(f"{label}: the SMTP server closed the connection before its {what}")
         buffer += chunk
+
+
+def _check_starttls(chan: Channel, buffer: bytes, timeout: float, label: str, fingerprint: str) -> None:
+    chan.sendall(b"STARTTLS\r\n")
+    reply, buffer = _read_reply(chan, buffer, timeout, label, "STARTTLS reply", lambda: None)
+    if reply.code != 220:
+        raise PostfixError(f"{label}: STARTTLS was answered {reply.code} {reply.text}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # we compare the exact certificate instead
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLError as exc:
+            raise PostfixError(f"{label}: TLS handshake failed: {exc.reason or exc}") from None
+        if outgoing.pending:
+            chan.sendall(outgoing.read())
+        if time.monotonic() > deadline:
+            raise PostfixError(f"{label}: TLS handshake did not finish within {timeout:.0f} s")
+        try:
+            chunk = chan.recv(16384)
+        except TimeoutError:
+            continue
+        if not chunk:
+            raise PostfixError(f"{label}: the server closed the connection during the TLS handshake")
+        incoming.write(chunk)
+    if outgoing.pending:
+        chan.sendall(outgoing.read())
+    version = tls.version() or ""
+    if version not in ("TLSv1.2", "TLSv1.3"):
+        raise PostfixError(f"{label}: TLS session uses {version or 'an unknown protocol'}, not TLS 1.2 or newer")
+    served = hashlib.sha256(tls.getpeercert(binary_form=True) or b"").hexdigest(":").upper()
+    if served != fingerprint:
+        raise PostfixError(f"{label}: Postfix serves certificate {served}, not the deployed {fingerprint}")

@@ -105,7 +105,7 @@ class TestDosLimits:
         testbed.run(HOST, "postconf -e message_size_limit=2000000")
         run = project.refresh()
         assert run.ok, run.text
-        assert run.summary.get("update") == 1 and "~limits" in run.stdout, run.stdout
+        assert run.summary.get("update") == 1 and "~main_cf" in run.stdout, run.stdout
         preview = project.preview()
         assert 'message_size_limit: "2000000" => "1048576"' in preview.stdout, preview.stdout
         assert project.up().ok

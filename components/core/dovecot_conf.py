@@ -1,0 +1,168 @@
+"""The Dovecot side of the guide (section 8.8.3 step 1): an auth listener for Postfix.
+
+We own one file under conf.d; it renders the guide's `service auth` block with
+either the UNIX socket in Postfix's queue directory or a TCP listener.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+import re
+from dataclasses import dataclass
+
+from components.core.postfix_rules import Problem
+
+CONFIG_FILE = "/etc/dovecot/conf.d/99-secure-postfix-auth.conf"
+DEFAULT_SOCKET = "/var/spool/postfix/private/auth"
+DEFAULT_QUEUE_DIRECTORY = "/var/spool/postfix"
+DEFAULT_MECHANISMS = "plain login"
+DEFAULT_PORT = 12345
+SUPPORTED_SERIES = ((2, 3),)
+
+# Dovecot 2.3's built-in mechanisms (src/auth/mech.c and the mech plugins it ships).
+KNOWN_MECHANISMS = frozenset(
+    {
+        "plain",
+        "login",
+        "cram-md5",
+        "digest-md5",
+        "apop",
+        "anonymous",
+        "external",
+        "gssapi",
+        "gss-spnego",
+        "ntlm",
+        "otp",
+        "rpa",
+        "scram-sha-1",
+        "scram-sha-256",
+        "oauthbearer",
+        "xoauth2",
+        "winbind",
+    }
+)
+PLAINTEXT_MECHANISMS = frozenset({"plain", "login"})
+_MODE_RE = re.compile(r"^0?[0-7]{3}$")
+_NAME_RE = re.compile(r"^[a-z_][a-z0-9_.\-]*$")
+
+
+@dataclass(frozen=True)
+class Listener:
+    kind: str  # "unix" or "inet"
+    path: str = DEFAULT_SOCKET
+    mode: str = "0660"
+    user: str = "postfix"
+    group: str = "postfix"
+    address: str = ""
+    port: int = DEFAULT_PORT
+
+
+def mechanisms(text: str) -> list[str]:
+    return [m.lower() for m in re.split(r"[\s,]+", text.strip()) if m]
+
+
+def listener_problems(listener: Listener, allow_all_interfaces: bool = False) -> list[Problem]:
+    if listener.kind == "unix":
+        problems = []
+        if not listener.path.startswith("/") or ".." in listener.path.split("/"):
+            problems.append(Problem("socket_path", f"{listener.path!r} must be an absolute path"))
+        if not _MODE_RE.match(listener.mode):
+            problems.append(Problem("socket_mode", f"{listener.mode!r} is not an octal mode such as 0660"))
+        for field, name in (("socket_user", listener.user), ("socket_group", listener.group)):
+            if not _NAME_RE.match(name):
+                problems.append(Problem(field, f"{name!r} is not a user or group name"))
+        return problems
+    if listener.kind != "inet":
+        return [Problem("listener", f"must be unix or inet, got {listener.kind!r}")]
+    problems = []
+    if not 0 < listener.port < 65536:
+        problems.append(Problem("listen_port", f"{listener.port} is not a TCP port"))
+    try:
+        address = ipaddress.ip_address(listener.address)
+    except ValueError:
+        return [*problems, Problem("bind_address", f"{listener.address!r} is not an IP address of the Dovecot host")]
+    if address.is_unspecified and not allow_all_interfaces:
+        problems.append(
+            Problem(
+                "bind_address",
+                "binding the auth listener to all interfaces exposes unencrypted credentials; bind it to the "
+                "private address Postfix uses (or set allow_all_interfaces: true deliberately)",
+            )
+        )
+    return problems
+
+
+def mechanism_problems(text: str) -> list[Problem]:
+    found = mechanisms(text)
+    if not found:
+        return [Problem("auth_mechanisms", "lists no mechanism; the guide uses: plain login")]
+    unknown = [m for m in found if m not in KNOWN_MECHANISMS]
+    if unknown:
+        return [
+            Problem(
+                "auth_mechanisms",
+                f"{', '.join(unknown)} not known to Dovecot 2.3 (doveconf accepts it, but the auth service then "
+                "dies and every new smtpd with it); known: " + ", ".join(sorted(KNOWN_MECHANISMS)),
+            )
+        ]
+    return []
+
+
+def sasl_path(listener: Listener, queue_directory: str = DEFAULT_QUEUE_DIRECTORY) -> str:
+    """What Postfix's smtpd_sasl_path must say to reach this listener."""
+    if listener.kind == "inet":
+        host = f"[{listener.address}]" if ":" in listener.address else listener.address
+        return f"inet:{host}:{listener.port}"
+    return posixpath.relpath(listener.path, queue_directory)
+
+
+def sasl_path_problems(listener: Listener, queue_directory: str) -> list[Problem]:
+    if listener.kind == "unix" and sasl_path(listener, queue_directory).startswith(".."):
+        return [
+            Problem(
+                "socket_path",
+                f"{listener.path} is outside the Postfix queue directory {queue_directory}; a chrooted smtpd "
+                "cannot reach it",
+            )
+        ]
+    return []
+
+
+def render(listener: Listener, mechanism_text: str) -> str:
+    """Our conf.d file. Later files win, so this one's settings override 10-auth.conf's."""
+    lines = [
+        "# Managed by secure-postfix (DovecotAuthService): Dovecot SASL for Postfix.",
+        "# Changes here are undone by the next `pulumi up`; edit the stack config instead.",
+        f"auth_mechanisms = {' '.join(mechanisms(mechanism_text))}",
+        "service auth {",
+    ]
+    if listener.kind == "unix":
+        lines += [
+            f"  unix_listener {listener.path} {{",
+            f"    mode = {listener.mode if listener.mode.startswith('0') else '0' + listener.mode}",
+            f"    user = {listener.user}",
+            f"    group = {listener.group}",
+            "  }",
+        ]
+    else:
+        lines += [
+            "  inet_listener postfix_sasl {",
+            f"    address = {listener.address}",
+            f"    port = {listener.port}",
+            "  }",
+        ]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """`dovecot --version` prints e.g. "2.3.19.1 (9b53102964)"."""
+    match = re.match(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?", text)
+    if match is None:
+        raise ValueError(f"cannot read a Dovecot version from {text.strip()[:40]!r}")
+    return tuple(int(g) for g in match.groups() if g is not None)
+
+
+def version_supported(version: tuple[int, ...]) -> bool:
+    return version[:2] in SUPPORTED_SERIES

@@ -1,0 +1,145 @@
+"""The guide's SASL and TLS settings for Postfix, as main.cf directives, and their rules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from components.core.postfix_rules import Problem
+
+TLS_DIR = "/etc/postfix/tls"
+TLS_CERT_FILE = f"{TLS_DIR}/secure-postfix.crt"
+TLS_KEY_FILE = f"{TLS_DIR}/secure-postfix.key"
+
+SASL_DEFAULTS = {
+    "security_options": "noanonymous, noplaintext",
+    "tls_security_options": "noanonymous",
+}
+TLS_DEFAULTS = {
+    "security_level": "may",
+    "protocols": ">=TLSv1.2",
+    "public_mx": True,
+}
+TLS_LEVELS = ("may", "encrypt")
+
+# Directives the sasl and tls blocks own; setting them under `directives` too would be ambiguous.
+SASL_DIRECTIVES = (
+    "smtpd_sasl_auth_enable",
+    "smtpd_sasl_type",
+    "smtpd_sasl_path",
+    "smtpd_sasl_security_options",
+    "smtpd_sasl_tls_security_options",
+)
+TLS_DIRECTIVES = (
+    "smtpd_tls_cert_file",
+    "smtpd_tls_key_file",
+    "smtpd_tls_security_level",
+    "smtpd_tls_auth_only",
+    "smtpd_tls_protocols",
+    "smtpd_tls_mandatory_protocols",
+    "smtp_tls_security_level",
+)
+
+_INET_PATH_RE = re.compile(r"^inet:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
+_RELATIVE_PATH_RE = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
+
+
+def sasl_directives(sasl: Mapping[str, Any]) -> dict[str, Any]:
+    """Section 8.8.3 step 2 of the guide. `path` may still be unknown at preview."""
+    return {
+        "smtpd_sasl_auth_enable": "yes",
+        "smtpd_sasl_type": "dovecot",
+        "smtpd_sasl_path": sasl["path"],
+        "smtpd_sasl_security_options": sasl.get("security_options") or SASL_DEFAULTS["security_options"],
+        "smtpd_sasl_tls_security_options": sasl.get("tls_security_options") or SASL_DEFAULTS["tls_security_options"],
+    }
+
+
+def tls_directives(tls: Mapping[str, Any]) -> dict[str, str]:
+    protocols = tls.get("protocols") or TLS_DEFAULTS["protocols"]
+    return {
+        "smtpd_tls_cert_file": TLS_CERT_FILE,
+        "smtpd_tls_key_file": TLS_KEY_FILE,
+        "smtpd_tls_security_level": tls.get("security_level") or TLS_DEFAULTS["security_level"],
+        # Without it, the guide's `noplaintext` leaves no mechanism before STARTTLS and every smtpd dies.
+        "smtpd_tls_auth_only": "yes",
+        "smtpd_tls_protocols": protocols,
+        "smtpd_tls_mandatory_protocols": protocols,
+        "smtp_tls_security_level": "may",
+    }
+
+
+def sasl_path_problems(path: str) -> list[Problem]:
+    if path.startswith("/"):
+        return [
+            Problem(
+                "sasl.path",
+                f"{path!r} is absolute; a chrooted smtpd (Debian's default) cannot see it and AUTH never works. "
+                "Use the path relative to the Postfix queue directory, e.g. private/auth",
+            )
+        ]
+    if path.startswith("inet:"):
+        match = _INET_PATH_RE.match(path)
+        if match is None or not 0 < int(match.group(2)) < 65536:
+            return [Problem("sasl.path", f"{path!r} is not inet:ADDRESS:PORT")]
+        return []
+    if not _RELATIVE_PATH_RE.match(path):
+        return [Problem("sasl.path", f"{path!r} is not a socket path relative to the queue directory")]
+    return []
+
+
+def sasl_problems(sasl: Mapping[str, Any], tls: Mapping[str, Any] | None, is_unknown) -> list[Problem]:
+    problems = []
+    if not tls:
+        problems.append(
+            Problem(
+                "sasl",
+                "needs tls: with the guide's noplaintext and no TLS, AUTH can never succeed (and with only "
+                "plaintext mechanisms in Dovecot, every smtpd dies at connect)",
+            )
+        )
+    path = sasl.get("path")
+    if path is None or path == "":
+        problems.append(Problem("sasl.path", "is required (DovecotAuthService.sasl_path)"))
+    elif not is_unknown(path):
+        problems += sasl_path_problems(str(path))
+    options = sasl.get("security_options") or SASL_DEFAULTS["security_options"]
+    if not is_unknown(options) and "noanonymous" not in str(options):
+        problems.append(Problem("sasl.security_options", "must include noanonymous"))
+    return problems
+
+
+def tls_problems(tls: Mapping[str, Any]) -> list[Problem]:
+    problems = []
+    level = tls.get("security_level") or TLS_DEFAULTS["security_level"]
+    if level not in TLS_LEVELS:
+        problems.append(Problem("tls.security_level", f"must be one of {', '.join(TLS_LEVELS)}, got {level!r}"))
+    public_mx = tls.get("public_mx", TLS_DEFAULTS["public_mx"])
+    if level == "encrypt" and public_mx:
+        problems.append(
+            Problem(
+                "tls.security_level",
+                "encrypt is refused on a public MX: RFC 3207 forbids requiring TLS on a publicly-referenced "
+                "SMTP server, and mail from servers without TLS would bounce. Use may, or set "
+                "tls.public_mx: false for a submission-only host",
+            )
+        )
+    if not tls.get("cert_pem"):
+        problems.append(Problem("tls.cert_pem", "is required: the PEM certificate (chain) to serve"))
+    protocols = str(tls.get("protocols") or TLS_DEFAULTS["protocols"])
+    if (
+        re.search(r"TLSv1(\.1)?\b(?!\.)", protocols.replace(">=TLSv1.2", "").replace(">=TLSv1.3", ""))
+        and "!" not in protocols
+    ):
+        problems.append(Problem("tls.protocols", f"{protocols!r} allows TLS older than 1.2"))
+    return problems
+
+
+def overlapping_directives(directives: Mapping[str, Any], sasl: Any, tls: Any) -> list[Problem]:
+    owned = (SASL_DIRECTIVES if sasl else ()) + (TLS_DIRECTIVES if tls else ())
+    return [
+        Problem(f"directives.{name}", "is set by the sasl/tls settings; change it there")
+        for name in directives
+        if name in owned
+    ]

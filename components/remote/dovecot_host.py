@@ -1,0 +1,156 @@
+"""What DovecotAuthService does on a host, as remote operations over one SSH session."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from components.core.dovecot_conf import CONFIG_FILE, Listener, mechanisms
+from components.remote.ssh import RemoteError, Session
+
+DOVECOT_CONF = "/etc/dovecot/dovecot.conf"
+
+_STAGE_AND_CHECK = r"""
+set -u
+stage=$(mktemp -d /tmp/secure-postfix-dovecot.XXXXXX) || exit 90
+trap 'rm -rf -- "$stage"' EXIT
+cp -a /etc/dovecot/. "$stage/" || exit 91
+cat > "$stage/conf.d/$1"
+doveconf -c "$stage/dovecot.conf" -n 2>&1 >/dev/null | sed "s#$stage#/etc/dovecot#g"
+exit "${PIPESTATUS[0]:-0}"
+"""
+
+_FACTS = r"""
+dovecot --version 2>/dev/null || echo none
+include='^[[:space:]]*!include[[:space:]]+conf\.d/\*\.conf'
+if grep -Eq "$include" /etc/dovecot/dovecot.conf; then echo included; else echo missing; fi
+doveconf -h log_path 2>/dev/null || echo
+if doveadm service status auth >/dev/null 2>&1 || pgrep -x dovecot >/dev/null; then echo running; else echo stopped; fi
+"""
+
+
+class DovecotError(RemoteError):
+    """Dovecot refused a configuration or its auth service did not answer."""
+
+
+@dataclass(frozen=True)
+class DovecotFacts:
+    version_text: str
+    conf_d_included: bool
+    log_file: str | None
+    running: bool
+    current: str | None
+
+
+class DovecotHost:
+    def __init__(self, session: Session):
+        self.s = session
+        self.label = session.target.label
+
+    def facts(self) -> DovecotFacts:
+        lines = [*self.s.run(["bash", "-c", _FACTS]).out.splitlines(), "", "", "", ""][:4]
+        current = self.s.read_file(CONFIG_FILE)
+        log_file = lines[2].strip()
+        return DovecotFacts(
+            version_text=lines[0].strip(),
+            conf_d_included=lines[1].strip() == "included",
+            log_file=log_file if log_file.startswith("/") else None,
+            running=lines[3].strip() == "running",
+            current=None if current is None else current.decode(),
+        )
+
+    def check_staged(self, text: str) -> None:
+        result = self.s.run(
+            ["bash", "-c", _STAGE_AND_CHECK, "bash", CONFIG_FILE.rsplit("/", 1)[1]], stdin=text.encode(), check=False
+        )
+        if result.rc != 0:
+            detail = result.out.strip() or f"exit code {result.rc}"
+            raise DovecotError(f"{self.label}: doveconf rejects the new configuration: {detail}")
+
+    def write(self, text: str | None) -> None:
+        """Put our file in place (atomically), or remove it when `text` is None."""
+        if text is None:
+            self.s.run(["rm", "-f", "--", CONFIG_FILE])
+        else:
+            self.s.write_file_atomic(CONFIG_FILE, text.encode(), mode="0644", owner="root:root")
+
+    def log_size(self, log_file: str | None) -> int | None:
+        if log_file is None:
+            return None
+        return int(self.s.sh('stat -c %s -- "$1" 2>/dev/null || echo 0', log_file).out.strip() or 0)
+
+    def log_errors(self, log_file: str | None, offset: int | None) -> list[str]:
+        if log_file is None or offset is None:
+            return []
+        out = self.s.sh('tail -c +"$2" -- "$1" 2>/dev/null || true', log_file, str(offset + 1)).out
+        return [ln for ln in out.splitlines() if "Fatal:" in ln or "Error: Error reading configuration" in ln]
+
+    def reload(self) -> None:
+        # Exit code 0 even with a broken config (the master keeps the old one), hence the checks after it.
+        result = self.s.run(["doveadm", "reload"], check=False)
+        if result.rc != 0:
+            raise DovecotError(f"{self.label}: doveadm reload failed: {(result.err or result.out).strip()}")
+
+    # -- checks after reload ------------------------------------------------
+    def verify(self, listener: Listener, mechanism_text: str, timeout: float = 15.0) -> None:
+        if listener.kind == "unix":
+            self._verify_unix(listener, timeout)
+        else:
+            self._verify_inet(listener, mechanism_text, timeout)
+
+    def _verify_unix(self, listener: Listener, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        want = f"{int(listener.mode, 8):o} {listener.user} {listener.group}"
+        while True:
+            seen = self.s.sh('stat -c "%a %U %G" -- "$1" 2>/dev/null || true', listener.path).out.strip()
+            if seen == want:
+                break
+            if time.monotonic() > deadline:
+                raise DovecotError(
+                    f"{self.label}: the auth socket {listener.path} is {seen or 'missing'}, expected mode/owner {want}"
+                )
+            time.sleep(0.2)
+        # An unknown user gets "auth failed" only if the auth service behind the socket answers.
+        probe = self.s.run(
+            ["doveadm", "auth", "test", "-a", listener.path, "secure-postfix-probe", "not-a-password"],
+            check=False,
+        )
+        if "auth failed" not in probe.out and "auth succeeded" not in probe.out:
+            raise DovecotError(
+                f"{self.label}: the auth service behind {listener.path} does not answer: "
+                f"{(probe.err or probe.out).strip()}"
+            )
+
+    def _verify_inet(self, listener: Listener, mechanism_text: str, timeout: float) -> None:
+        """Read the auth server's handshake; it lists the mechanisms it really offers."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                offered = self._handshake_mechanisms(listener)
+                break
+            except RemoteError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        missing = [m for m in mechanisms(mechanism_text) if m.upper() not in offered]
+        if missing:
+            raise DovecotError(
+                f"{self.label}: the auth listener {listener.address}:{listener.port} offers "
+                f"{', '.join(sorted(offered)) or 'no mechanism'}; missing {', '.join(missing)}"
+            )
+
+    def _handshake_mechanisms(self, listener: Listener) -> set[str]:
+        chan = self.s.open_tcp(listener.address, listener.port, timeout=5)
+        try:
+            chan.sendall(b"VERSION\t1\t2\nCPID\t1\n")
+            data = b""
+            while b"\nDONE" not in data and not data.startswith(b"DONE"):
+                chunk = chan.recv(4096)
+                if not chunk:
+                    raise DovecotError(f"{self.label}: the auth listener closed the connection during the handshake")
+                data += chunk
+        except TimeoutError:
+            raise DovecotError(f"{self.label}: no handshake from the auth listener") from None
+        finally:
+            chan.close()
+        return {ln.split("\t")[1] for ln in data.decode(errors="replace").splitlines() if ln.startswith("MECH\t")}
