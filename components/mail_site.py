@@ -1,11 +1,25 @@
-"""MailSite: one site's resources, composed from its stack config."""
+"""MailSite: one site's resources, composed from its stack config.
+
+Dovecot's auth service comes first when the site has SASL: Postfix's
+smtpd_sasl_path is the Dovecot resource's `sasl_path` output, so the engine
+orders the two hosts by that dependency.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 
+from components.dovecot_auth import DovecotAuthService
 from components.postfix_config import PostfixConfig
 from components.stack_config import HostSpec, SiteSpec
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    cert_pem: str
+    key_pem: pulumi.Input[str]  # always a secret
 
 
 def connection_for(host: HostSpec, private_key: pulumi.Input[str]) -> dict:
@@ -22,6 +36,7 @@ def connection_for(host: HostSpec, private_key: pulumi.Input[str]) -> dict:
 
 class MailSite(pulumi.ComponentResource):
     postfix: PostfixConfig
+    dovecot: DovecotAuthService | None
 
     def __init__(
         self,
@@ -29,15 +44,48 @@ class MailSite(pulumi.ComponentResource):
         site: SiteSpec,
         hosts: dict[str, HostSpec],
         private_key: pulumi.Input[str],
+        tls: TlsMaterial | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("secure-postfix:index:MailSite", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        self.dovecot = None
+        sasl = None
+        if site.sasl is not None and site.dovecot_host is not None:
+            spec = site.sasl
+            self.dovecot = DovecotAuthService(
+                f"{name}-dovecot",
+                connection=connection_for(hosts[site.dovecot_host], private_key),
+                listener=spec.listener,
+                listen_port=spec.listen_port if spec.listener == "inet" else None,
+                bind_address=spec.bind_address if spec.listener == "inet" else None,
+                auth_mechanisms=spec.auth_mechanisms,
+                opts=child,
+            )
+            sasl = {
+                "path": self.dovecot.sasl_path,
+                "security_options": spec.security_options,
+                "tls_security_options": spec.tls_security_options,
+            }
+        tls_settings = None
+        if site.tls is not None and tls is not None:
+            tls_settings = {
+                "cert_pem": tls.cert_pem,
+                "security_level": site.tls.security_level,
+                "protocols": site.tls.protocols,
+                "public_mx": site.public_mx,
+            }
         self.postfix = PostfixConfig(
             f"{name}-postfix",
             connection=connection_for(hosts[site.postfix_host], private_key),
             limits=site.limits,
             directives=site.directives,
+            sasl=sasl,
+            tls=tls_settings,
+            tls_key_pem=tls.key_pem if tls is not None else None,
             opts=child,
         )
-        self.register_outputs({"postfix_version": self.postfix.postfix_version})
+        outputs = {"postfix_host": hosts[site.postfix_host].address, "postfix_version": self.postfix.postfix_version}
+        if self.dovecot is not None:
+            outputs["sasl_path"] = self.dovecot.sasl_path
+        self.register_outputs(outputs)

@@ -183,7 +183,8 @@ class PostfixConfigProvider(dyn.ResourceProvider):
             for path in changed_files:
                 pulumi.log.info(f"{target.label}: deploying {path}")
             if not plan.empty or changed_files:
-                _apply_plan(host, facts, plan, changed_files, fingerprint(cert) if cert else None)
+                made = _apply_plan(host, facts, plan, changed_files, fingerprint(cert) if cert else None)
+                created = sorted(set(created) | set(made))
         return {
             **props,
             "originals": originals_to_state(plan.originals),
@@ -238,7 +239,8 @@ def _apply_plan(
     plan: Plan,
     files: Mapping[str, tuple[str, str]],
     tls_fingerprint: str | None,
-) -> None:
+) -> list[str]:
+    """Apply a plan; returns the directories it created (as "path/")."""
     label = host.label
     changed = ", ".join([c.name for c in plan.changes] + list(files)) or "nothing"
     try:
@@ -247,18 +249,22 @@ def _apply_plan(
         raise ApplyError(f"{exc} (changed: {changed}). Nothing was changed.") from None
     offset = host.log_size(facts.log_file)
     paths = list(files)
+    made: list[str] = []
     if paths:
         host.backup_files(paths)
+        for directory in sorted({p.rsplit("/", 1)[0] for p in paths}):
+            if host.ensure_directory(directory):
+                made.append(directory + "/")
         for path, (content, mode) in files.items():
-            host.s.run(["mkdir", "-p", "-m", "0755", "--", path.rsplit("/", 1)[0]])
             host.s.write_file_atomic(path, content.encode(), mode=mode, owner="root:root")
     host.swap_in(plan.text, facts.config_directory)
     try:
         host.reload()
         _verify(host, facts, offset, tls_fingerprint)
-    except RemoteError as exc:
+    except Exception as exc:  # whatever went wrong, the host must not keep a half-applied change
         if paths:
             host.restore_files(paths)
+            host.remove_files(made)
         _roll_back(host, facts)
         reason = str(exc).removeprefix(f"{label}: ")
         raise ApplyError(
@@ -267,6 +273,7 @@ def _apply_plan(
         ) from None
     if paths:
         host.drop_backups(paths)
+    return made
 
 
 # reload is asynchronous: give the master time to retire children started on the old config.

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pulumi
 
-from components.mail_site import MailSite
-from components.stack_config import NAMESPACE, ConfigError, parse_stack, read_inventory
+from components.mail_site import MailSite, TlsMaterial
+from components.stack_config import NAMESPACE, ConfigError, SiteSpec, parse_stack, read_inventory
 
 
 def _project_path(value: str) -> Path:
@@ -38,4 +38,27 @@ def main() -> None:
     spec = parse_stack(hosts_raw, config.get_object("sites") or {})
     private_key = _private_key(config)
     for name, site in spec.sites.items():
-        MailSite(name, site, spec.hosts, private_key)
+        exported = MailSite(name, site, spec.hosts, private_key, _tls_material(config, site))
+        pulumi.export(f"{name}_postfix_version", exported.postfix.postfix_version)
+        if exported.dovecot is not None:
+            pulumi.export(f"{name}_sasl_path", exported.dovecot.sasl_path)
+
+
+def _tls_material(config: pulumi.Config, site: SiteSpec) -> TlsMaterial | None:
+    tls = site.tls
+    if tls is None:
+        return None
+    where = f"{NAMESPACE}:sites.{site.name}.tls"
+    cert = tls.cert_pem if tls.cert_pem is not None else _read(tls.cert_file, f"{where}.cert_file")
+    if tls.key_secret is not None:
+        key = config.require_secret(tls.key_secret)
+    else:
+        key = pulumi.Output.secret(_read(tls.key_file, f"{where}.key_file"))
+    return TlsMaterial(cert_pem=cert, key_pem=key)
+
+
+def _read(path: str | None, field: str) -> str:
+    try:
+        return _project_path(str(path)).read_text()
+    except OSError as exc:
+        raise ConfigError(f"{field}: cannot read {path}: {exc.strerror}") from None

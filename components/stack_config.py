@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 NAMESPACE = "secure-postfix"
+DEFAULT_SASL_PORT = 12345
+PLAINTEXT_MECHANISMS = {"plain", "login"}
 
 
 class ConfigError(ValueError):
@@ -31,11 +33,39 @@ class HostSpec:
 
 
 @dataclass(frozen=True)
+class SaslSpec:
+    """Dovecot SASL for the site (guide section 8.8.3)."""
+
+    listener: str  # "unix" (same host) or "inet" (Dovecot on its own host)
+    listen_port: int = DEFAULT_SASL_PORT
+    bind_address: str | None = None
+    auth_mechanisms: str = "plain login"
+    security_options: str = "noanonymous, noplaintext"
+    tls_security_options: str = "noanonymous"
+
+
+@dataclass(frozen=True)
+class TlsSpec:
+    """Where the certificate and key come from, and the TLS policy."""
+
+    cert_file: str | None = None
+    cert_pem: str | None = None
+    key_file: str | None = None
+    key_secret: str | None = None  # name of a secret stack config key holding the PEM key
+    security_level: str = "may"
+    protocols: str = ">=TLSv1.2"
+
+
+@dataclass(frozen=True)
 class SiteSpec:
     name: str
     postfix_host: str
+    dovecot_host: str | None = None
+    public_mx: bool = True
     limits: dict[str, Any] = field(default_factory=dict)
     directives: dict[str, Any] = field(default_factory=dict)
+    sasl: SaslSpec | None = None
+    tls: TlsSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -76,13 +106,84 @@ def parse_sites(raw: Mapping[str, Any], hosts: Mapping[str, HostSpec]) -> dict[s
         for key in ("limits", "directives"):
             if not isinstance(item.get(key, {}), Mapping):
                 raise ConfigError(f"{prefix}.{key} must be an object of directive: value")
+        dovecot_host = item.get("dovecot_host")
+        if dovecot_host is not None and dovecot_host not in hosts:
+            raise ConfigError(f"{prefix}.dovecot_host is {dovecot_host!r}; it must name one of hosts: {sorted(hosts)}")
+        sasl = parse_sasl(item.get("sasl"), prefix, postfix_host, dovecot_host)
+        tls = parse_tls(item.get("tls"), prefix)
+        if sasl is not None and tls is None:
+            raise ConfigError(
+                f"{prefix}.sasl needs {prefix}.tls: with the guide's noplaintext and no TLS, AUTH can never succeed"
+            )
         sites[name] = SiteSpec(
             name=name,
             postfix_host=postfix_host,
+            dovecot_host=dovecot_host,
+            public_mx=bool(item.get("public_mx", True)),
             limits=dict(item.get("limits", {})),
             directives=dict(item.get("directives", {})),
+            sasl=sasl,
+            tls=tls,
         )
     return sites
+
+
+def parse_sasl(raw: Any, prefix: str, postfix_host: str, dovecot_host: str | None) -> SaslSpec | None:
+    if raw is None:
+        if dovecot_host is not None:
+            raise ConfigError(f"{prefix}.dovecot_host is set but {prefix}.sasl is missing")
+        return None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{prefix}.sasl must be an object")
+    if dovecot_host is None:
+        raise ConfigError(f"{prefix}.sasl needs {prefix}.dovecot_host (the host that runs Dovecot)")
+    same_host = dovecot_host == postfix_host
+    listener = raw.get("listener", "unix" if same_host else "inet")
+    if listener not in ("unix", "inet"):
+        raise ConfigError(f"{prefix}.sasl.listener must be unix or inet, got {listener!r}")
+    if listener == "unix" and not same_host:
+        raise ConfigError(
+            f"{prefix}.sasl.listener is unix but Dovecot ({dovecot_host}) and Postfix ({postfix_host}) are different "
+            "hosts: a UNIX socket cannot cross machines; use inet"
+        )
+    spec = SaslSpec(
+        listener=listener,
+        listen_port=int(raw.get("listen_port", DEFAULT_SASL_PORT)),
+        bind_address=raw.get("bind_address"),
+        auth_mechanisms=str(raw.get("auth_mechanisms", "plain login")),
+        security_options=str(raw.get("security_options", "noanonymous, noplaintext")),
+        tls_security_options=str(raw.get("tls_security_options", "noanonymous")),
+    )
+    mechanisms = {m.lower() for m in spec.auth_mechanisms.replace(",", " ").split()}
+    if "noplaintext" in spec.tls_security_options and mechanisms <= PLAINTEXT_MECHANISMS:
+        raise ConfigError(
+            f"{prefix}.sasl: tls_security_options has noplaintext but auth_mechanisms ({spec.auth_mechanisms}) "
+            "offers only plaintext mechanisms, so AUTH could never succeed"
+        )
+    return spec
+
+
+def parse_tls(raw: Any, prefix: str) -> TlsSpec | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{prefix}.tls must be an object")
+    spec = TlsSpec(
+        cert_file=raw.get("cert_file"),
+        cert_pem=raw.get("cert_pem"),
+        key_file=raw.get("key_file"),
+        key_secret=raw.get("key_secret"),
+        security_level=str(raw.get("security_level", "may")),
+        protocols=str(raw.get("protocols", ">=TLSv1.2")),
+    )
+    if (spec.cert_file is None) == (spec.cert_pem is None):
+        raise ConfigError(f"{prefix}.tls needs exactly one of cert_file (a PEM file) or cert_pem")
+    if (spec.key_file is None) == (spec.key_secret is None):
+        raise ConfigError(
+            f"{prefix}.tls needs exactly one of key_file (a PEM file) or key_secret (the name of a secret "
+            f"config key: pulumi config set --secret NAME < key.pem)"
+        )
+    return spec
 
 
 def parse_stack(hosts_raw: Mapping[str, Any], sites_raw: Mapping[str, Any]) -> StackSpec:

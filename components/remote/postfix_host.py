@@ -176,9 +176,16 @@ class PostfixHost:
     def drop_backups(self, paths: list[str]) -> None:
         self.s.run(["rm", "-f", "--", *[f"{p}.secure-postfix-prev" for p in paths]])
 
+    def ensure_directory(self, path: str) -> bool:
+        """Create `path` (mode 0755) if missing; True when it was created here."""
+        script = 'if [ -d "$1" ]; then echo existed; else mkdir -m 0755 -- "$1" && echo created; fi'
+        return self.s.sh(script, path).out.strip() == "created"
+
     def remove_files(self, paths: list[str]) -> None:
+        """Remove files, then directories (given with a trailing slash) if they are empty."""
+        script = 'for f in "$@"; do case $f in */) rmdir -- "$f" 2>/dev/null || true;; *) rm -f -- "$f";; esac; done'
         if paths:
-            self.s.run(["rm", "-f", "--", *paths])
+            self.s.sh(script, *sorted(paths, key=lambda p: p.endswith("/")))
 
 
 def _read_reply(
@@ -239,6 +246,6 @@ def _check_starttls(chan: Channel, buffer: bytes, timeout: float, label: str, fi
     version = tls.version() or ""
     if version not in ("TLSv1.2", "TLSv1.3"):
         raise PostfixError(f"{label}: TLS session uses {version or 'an unknown protocol'}, not TLS 1.2 or newer")
-    served = hashlib.sha256(tls.getpeercert(binary_form=True) or b"").hexdigest(":").upper()
+    served = hashlib.sha256(tls.getpeercert(binary_form=True) or b"").digest().hex(":").upper()
     if served != fingerprint:
         raise PostfixError(f"{label}: Postfix serves certificate {served}, not the deployed {fingerprint}")
