@@ -155,6 +155,22 @@ def _make_dovecot_cert(spec: HostSpec, private: Path) -> None:
     pem.chmod(0o644)
 
 
+def make_site_cert(spec: HostSpec, tls_dir: Path) -> None:
+    """A certificate and key for the host's Postfix, kept on the controller side.
+
+    The local stack deploys these with PostfixConfig (tls.cert_file/key_file).
+    """
+    tls_dir.mkdir(mode=0o700, exist_ok=True)
+    pem, key = tls_dir / f"{spec.name}.crt", tls_dir / f"{spec.name}.key"
+    run([
+        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-days", "30", "-subj", f"/CN={spec.hostname}",
+        "-addext", f"subjectAltName=DNS:{spec.hostname},IP:{spec.address}",
+        "-keyout", str(key), "-out", str(pem),
+    ])  # fmt: skip
+    key.chmod(0o600)
+
+
 def sshd_config(spec: HostSpec, host_dir: Path) -> str:
     ssh = host_dir / "ssh"
     return f"""\

@@ -188,6 +188,8 @@ def _build(bed_dir: Path) -> TestBed:
         pid = _launch(spec, host_dir(spec), bed_dir)
         hosts[spec.name] = Host(spec.name, spec.address, spec.hostname, host_key, pid, host_dir(spec))
 
+    for spec in HOST_SPECS:
+        hostfs.make_site_cert(spec, bed_dir / "tls")
     known_hosts = bed_dir / "known_hosts"
     known_hosts.write_text("".join(f"{h.address} {h.host_key}\n" for h in hosts.values()))
     bed = TestBed(
