@@ -59,6 +59,7 @@ class MailSite(pulumi.ComponentResource):
                 listener=spec.listener,
                 listen_port=spec.listen_port if spec.listener == "inet" else None,
                 bind_address=spec.bind_address if spec.listener == "inet" else None,
+                allow_all_interfaces=spec.allow_all_interfaces,
                 auth_mechanisms=spec.auth_mechanisms,
                 opts=child,
             )

@@ -39,6 +39,7 @@ class SaslSpec:
     listener: str  # "unix" (same host) or "inet" (Dovecot on its own host)
     listen_port: int = DEFAULT_SASL_PORT
     bind_address: str | None = None
+    allow_all_interfaces: bool = False
     auth_mechanisms: str = "plain login"
     security_options: str = "noanonymous, noplaintext"
     tls_security_options: str = "noanonymous"
@@ -150,6 +151,7 @@ def parse_sasl(raw: Any, prefix: str, postfix_host: str, dovecot_host: str | Non
         listener=listener,
         listen_port=int(raw.get("listen_port", DEFAULT_SASL_PORT)),
         bind_address=raw.get("bind_address"),
+        allow_all_interfaces=bool(raw.get("allow_all_interfaces", False)),
         auth_mechanisms=str(raw.get("auth_mechanisms", "plain login")),
         security_options=str(raw.get("security_options", "noanonymous, noplaintext")),
         tls_security_options=str(raw.get("tls_security_options", "noanonymous")),
