@@ -182,6 +182,8 @@ ListenAddress 127.0.0.1
 HostKey {ssh}/ssh_host_ed25519_key
 PidFile /run/sshd.pid
 AuthorizedKeysFile {ssh}/authorized_keys
+# The checkout may live under a world-writable folder such as /tmp; the keys are the bed's own.
+StrictModes no
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
 PasswordAuthentication no
