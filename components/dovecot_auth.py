@@ -49,7 +49,7 @@ def listener_from(props: Mapping[str, Any]) -> dc.Listener:
         user=str(props.get("socket_user") or "postfix"),
         group=str(props.get("socket_group") or "postfix"),
         address=str(props.get("bind_address") or _default_bind(props.get("host"))),
-        port=int(props.get("listen_port") or dc.DEFAULT_PORT),
+        port=dc.DEFAULT_PORT if props.get("listen_port") is None else int(props["listen_port"]),
     )
 
 

@@ -87,7 +87,7 @@ def parse_hosts(raw: Mapping[str, Any], where: str = "hosts") -> dict[str, HostS
             name=name,
             address=address,
             host_key=item.get("host_key"),
-            port=int(item.get("port", 22)),
+            port=_whole_number(item.get("port", 22), f"{NAMESPACE}:{where}.{name}.port"),
             user=str(item.get("user", "root")),
             insecure_ignore_host_key=bool(item.get("insecure_ignore_host_key", False)),
             use_sudo=bool(item.get("use_sudo", False)),
@@ -149,7 +149,7 @@ def parse_sasl(raw: Any, prefix: str, postfix_host: str, dovecot_host: str | Non
         )
     spec = SaslSpec(
         listener=listener,
-        listen_port=int(raw.get("listen_port", DEFAULT_SASL_PORT)),
+        listen_port=_whole_number(raw.get("listen_port", DEFAULT_SASL_PORT), f"{prefix}.sasl.listen_port"),
         bind_address=raw.get("bind_address"),
         allow_all_interfaces=bool(raw.get("allow_all_interfaces", False)),
         auth_mechanisms=str(raw.get("auth_mechanisms", "plain login")),
@@ -188,6 +188,12 @@ def parse_tls(raw: Any, prefix: str) -> TlsSpec | None:
     return spec
 
 
+def _whole_number(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+        raise ConfigError(f"{key} must be a whole number, got {value!r}")
+    return int(value)
+
+
 def parse_stack(hosts_raw: Mapping[str, Any], sites_raw: Mapping[str, Any]) -> StackSpec:
     hosts = parse_hosts(hosts_raw)
     return StackSpec(hosts=hosts, sites=parse_sites(sites_raw, hosts))
@@ -197,6 +203,8 @@ def read_inventory(path: Path) -> dict[str, Any]:
     """An inventory file: {"hosts": {name: {address, host_key, ...}}}, e.g. written by the test bed."""
     try:
         data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{NAMESPACE}:inventory_file {path} is not valid JSON: {exc}") from None
     except FileNotFoundError:
         raise ConfigError(
             f"{NAMESPACE}:inventory_file {path} does not exist (for the local stack, run `make testbed` first)"

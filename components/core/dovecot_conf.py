@@ -158,10 +158,10 @@ def render(listener: Listener, mechanism_text: str) -> str:
 
 def parse_version(text: str) -> tuple[int, ...]:
     """`dovecot --version` prints e.g. "2.3.19.1 (9b53102964)"."""
-    match = re.match(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?", text)
+    match = re.match(r"^\s*(\d+(?:\.\d+)+)", text)
     if match is None:
         raise ValueError(f"cannot read a Dovecot version from {text.strip()[:40]!r}")
-    return tuple(int(g) for g in match.groups() if g is not None)
+    return tuple(int(part) for part in match.group(1).split("."))
 
 
 def version_supported(version: tuple[int, ...]) -> bool:

@@ -84,8 +84,8 @@ def sasl_path_problems(path: str) -> list[Problem]:
         if match is None or not 0 < int(match.group(2)) < 65536:
             return [Problem("sasl.path", f"{path!r} is not inet:ADDRESS:PORT")]
         return []
-    if not _RELATIVE_PATH_RE.match(path):
-        return [Problem("sasl.path", f"{path!r} is not a socket path relative to the queue directory")]
+    if not _RELATIVE_PATH_RE.match(path) or ".." in path.split("/"):
+        return [Problem("sasl.path", f"{path!r} is not a socket path inside the queue directory (e.g. private/auth)")]
     return []
 
 
@@ -128,12 +128,31 @@ def tls_problems(tls: Mapping[str, Any]) -> list[Problem]:
     if not tls.get("cert_pem"):
         problems.append(Problem("tls.cert_pem", "is required: the PEM certificate (chain) to serve"))
     protocols = str(tls.get("protocols") or TLS_DEFAULTS["protocols"])
-    if (
-        re.search(r"TLSv1(\.1)?\b(?!\.)", protocols.replace(">=TLSv1.2", "").replace(">=TLSv1.3", ""))
-        and "!" not in protocols
-    ):
-        problems.append(Problem("tls.protocols", f"{protocols!r} allows TLS older than 1.2"))
+    if not protocols_at_least_tls12(protocols):
+        problems.append(
+            Problem(
+                "tls.protocols",
+                f"{protocols!r} is not a TLS 1.2+ policy; use >=TLSv1.2, >=TLSv1.3, or exclusions that include "
+                "!SSLv2, !SSLv3, !TLSv1, !TLSv1.1",
+            )
+        )
     return problems
+
+
+_OLD_PROTOCOLS = {"SSLv2", "SSLv3", "TLSv1", "TLSv1.1"}
+
+
+def protocols_at_least_tls12(protocols: str) -> bool:
+    """`>=TLSv1.2`, `>=TLSv1.3`, or a pure exclusion list that excludes everything older than TLS 1.2.
+
+    Inclusion lists (`TLSv1.2`) are refused too: they silently switch newer protocols off.
+    """
+    if protocols.strip() in (">=TLSv1.2", ">=TLSv1.3"):
+        return True
+    tokens = [t for t in re.split(r"[\s,:]+", protocols) if t]
+    if not tokens or not all(t.startswith("!") for t in tokens):
+        return False
+    return {t[1:] for t in tokens} >= _OLD_PROTOCOLS
 
 
 def overlapping_directives(directives: Mapping[str, Any], sasl: Any, tls: Any) -> list[Problem]:
