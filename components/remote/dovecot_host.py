@@ -83,7 +83,8 @@ class DovecotHost:
         if log_file is None or offset is None:
             return []
         out = self.s.sh('tail -c +"$2" -- "$1" 2>/dev/null || true', log_file, str(offset + 1)).out
-        return [ln for ln in out.splitlines() if "Fatal:" in ln or "Error: Error reading configuration" in ln]
+        markers = ("Fatal:", "Error: Error reading configuration", "Error: service(")
+        return [ln for ln in out.splitlines() if any(m in ln for m in markers)]
 
     def reload(self) -> None:
         # Exit code 0 even with a broken config (the master keeps the old one), hence the checks after it.
@@ -128,7 +129,9 @@ class DovecotHost:
             try:
                 offered = self._handshake_mechanisms(listener)
                 break
-            except RemoteError:
+            except DovecotError:
+                raise
+            except RemoteError:  # not listening yet: the auth service starts after the reload
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.3)
@@ -144,11 +147,17 @@ class DovecotHost:
         try:
             chan.sendall(b"VERSION\t1\t2\nCPID\t1\n")
             data = b""
-            while b"\nDONE" not in data and not data.startswith(b"DONE"):
+            while b"\nDONE" not in data:
                 chunk = chan.recv(4096)
                 if not chunk:
                     raise DovecotError(f"{self.label}: the auth listener closed the connection during the handshake")
                 data += chunk
+                if b"\n" in data and not data.startswith(b"VERSION\t"):
+                    first = data.split(b"\n", 1)[0].decode(errors="replace")[:60]
+                    raise DovecotError(
+                        f"{self.label}: {listener.address}:{listener.port} is not Dovecot's auth service "
+                        f"(it answered {first!r})"
+                    )
         except TimeoutError:
             raise DovecotError(f"{self.label}: no handshake from the auth listener") from None
         finally:

@@ -199,6 +199,44 @@ class TestSaslTls:
         again = proj.preview()
         assert again.ok and set(again.summary) == {"same"}, again.summary
 
+    def test_changed_certificate_is_redeployed(self, testbed, certs, project, tmp_path):
+        proj, _ = project
+        cert, key = make_cert(tmp_path, testbed.hosts["edge"].hostname)
+        certs["split"] = (cert, key)
+        proj.configure(bed_config(testbed, site_config(certs, listener_solo="inet")))
+        run = proj.up()
+        assert run.ok, run.text
+        assert run.summary.get("update") == 1, run.summary
+        client = tls_client(testbed, "split", next_source(testbed))
+        try:
+            served = hashlib.sha256(client.sock.getpeercert(binary_form=True)).digest()
+        finally:
+            client.close()
+        assert served == der_fingerprint(cert)
+        mode = testbed.run("edge", "stat -c '%a %U' /etc/postfix/tls/secure-postfix.key").stdout.strip()
+        assert mode == "600 root"
+
+    def test_tls_keys_never_in_state_or_output(self, certs, project):
+        proj, _ = project
+        state = proj.state_text()
+        for _cert, key in certs.values():
+            body = key.read_text().splitlines()[1]
+            assert body not in state
+        preview = proj.preview()
+        assert "PRIVATE KEY" not in preview.text
+
+    def test_dovecot_drift_shows_in_refresh_and_up_restores(self, testbed, password, project):
+        proj, _ = project
+        conf = "/etc/dovecot/conf.d/99-secure-postfix-auth.conf"
+        testbed.run("auth", f"sed -i 's/^auth_mechanisms = .*/auth_mechanisms = plain/' {conf}")
+        assert proj.refresh().ok
+        preview = proj.preview()
+        assert re.search(r"-\s*auth_mechanisms = plain\n\s*\+\s*auth_mechanisms = plain login", preview.stdout), (
+            preview.stdout
+        )
+        assert proj.up().ok
+        assert "auth_mechanisms = plain login" in testbed.run("auth", f"cat {conf}").stdout
+
     def test_destroy_leaves_hosts_as_before(self, testbed, project):
         proj, before = project
         run = proj.destroy()

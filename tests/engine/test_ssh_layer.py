@@ -1,0 +1,96 @@
+"""The SSH layer against a real OpenSSH server on a test host."""
+
+from __future__ import annotations
+
+import time
+
+import paramiko
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from components.remote.ssh import HostKeyError, RemoteError, Session, SshTarget
+
+pytestmark = pytest.mark.engine
+
+HOST = "auth"
+
+
+def target(testbed, **changes) -> SshTarget:
+    fields = {
+        "host": testbed.hosts[HOST].address,
+        "private_key": testbed.client_key_path.read_text(),
+        "host_key": testbed.hosts[HOST].host_key,
+        "connect_timeout": 5.0,
+    }
+    fields.update(changes)
+    return SshTarget(**fields)
+
+
+def test_pinned_key_logs_in_and_runs_commands(testbed):
+    with Session(target(testbed)) as s:
+        assert s.run(["hostname"]).out.strip() == testbed.hosts[HOST].hostname
+
+
+def test_changed_host_key_is_refused_with_both_fingerprints(testbed):
+    other = paramiko.Ed25519Key.from_private_key_file(str(testbed.client_key_path))
+    wrong = f"{other.get_name()} {other.get_base64()}"
+    with pytest.raises(HostKeyError) as refused:
+        Session(target(testbed, host_key=wrong)).__enter__()
+    message = str(refused.value)
+    assert "mismatch" in message and testbed.hosts[HOST].address in message
+    assert other.fingerprint in message  # what the stack pins
+    assert "PRIVATE" not in message
+
+
+def test_unknown_host_key_is_refused_unless_opted_out(testbed, capfd):
+    with pytest.raises(HostKeyError, match="no host_key is pinned"):
+        Session(target(testbed, host_key=None)).__enter__()
+    with Session(target(testbed, host_key=None, insecure_ignore_host_key=True)) as s:
+        assert s.run(["true"]).rc == 0
+    assert "NOT verified" in capfd.readouterr().err
+
+
+def test_values_are_never_shell_expanded(testbed):
+    nasty = "$(touch /tmp/sp-injected); `id`; rm -rf / #'\"\n"
+    with Session(target(testbed)) as s:
+        assert s.run(["printf", "%s", nasty]).out == nasty
+        assert s.sh('printf "%s" "$1"', nasty).out == nasty
+        assert s.run(["sh", "-c", "test -e /tmp/sp-injected && echo yes || echo no"]).out.strip() == "no"
+
+
+def test_atomic_write_keeps_mode_and_owner(testbed):
+    path = "/etc/dovecot/sp-ssh-layer-test"
+    with Session(target(testbed)) as s:
+        s.sh('umask 077; echo old > "$1"; chown root:dovecot "$1"; chmod 0640 "$1"', path)
+        s.write_file_atomic(path, b"new\n")
+        assert s.sh('stat -c "%a %U %G" "$1"; cat "$1"', path).out == "640 root dovecot\nnew\n"
+        assert s.sh('ls -a "$(dirname "$1")" | grep -c "^\\.sp-ssh-layer-test" || true', path).out.strip() == "0"
+        s.run(["rm", "-f", path])
+
+
+def test_command_timeout(testbed):
+    with Session(target(testbed, command_timeout=1.0)) as s:
+        started = time.monotonic()
+        with pytest.raises(RemoteError, match="did not finish within 1 s"):
+            s.run(["sleep", "5"])
+        assert time.monotonic() - started < 3
+
+
+def test_connect_retries_are_bounded(testbed):
+    # Nothing listens on this port of the test host: refused at once, three attempts with backoff.
+    started = time.monotonic()
+    with pytest.raises(RemoteError, match="after 3 attempts"):
+        Session(target(testbed, port=2222)).__enter__()
+    assert time.monotonic() - started < 10
+
+
+def test_wrong_private_key_is_a_clear_error(testbed):
+    text = (
+        ed25519.Ed25519PrivateKey.generate()
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+        .decode()
+    )
+    with pytest.raises(RemoteError, match="was refused") as refused:
+        Session(target(testbed, private_key=text)).__enter__()
+    assert "BEGIN" not in str(refused.value)
