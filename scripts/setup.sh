@@ -11,7 +11,7 @@ BIN=$CACHE/bin
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 apt_packages() {
-  local wanted=(postfix dovecot-core openssh-server iproute2 openssl procps psmisc)
+  local wanted=(postfix dovecot-core openssh-server iproute2 openssl procps psmisc sudo)
   local missing=()
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

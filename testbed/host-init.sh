@@ -31,5 +31,8 @@ bind mail /var/mail
 # /run/sshd) and hides the root namespace's /run/netns.
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mkdir -m 0755 /run/sshd /run/lock
+# sshd reads a non-root user's authorized keys as that user, who may not be
+# able to reach the checkout (under /root, say); this host-private copy it can.
+install -m 0644 "$host_dir/ssh/authorized_keys" /run/authorized_keys
 
 exec /usr/sbin/sshd -D -f "$host_dir/ssh/sshd_config" -E /var/log/sshd.log

@@ -175,13 +175,13 @@ def sshd_config(spec: HostSpec, host_dir: Path) -> str:
     ssh = host_dir / "ssh"
     return f"""\
 # sshd of test-bed host {spec.name}; root's home is shared by all hosts, so
-# keys live in this host's folder.
+# authorized keys come from this host's folder (copied to its private /run).
 Port 22
 ListenAddress {spec.address}
 ListenAddress 127.0.0.1
 HostKey {ssh}/ssh_host_ed25519_key
 PidFile /run/sshd.pid
-AuthorizedKeysFile {ssh}/authorized_keys
+AuthorizedKeysFile /run/authorized_keys
 # The checkout may live under a world-writable folder such as /tmp; the keys are the bed's own.
 StrictModes no
 PermitRootLogin prohibit-password
