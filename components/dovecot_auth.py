@@ -171,7 +171,7 @@ def _apply_file(host: DovecotHost, facts: DovecotFacts, text: str, listener: dc.
         host.check_staged(text)
     except DovecotError as exc:
         raise ApplyError(f"{exc}. Nothing was changed.") from None
-    offset = host.log_size(facts.log_file)
+    offset = host.s.file_size(facts.log_file)
     host.write(text)
     try:
         host.reload()

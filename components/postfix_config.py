@@ -247,7 +247,7 @@ def _apply_plan(
         host.check_staged(plan.text, facts.config_directory)
     except PostfixError as exc:
         raise ApplyError(f"{exc} (changed: {changed}). Nothing was changed.") from None
-    offset = host.log_size(facts.log_file)
+    offset = host.s.file_size(facts.log_file)
     paths = list(files)
     made: list[str] = []
     if paths:

@@ -74,17 +74,9 @@ class DovecotHost:
         else:
             self.s.write_file_atomic(CONFIG_FILE, text.encode(), mode="0644", owner="root:root")
 
-    def log_size(self, log_file: str | None) -> int | None:
-        if log_file is None:
-            return None
-        return int(self.s.sh('stat -c %s -- "$1" 2>/dev/null || echo 0', log_file).out.strip() or 0)
-
     def log_errors(self, log_file: str | None, offset: int | None) -> list[str]:
-        if log_file is None or offset is None:
-            return []
-        out = self.s.sh('tail -c +"$2" -- "$1" 2>/dev/null || true', log_file, str(offset + 1)).out
         markers = ("Fatal:", "Error: Error reading configuration", "Error: service(")
-        return [ln for ln in out.splitlines() if any(m in ln for m in markers)]
+        return [ln for ln in self.s.read_appended(log_file, offset) if any(m in ln for m in markers)]
 
     def reload(self) -> None:
         # Exit code 0 even with a broken config (the master keeps the old one), hence the checks after it.

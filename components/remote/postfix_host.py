@@ -31,6 +31,21 @@ printf '%s\n' "$out" "$check" | sed "s#$stage#$1#g"
 [ $rc -eq 0 ] && [ $crc -eq 0 ] || exit 1
 """
 
+# Without maillog_file, Debian's syslog setup writes /var/log/mail.log.
+_FACTS = r"""
+command -v postconf >/dev/null || { echo NO-POSTFIX; exit 0; }
+cfg=$(postconf -h config_directory)
+printf '%s\n' "$cfg"
+postconf -h mail_version
+log=$(postconf -h maillog_file)
+if [ -z "$log" ] && [ -f /var/log/mail.log ]; then log=/var/log/mail.log; fi
+printf '%s\n' "$log"
+echo '--- defaults'
+postconf -d | cut -d= -f1
+echo '--- main.cf'
+cat -- "$cfg/main.cf" 2>/dev/null || echo NO-MAIN-CF
+"""
+
 _FATAL_RE = re.compile(r"\b(fatal|panic):")
 
 
@@ -54,25 +69,22 @@ class PostfixHost:
 
     # -- reading ----------------------------------------------------------
     def facts(self) -> PostfixFacts:
-        """Everything a plan needs, in two round trips."""
-        defaults = self.s.run(["postconf", "-d"]).out
-        # Parameters with an empty default print as "name =" with nothing after.
-        parameters = frozenset(line.split("=", 1)[0].strip() for line in defaults.splitlines() if "=" in line)
-        values = dict(
-            line.split(" = ", 1)
-            for line in self.s.run(["postconf", "mail_version", "config_directory", "maillog_file"]).out.splitlines()
-            if " = " in line
-        )
-        config_directory = values.get("config_directory", "/etc/postfix").strip()
-        text = self.s.read_file(posixpath.join(config_directory, "main.cf"))
-        if text is None:
+        """Everything a plan needs, in one round trip."""
+        out = self.s.run(["sh", "-c", _FACTS]).out
+        if out.startswith("NO-POSTFIX"):
+            raise PostfixError(f"{self.label}: postconf is not installed; is Postfix installed?")
+        head, _, rest = out.partition("\n--- defaults\n")
+        names, found, main_cf = rest.partition("\n--- main.cf\n")
+        config_directory, version, log_file = [*head.splitlines(), "", "", ""][:3]
+        if not found or main_cf.startswith("NO-MAIN-CF"):
             raise PostfixError(f"{self.label}: {config_directory}/main.cf does not exist; is Postfix installed?")
         return PostfixFacts(
-            main_cf=text.decode("utf-8"),
-            version=values.get("mail_version", "").strip(),
-            parameters=parameters,
-            config_directory=config_directory,
-            log_file=values.get("maillog_file", "").strip() or None,
+            main_cf=main_cf,
+            version=version.strip(),
+            # Parameters with an empty default print as "name =" with nothing after.
+            parameters=frozenset(n.strip() for n in names.splitlines() if n.strip()),
+            config_directory=config_directory.strip() or "/etc/postfix",
+            log_file=log_file.strip() or None,
         )
 
     def read_main_cf(self, config_directory: str = "/etc/postfix") -> str:
@@ -94,17 +106,8 @@ class PostfixHost:
     def swap_in(self, text: str, config_directory: str) -> None:
         self.s.write_file_atomic(posixpath.join(config_directory, "main.cf"), text.encode())
 
-    def log_size(self, log_file: str | None) -> int | None:
-        if log_file is None:
-            return None
-        result = self.s.sh('stat -c %s -- "$1" 2>/dev/null || echo 0', log_file)
-        return int(result.out.strip() or 0)
-
     def log_fatals(self, log_file: str | None, offset: int | None) -> list[str]:
-        if log_file is None or offset is None:
-            return []
-        result = self.s.sh('tail -c +"$2" -- "$1" 2>/dev/null || true', log_file, str(offset + 1))
-        return [ln for ln in result.out.splitlines() if _FATAL_RE.search(ln)]
+        return [ln for ln in self.s.read_appended(log_file, offset) if _FATAL_RE.search(ln)]
 
     def reload(self) -> None:
         """`postfix reload`, never a raw signal: a HUP with a broken main.cf kills the master."""

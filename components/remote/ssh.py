@@ -261,6 +261,18 @@ class Session:
             raise CommandError(self.target.label, f"read {path}", result.rc, result.err)
         return result.stdout
 
+    def file_size(self, path: str | None) -> int | None:
+        """Size of a (log) file now, so that what is appended later can be read alone; None without a path."""
+        if path is None:
+            return None
+        return int(self.sh('stat -c %s -- "$1" 2>/dev/null || echo 0', path).out.strip() or 0)
+
+    def read_appended(self, path: str | None, offset: int | None) -> list[str]:
+        """Lines added to `path` since it was `offset` bytes long."""
+        if path is None or offset is None:
+            return []
+        return self.sh('tail -c +"$2" -- "$1" 2>/dev/null || true', path, str(offset + 1)).out.splitlines()
+
     def write_file_atomic(self, path: str, data: bytes, mode: str = "", owner: str = "") -> None:
         """Write via a temporary file in the same directory, then rename: readers see old or new, never half."""
         self.sh(_ATOMIC_WRITE, path, mode, owner, stdin=data)
