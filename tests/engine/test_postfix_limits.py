@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+import time
 
 import pytest
 
@@ -54,8 +55,10 @@ class TestDosLimits:
         assert run.summary.get("create") == 3
 
     def test_up_applies_limits(self, testbed, project):
+        logins = ssh_logins(testbed)
         run = project.up()
         assert run.ok, run.text
+        assert ssh_logins(testbed) - logins == 1  # one SSH connection for the whole operation
         live = postconf_n(testbed)
         for name, value in LIMITS.items():
             assert live[name] == str(value)
@@ -95,11 +98,13 @@ class TestDosLimits:
     def test_second_up_changes_nothing_and_reloads_nothing(self, testbed, project):
         before_file = testbed.read_file(HOST, "/etc/postfix/main.cf")
         before_reloads = _reload_count(testbed)
+        logins = ssh_logins(testbed)
         run = project.up()
         assert run.ok, run.text
         assert set(run.summary) == {"same"}, run.summary
         assert testbed.read_file(HOST, "/etc/postfix/main.cf") == before_file
         assert _reload_count(testbed) == before_reloads
+        assert ssh_logins(testbed) == logins  # nothing changed: no host is contacted
 
     def test_hand_edit_shows_in_refresh_and_up_restores(self, testbed, project):
         testbed.run(HOST, "postconf -e message_size_limit=2000000")
@@ -120,6 +125,11 @@ class TestDosLimits:
     def test_no_secret_in_state(self, testbed, project):
         key_body = testbed.client_key_path.read_text().splitlines()[1]
         assert key_body not in project.state_text()
+
+
+def ssh_logins(testbed) -> int:
+    time.sleep(0.2)  # sshd writes its log line just after the login
+    return (testbed.hosts[HOST].root / "log" / "sshd.log").read_text(errors="replace").count("Accepted publickey")
 
 
 def _reload_count(testbed) -> int:

@@ -1,0 +1,33 @@
+"""Moving a site to another host replaces the resource: the new host gets the limits, the old one its originals."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.engine.harness import EngineProject, bed_config
+
+pytestmark = pytest.mark.engine
+
+LIMITS = {"message_size_limit": 5242880, "queue_minfree": 7864320}
+
+
+def test_change_of_host_replaces(testbed, tmp_path):
+    originals = {h: testbed.read_file(h, "/etc/postfix/main.cf") for h in ("edge", "auth")}
+    project = EngineProject(tmp_path / "move", "move")
+    try:
+        project.configure(bed_config(testbed, {"m": {"postfix_host": "edge", "limits": LIMITS}}, ["edge", "auth"]))
+        assert project.up().ok
+        project.configure(bed_config(testbed, {"m": {"postfix_host": "auth", "limits": LIMITS}}, ["edge", "auth"]))
+        preview = project.preview()
+        assert preview.ok, preview.text
+        assert preview.summary.get("replace") == 1, preview.summary
+        assert re.search(r"host\s*: \"10.231.7.12\" => \"10.231.7.13\"", preview.stdout), preview.stdout
+        run = project.up()
+        assert run.ok, run.text
+        assert testbed.read_file("edge", "/etc/postfix/main.cf") == originals["edge"]
+        assert testbed.run("auth", "postconf -h message_size_limit").stdout.strip() == "5242880"
+    finally:
+        assert project.destroy().ok
+    assert testbed.read_file("auth", "/etc/postfix/main.cf") == originals["auth"]
