@@ -276,8 +276,11 @@ def _apply_plan(
     return made
 
 
-# reload is asynchronous: give the master time to retire children started on the old config.
-_SETTLE_SECONDS = 1.0
+# `postfix reload` only signals the master. Until the master has re-read main.cf, an idle smtpd of
+# the old generation could answer the probe; the master logs "reload" once it has.
+_RELOAD_WAIT_SECONDS = 5.0
+_SETTLE_SECONDS = 0.2
+_NO_LOG_SETTLE_SECONDS = 1.0
 
 
 def _verify(host: PostfixHost, facts: PostfixFacts, offset: int | None, tls_fingerprint: str | None) -> None:
@@ -288,13 +291,26 @@ def _verify(host: PostfixHost, facts: PostfixFacts, offset: int | None, tls_fing
         if fatals:
             raise PostfixError(f"{host.label}: smtpd cannot start; the mail log says: " + " | ".join(fatals[-3:]))
 
-    time.sleep(_SETTLE_SECONDS)
+    _wait_for_reload(host, facts, offset)
     try:
         host.probe_smtp(while_waiting=fail_on_fatal, tls_fingerprint=tls_fingerprint)
     except PostfixError:
         fail_on_fatal()
         raise
     fail_on_fatal()
+
+
+def _wait_for_reload(host: PostfixHost, facts: PostfixFacts, offset: int | None) -> None:
+    if facts.log_file is None or offset is None:
+        time.sleep(_NO_LOG_SETTLE_SECONDS)
+        return
+    deadline = time.monotonic() + _RELOAD_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if any("reload -- version" in line for line in host.s.read_appended(facts.log_file, offset)):
+            time.sleep(_SETTLE_SECONDS)
+            return
+        time.sleep(0.1)
+    raise PostfixError(f"{host.label}: the Postfix master did not log its reload within {_RELOAD_WAIT_SECONDS:.0f} s")
 
 
 def _roll_back(host: PostfixHost, facts: PostfixFacts) -> None:

@@ -23,7 +23,7 @@ logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 _ATOMIC_WRITE = r"""
 set -eu
-path=$1 mode=$2 owner=$3
+path=$1 mode=$2 owner=$3 age=$4
 dir=$(dirname -- "$path")
 base=$(basename -- "$path")
 tmp=$(mktemp "$dir/.$base.XXXXXX")
@@ -35,6 +35,7 @@ if [ -e "$path" ]; then
 fi
 if [ -n "$mode" ]; then chmod -- "$mode" "$tmp"; fi
 if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
+if [ "$age" -gt 0 ]; then touch -d "@$(( $(date +%s) - age ))" -- "$tmp"; fi
 mv -f -- "$tmp" "$path"
 trap - EXIT
 """
@@ -273,9 +274,12 @@ class Session:
             return []
         return self.sh('tail -c +"$2" -- "$1" 2>/dev/null || true', path, str(offset + 1)).out.splitlines()
 
-    def write_file_atomic(self, path: str, data: bytes, mode: str = "", owner: str = "") -> None:
-        """Write via a temporary file in the same directory, then rename: readers see old or new, never half."""
-        self.sh(_ATOMIC_WRITE, path, mode, owner, stdin=data)
+    def write_file_atomic(self, path: str, data: bytes, mode: str = "", owner: str = "", age: int = 0) -> None:
+        """Write via a temporary file in the same directory, then rename: readers see old or new, never half.
+
+        `age` sets the file's mtime that many seconds in the past (see PostfixHost.swap_in).
+        """
+        self.sh(_ATOMIC_WRITE, path, mode, owner, str(age), stdin=data)
 
     def open_tcp(self, host: str, port: int, timeout: float = 10.0) -> paramiko.Channel:
         """A TCP stream from the host itself (SSH port forwarding), for probing its local services."""
