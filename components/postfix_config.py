@@ -176,6 +176,7 @@ class PostfixConfigProvider(dyn.ResourceProvider):
             facts = host.facts()
             _check_on_host(target.label, desired, facts)
             plan = plan_edit(facts.main_cf, desired, originals)
+            _check_sasl_endpoint(host, facts, plan)
             digests = host.file_digests(list(files)) if files else {}
             changed_files = {p: f for p, f in files.items() if digests.get(p) != _sha256(f[0])}
             created = sorted(set(created) | {p for p in changed_files if digests.get(p) is None})
@@ -226,6 +227,19 @@ def _check_on_host(label: str, desired: Mapping[str, str], facts: PostfixFacts) 
         )
     if problems:
         raise ApplyError(f"{label}: " + "; ".join(str(p) for p in problems) + ". Nothing was changed.")
+
+
+def _check_sasl_endpoint(host: PostfixHost, facts: PostfixFacts, plan: Plan) -> None:
+    """Refuse to point smtpd at a Dovecot auth service it cannot reach."""
+    wanted = next((c.new for c in plan.changes if c.name == "smtpd_sasl_path" and c.new), None)
+    if wanted is None:
+        return
+    problem = host.sasl_endpoint_problem(wanted, facts.queue_directory)
+    if problem:
+        raise ApplyError(
+            f"{host.label}: smtpd_sasl_path = {wanted}: {problem}. With no auth service there every new smtpd "
+            "would die after STARTTLS; start Dovecot's auth listener first (DovecotAuthService). Nothing was changed."
+        )
 
 
 def _older_than(version: str, wanted: tuple[int, int]) -> bool:
@@ -294,8 +308,11 @@ def _verify(host: PostfixHost, facts: PostfixFacts, offset: int | None, tls_fing
     _wait_for_reload(host, facts, offset)
     try:
         host.probe_smtp(while_waiting=fail_on_fatal, tls_fingerprint=tls_fingerprint)
-    except PostfixError:
+    except PostfixError as exc:
         fail_on_fatal()
+        warnings = [ln for ln in host.s.read_appended(facts.log_file, offset) if "warning:" in ln]
+        if warnings:
+            raise PostfixError(f"{exc}; the mail log says: " + " | ".join(warnings[-3:])) from None
         raise
     fail_on_fatal()
 

@@ -40,6 +40,7 @@ postconf -h mail_version
 log=$(postconf -h maillog_file)
 if [ -z "$log" ] && [ -f /var/log/mail.log ]; then log=/var/log/mail.log; fi
 printf '%s\n' "$log"
+postconf -h queue_directory
 echo '--- defaults'
 postconf -d | cut -d= -f1
 echo '--- main.cf'
@@ -60,6 +61,7 @@ class PostfixFacts:
     parameters: frozenset[str]
     config_directory: str
     log_file: str | None
+    queue_directory: str = "/var/spool/postfix"
 
 
 class PostfixHost:
@@ -75,7 +77,7 @@ class PostfixHost:
             raise PostfixError(f"{self.label}: postconf is not installed; is Postfix installed?")
         head, _, rest = out.partition("\n--- defaults\n")
         names, found, main_cf = rest.partition("\n--- main.cf\n")
-        config_directory, version, log_file = [*head.splitlines(), "", "", ""][:3]
+        config_directory, version, log_file, queue_directory = [*head.splitlines(), "", "", "", ""][:4]
         if not found or main_cf.startswith("NO-MAIN-CF"):
             raise PostfixError(f"{self.label}: {config_directory}/main.cf does not exist; is Postfix installed?")
         return PostfixFacts(
@@ -85,6 +87,7 @@ class PostfixHost:
             parameters=frozenset(n.strip() for n in names.splitlines() if n.strip()),
             config_directory=config_directory.strip() or "/etc/postfix",
             log_file=log_file.strip() or None,
+            queue_directory=queue_directory.strip() or "/var/spool/postfix",
         )
 
     def read_main_cf(self, config_directory: str = "/etc/postfix") -> str:
@@ -92,6 +95,34 @@ class PostfixHost:
         if text is None:
             raise PostfixError(f"{self.label}: {config_directory}/main.cf does not exist; is Postfix installed?")
         return text.decode("utf-8")
+
+    def sasl_endpoint_problem(self, sasl_path: str, queue_directory: str) -> str | None:
+        """Why Postfix could not reach Dovecot's auth service at `sasl_path`, or None when it can.
+
+        Checked before the change: with an unreachable auth service every new smtpd dies after
+        STARTTLS and the master throttles the whole SMTP service.
+        """
+        if sasl_path.startswith("inet:"):
+            address, _, port = sasl_path.removeprefix("inet:").rpartition(":")
+            address = address.strip("[]")
+            try:
+                chan = self.s.open_tcp(address, int(port), timeout=5)
+            except RemoteError as exc:
+                return f"nothing answers at {address}:{port} from this host ({exc})"
+            try:
+                chan.sendall(b"VERSION\t1\t2\nCPID\t1\n")
+                first = chan.recv(64)
+            except TimeoutError:
+                first = b""
+            finally:
+                chan.close()
+            if not first.startswith(b"VERSION\t"):
+                return f"{address}:{port} is not Dovecot's auth service"
+            return None
+        socket_path = posixpath.join(queue_directory, sasl_path)
+        if self.s.run(["test", "-S", socket_path], check=False).rc != 0:
+            return f"there is no socket at {socket_path}"
+        return None
 
     # -- validating, swapping, reloading ------------------------------------
     def check_staged(self, text: str, config_directory: str) -> None:
