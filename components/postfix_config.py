@@ -262,6 +262,8 @@ def _apply_plan(
     except PostfixError as exc:
         raise ApplyError(f"{exc} (changed: {changed}). Nothing was changed.") from None
     offset = host.s.file_size(facts.log_file)
+    # A master already throttling smtpd (after some earlier crash) ignores a reload; restart it instead.
+    was_serving = _answers(host)
     paths = list(files)
     made: list[str] = []
     if paths:
@@ -273,17 +275,28 @@ def _apply_plan(
             host.s.write_file_atomic(path, content.encode(), mode=mode, owner="root:root")
     host.swap_in(plan.text, facts.config_directory)
     try:
-        host.reload()
+        if was_serving:
+            host.reload()
+            _wait_for_reload(host, facts, offset)
+        else:
+            pulumi.log.warn(
+                f"{label}: Postfix did not answer SMTP before the change; restarting it instead of a reload"
+            )
+            host.restart()
+            _wait_until_answering(host)
         _verify(host, facts, offset, tls_fingerprint)
     except Exception as exc:  # whatever went wrong, the host must not keep a half-applied change
         if paths:
             host.restore_files(paths)
             host.remove_files(made)
-        _roll_back(host, facts)
+        answering = _roll_back(host, facts)
         reason = str(exc).removeprefix(f"{label}: ")
+        state = (
+            "it answers SMTP again" if answering else "it does not answer SMTP (it did not before the change either)"
+        )
         raise ApplyError(
             f"{label}: Postfix failed after the change of {changed}: {reason}. The previous configuration was put "
-            "back and Postfix restarted; it answers SMTP again."
+            f"back and Postfix restarted; {state}."
         ) from None
     if paths:
         host.drop_backups(paths)
@@ -305,7 +318,6 @@ def _verify(host: PostfixHost, facts: PostfixFacts, offset: int | None, tls_fing
         if fatals:
             raise PostfixError(f"{host.label}: smtpd cannot start; the mail log says: " + " | ".join(fatals[-3:]))
 
-    _wait_for_reload(host, facts, offset)
     try:
         host.probe_smtp(while_waiting=fail_on_fatal, tls_fingerprint=tls_fingerprint)
     except PostfixError as exc:
@@ -330,19 +342,29 @@ def _wait_for_reload(host: PostfixHost, facts: PostfixFacts, offset: int | None)
     raise PostfixError(f"{host.label}: the Postfix master did not log its reload within {_RELOAD_WAIT_SECONDS:.0f} s")
 
 
-def _roll_back(host: PostfixHost, facts: PostfixFacts) -> None:
+def _answers(host: PostfixHost, timeout: float = 3.0) -> bool:
+    try:
+        host.probe_smtp(timeout=timeout)
+        return True
+    except RemoteError:
+        return False
+
+
+def _wait_until_answering(host: PostfixHost, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not _answers(host):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def _roll_back(host: PostfixHost, facts: PostfixFacts) -> bool:
+    """Put the previous main.cf back and restart; True when Postfix answers SMTP again."""
     host.swap_in(facts.main_cf, facts.config_directory)
     # A crashed smtpd throttles the service; only stop + start lifts that.
     host.restart()
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            host.probe_smtp()
-            return
-        except RemoteError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    return _wait_until_answering(host)
 
 
 def _log(label: str, changes: list, what: str) -> None:

@@ -73,7 +73,7 @@ class EngineProject:
         changes = dict(summary.resource_changes or {}) if summary is not None else {}
         if hasattr(result, "change_summary"):
             changes = {str(k): v for k, v in result.change_summary.items()}
-        return Run(True, "\n".join(lines), "", changes)
+        return Run(True, "\n".join(lines), getattr(result, "stderr", "") or "", changes)
 
     def preview(self, **kw) -> Run:
         return self._run(self.stack.preview, diff=True, **kw)
