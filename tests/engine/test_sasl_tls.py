@@ -8,6 +8,7 @@ import re
 import hashlib
 import secrets
 import smtplib
+import ssl
 import time
 
 import pytest
@@ -142,6 +143,30 @@ class TestSaslTls:
             assert served == der_fingerprint(certs[site][0])
         finally:
             client.close()
+
+    @pytest.mark.filterwarnings("ignore::DeprecationWarning")
+    @pytest.mark.parametrize("site", SITES)
+    def test_tls_older_than_1_2_is_refused(self, testbed, site):
+        """A client that offers at most TLS 1.1 (allowed on our side) gets a protocol-version alert."""
+
+        def offer_tls11(host: str) -> str:
+            context = mail_client.tls_context()
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+            context.minimum_version = ssl.TLSVersion.TLSv1
+            context.maximum_version = ssl.TLSVersion.TLSv1_1
+            client = mail_client.connect(testbed.hosts[host].address, next_source(testbed))
+            try:
+                client.ehlo()
+                client.starttls(context=context)
+                return client.sock.version()
+            except ssl.SSLError as exc:
+                return exc.reason
+            finally:
+                client.close()
+
+        assert offer_tls11(SITES[site][0]) == "TLSV1_ALERT_PROTOCOL_VERSION"
+        # Control: Debian's own settings on the Postfix of the Dovecot-only host still speak TLS 1.1.
+        assert offer_tls11("auth") == "TLSv1.1"
 
     def test_auth_with_dovecot_stopped_never_succeeds_and_recovers(self, testbed, password):
         """Stop the split site's Dovecot entirely; see what mail clients get, then bring it back."""
