@@ -31,7 +31,12 @@ python_env() {
   want=$(sha256sum requirements.txt | cut -d' ' -f1)
   if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
   log "creating the Python virtualenv (.venv)"
-  python3 -m venv .venv
+  if ! python3 -m venv .venv 2>/dev/null; then
+    # Debian's own python3 needs python3-venv for this.
+    rm -rf .venv
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv .venv
+  fi
   .venv/bin/pip install -q -r requirements.txt
   echo "$want" > "$stamp"
 }
@@ -57,6 +62,8 @@ dynamic_provider_shim() {
   chmod 0755 "$shim"
 }
 
+# Go's official tarball lives here when its bin folder is not on PATH.
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
 command -v go >/dev/null || { log "Go is needed to build the Pulumi CLI"; exit 1; }
 apt_packages
 python_env
