@@ -34,7 +34,7 @@ python_env() {
   if ! python3 -m venv .venv 2>/dev/null; then
     # Debian's own python3 needs python3-venv for this.
     rm -rf .venv
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
     python3 -m venv .venv
   fi
   .venv/bin/pip install -q -r requirements.txt
