@@ -13,6 +13,7 @@ line per directive, and what `read` fills with the host's live values.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Mapping
@@ -203,8 +204,6 @@ def _tls_files(props: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
 
 
 def _sha256(text: str) -> str:
-    import hashlib
-
     return hashlib.sha256(text.encode()).hexdigest()
 
 
