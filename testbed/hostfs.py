@@ -145,13 +145,7 @@ def _make_dovecot_cert(spec: HostSpec, private: Path) -> None:
     for path in (pem, key):
         if path.is_symlink() or path.exists():
             path.unlink()
-    run([
-        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-days", "3650", "-subj", f"/CN={spec.hostname}",
-        "-addext", f"subjectAltName=DNS:{spec.hostname},IP:{spec.address}",
-        "-keyout", str(key), "-out", str(pem),
-    ])  # fmt: skip
-    key.chmod(0o600)
+    _self_signed(spec, pem, key, days=3650)
     pem.chmod(0o644)
 
 
@@ -161,10 +155,13 @@ def make_site_cert(spec: HostSpec, tls_dir: Path) -> None:
     The local stack deploys these with PostfixConfig (tls.cert_file/key_file).
     """
     tls_dir.mkdir(mode=0o700, exist_ok=True)
-    pem, key = tls_dir / f"{spec.name}.crt", tls_dir / f"{spec.name}.key"
+    _self_signed(spec, tls_dir / f"{spec.name}.crt", tls_dir / f"{spec.name}.key", days=30)
+
+
+def _self_signed(spec: HostSpec, pem: Path, key: Path, days: int) -> None:
     run([
         "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-days", "30", "-subj", f"/CN={spec.hostname}",
+        "-nodes", "-days", str(days), "-subj", f"/CN={spec.hostname}",
         "-addext", f"subjectAltName=DNS:{spec.hostname},IP:{spec.address}",
         "-keyout", str(key), "-out", str(pem),
     ])  # fmt: skip

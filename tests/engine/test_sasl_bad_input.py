@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.engine.harness import EngineProject, bed_config, sha256
-from tests.engine.tls_files import make_cert
+from tests.tls_files import make_cert
 
 pytestmark = pytest.mark.engine
 

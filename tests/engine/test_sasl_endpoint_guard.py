@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.postfix_config import ApplyError, PostfixConfigProvider, checked_inputs
-from tests.engine.tls_files import make_cert
+from tests.tls_files import make_cert
 
 pytestmark = pytest.mark.engine
 

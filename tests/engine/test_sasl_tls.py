@@ -15,7 +15,7 @@ import pytest
 
 from tests.engine import mail_client
 from tests.engine.harness import EngineProject, bed_config
-from tests.engine.tls_files import der_fingerprint, make_cert
+from tests.tls_files import der_fingerprint, make_cert
 
 pytestmark = pytest.mark.engine
 

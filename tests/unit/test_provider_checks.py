@@ -1,14 +1,9 @@
 """The provider checks that need no host: PostfixConfig, DovecotAuthService and the connection fields."""
 
 import asyncio
-import datetime as dt
 
 import pulumi
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from pulumi.output import Unknown
 
 from components import connection as conn
@@ -16,26 +11,11 @@ from components import dovecot_auth as da
 from components import postfix_config as pc
 from components.core import dovecot_conf as dc
 from components.core.postfix_rules import Problem
+from tests.tls_files import make_pair as make_tls_pair
 
 
 def make_pair():
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mx.example.test")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=90))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+    return make_tls_pair("mx.example.test", days=90)
 
 
 @pytest.fixture(scope="module")

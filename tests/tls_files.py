@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def make_cert(directory: Path, hostname: str, days: int = 30) -> tuple[Path, Path]:
+def make_pair(hostname: str, days: int = 30) -> tuple[str, str]:
+    """A self-signed EC P-256 certificate for `hostname` and its key, both as PEM text."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
     now = dt.datetime.now(dt.UTC)
@@ -26,12 +27,19 @@ def make_cert(directory: Path, hostname: str, days: int = 30) -> tuple[Path, Pat
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
         .sign(key, hashes.SHA256())
     )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+
+
+def make_cert(directory: Path, hostname: str, days: int = 30) -> tuple[Path, Path]:
+    """make_pair written to `directory` (the key mode 0600); returns (cert path, key path)."""
+    cert_pem, key_pem = make_pair(hostname, days)
     directory.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = directory / f"{hostname}.crt", directory / f"{hostname}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    cert_path.write_text(cert_pem)
+    key_path.write_text(key_pem)
     key_path.chmod(0o600)
     return cert_path, key_path
 
