@@ -72,6 +72,8 @@ def destroy(dir: Path | None = None) -> None:
     """Remove everything a bed made; safe when nothing exists."""
     with _locked():
         _teardown(_resolve(dir))
+        # The lock file is the bed's too; a process waiting on it re-creates it.
+        LOCK_PATH.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- health
