@@ -452,3 +452,24 @@ def test_connection_props_options_from_arguments_or_the_dict():
         "insecure_ignore_host_key": True,
         "use_sudo": True,
     }
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pulumi_command.remote imports its deprecated CopyFile
+def test_connection_props_from_pulumi_command_connection_args():
+    from pulumi_command.remote import ConnectionArgs
+
+    async def run():
+        args = ConnectionArgs(host="192.0.2.25", port=2222, user="deploy", private_key="KEY", host_key="ssh-ed25519 AA")
+        props = conn.connection_props(args, use_sudo=True)
+        return props, await props["private_key"].is_secret(), await props["private_key"].future()
+
+    props, secret, key = asyncio.run(run())
+    assert (secret, key) == (True, "KEY")
+    assert {k: props[k] for k in ("host", "port", "user", "host_key", "use_sudo", "insecure_ignore_host_key")} == {
+        "host": "192.0.2.25",
+        "port": 2222,
+        "user": "deploy",
+        "host_key": "ssh-ed25519 AA",
+        "use_sudo": True,
+        "insecure_ignore_host_key": False,
+    }
