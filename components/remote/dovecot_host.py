@@ -26,6 +26,7 @@ include='^[[:space:]]*!include[[:space:]]+conf\.d/\*\.conf'
 if grep -Eq "$include" /etc/dovecot/dovecot.conf; then echo included; else echo missing; fi
 doveconf -h log_path 2>/dev/null || echo
 if doveadm service status auth >/dev/null 2>&1 || pgrep -x dovecot >/dev/null; then echo running; else echo stopped; fi
+if [ -e "$1" ]; then echo '--- managed file'; cat -- "$1"; fi
 """
 
 
@@ -48,15 +49,17 @@ class DovecotHost:
         self.label = session.target.label
 
     def facts(self) -> DovecotFacts:
-        lines = [*self.s.run(["bash", "-c", _FACTS]).out.splitlines(), "", "", "", ""][:4]
-        current = self.s.read_file(CONFIG_FILE)
+        """Version, include, log path, daemon state and our file, in one round trip."""
+        out = self.s.run(["bash", "-c", _FACTS, "bash", CONFIG_FILE]).out
+        head, found, current = out.partition("--- managed file\n")
+        lines = [*head.splitlines(), "", "", "", ""][:4]
         log_file = lines[2].strip()
         return DovecotFacts(
             version_text=lines[0].strip(),
             conf_d_included=lines[1].strip() == "included",
             log_file=log_file if log_file.startswith("/") else None,
             running=lines[3].strip() == "running",
-            current=None if current is None else current.decode(),
+            current=current if found else None,
         )
 
     def check_staged(self, text: str) -> None:
@@ -119,7 +122,7 @@ class DovecotHost:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                offered = self._handshake_mechanisms(listener)
+                offered = auth_handshake(self.s, listener.address, listener.port)
                 break
             except DovecotError:
                 raise
@@ -134,24 +137,27 @@ class DovecotHost:
                 f"{', '.join(sorted(offered)) or 'no mechanism'}; missing {', '.join(missing)}"
             )
 
-    def _handshake_mechanisms(self, listener: Listener) -> set[str]:
-        chan = self.s.open_tcp(listener.address, listener.port, timeout=5)
-        try:
-            chan.sendall(b"VERSION\t1\t2\nCPID\t1\n")
-            data = b""
-            while b"\nDONE" not in data:
-                chunk = chan.recv(4096)
-                if not chunk:
-                    raise DovecotError(f"{self.label}: the auth listener closed the connection during the handshake")
-                data += chunk
-                if b"\n" in data and not data.startswith(b"VERSION\t"):
-                    first = data.split(b"\n", 1)[0].decode(errors="replace")[:60]
-                    raise DovecotError(
-                        f"{self.label}: {listener.address}:{listener.port} is not Dovecot's auth service "
-                        f"(it answered {first!r})"
-                    )
-        except TimeoutError:
-            raise DovecotError(f"{self.label}: no handshake from the auth listener") from None
-        finally:
-            chan.close()
-        return {ln.split("\t")[1] for ln in data.decode(errors="replace").splitlines() if ln.startswith("MECH\t")}
+
+def auth_handshake(session: Session, address: str, port: int) -> set[str]:
+    """Speak the first turn of Dovecot's auth protocol from the host; returns the mechanisms offered.
+
+    Raises DovecotError when something else answers there, RemoteError when nothing does.
+    """
+    label = session.target.label
+    chan = session.open_tcp(address, port, timeout=5)
+    try:
+        chan.sendall(b"VERSION\t1\t2\nCPID\t1\n")
+        data = b""
+        while b"\nDONE" not in data:
+            chunk = chan.recv(4096)
+            if not chunk:
+                raise DovecotError(f"{label}: {address}:{port} closed the connection during the auth handshake")
+            data += chunk
+            if b"\n" in data and not data.startswith(b"VERSION\t"):
+                first = data.split(b"\n", 1)[0].decode(errors="replace")[:60]
+                raise DovecotError(f"{label}: {address}:{port} is not Dovecot's auth service (it answered {first!r})")
+    except TimeoutError:
+        raise DovecotError(f"{label}: no auth handshake from {address}:{port}") from None
+    finally:
+        chan.close()
+    return {ln.split("\t")[1] for ln in data.decode(errors="replace").splitlines() if ln.startswith("MECH\t")}

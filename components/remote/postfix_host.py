@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from paramiko import Channel
 
 from components.core.smtp import Reply, SmtpProtocolError, take_reply
+from components.remote.dovecot_host import DovecotError, auth_handshake
 from components.remote.ssh import RemoteError, Session
 
 MAIN_CF = "/etc/postfix/main.cf"
@@ -106,18 +107,11 @@ class PostfixHost:
             address, _, port = sasl_path.removeprefix("inet:").rpartition(":")
             address = address.strip("[]")
             try:
-                chan = self.s.open_tcp(address, int(port), timeout=5)
+                auth_handshake(self.s, address, int(port))
+            except DovecotError as exc:
+                return str(exc).removeprefix(f"{self.label}: ")
             except RemoteError as exc:
                 return f"nothing answers at {address}:{port} from this host ({exc})"
-            try:
-                chan.sendall(b"VERSION\t1\t2\nCPID\t1\n")
-                first = chan.recv(64)
-            except TimeoutError:
-                first = b""
-            finally:
-                chan.close()
-            if not first.startswith(b"VERSION\t"):
-                return f"{address}:{port} is not Dovecot's auth service"
             return None
         socket_path = posixpath.join(queue_directory, sasl_path)
         if self.s.run(["test", "-S", socket_path], check=False).rc != 0:
@@ -152,9 +146,6 @@ class PostfixHost:
     def restart(self) -> None:
         """Stop and start: the only way to lift the master's throttle after an smtpd crash."""
         self.s.sh("postfix stop >/dev/null 2>&1; postfix start </dev/null >/dev/null 2>&1")
-
-    def is_running(self) -> bool:
-        return self.s.run(["postfix", "status"], check=False).rc == 0
 
     # -- probing ------------------------------------------------------------
     def probe_smtp(
