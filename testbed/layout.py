@@ -10,10 +10,21 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-PREFIX = "sptb-"
-BRIDGE = "sptb0"
+
+def _instance() -> int:
+    """TESTBED_INSTANCE=N (0-9) gives a second bed its own names and subnet, so two checkouts can test at once."""
+    raw = os.environ.get("TESTBED_INSTANCE", "0")
+    if not (raw.isascii() and raw.isdigit() and 0 <= int(raw) <= 9):
+        raise SystemExit(f"TESTBED_INSTANCE must be a digit 0-9, not {raw!r}")
+    return int(raw)
+
+
+INSTANCE = _instance()
+_TAG = "" if INSTANCE == 0 else str(INSTANCE)
+PREFIX = f"sptb{_TAG}-"
+BRIDGE = f"sptb{INSTANCE}"
 DOMAIN = "testbed.invalid"
-SUBNET = "10.231.7."
+SUBNET = f"10.231.{7 + INSTANCE}."
 PREFIX_LEN = 24
 CONTROLLER_ADDRESS = f"{SUBNET}1"
 CLIENT_ADDRESSES = [f"{SUBNET}{i}" for i in range(100, 140)]
@@ -21,15 +32,15 @@ CLIENT_ADDRESSES = [f"{SUBNET}{i}" for i in range(100, 140)]
 # Locally administered MACs that stay the same across rebuilds: a new MAC for
 # the same address leaves stale neighbour entries in the root namespace and
 # stalls the first connections for seconds.
-BRIDGE_MAC = "02:73:70:74:62:01"
+BRIDGE_MAC = f"02:73:70:74:{0x62 + INSTANCE:02x}:01"
 
 # Set in the environment of every host's first process; lets cleanup find
 # processes of a bed whose state file is gone.
-ENV_MARKER = "SPTB_TESTBED"
+ENV_MARKER = f"SPTB_TESTBED{_TAG}"
 
 STATE_FILE = "state.json"
 MARKER_FILE = ".sptb-testbed"
-LOCK_PATH = Path("/run/lock/sptb-testbed.lock")
+LOCK_PATH = Path(f"/run/lock/sptb{_TAG}-testbed.lock")
 HOST_INIT = Path(__file__).with_name("host-init.sh")
 
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -59,11 +70,11 @@ class HostSpec:
 
     @property
     def mac(self) -> str:
-        return f"02:73:70:74:68:{self.octet:02x}"
+        return f"02:73:{0x70 + INSTANCE:02x}:74:68:{self.octet:02x}"
 
     @property
     def veth_mac(self) -> str:
-        return f"02:73:70:74:72:{self.octet:02x}"
+        return f"02:73:{0x70 + INSTANCE:02x}:74:72:{self.octet:02x}"
 
 
 HOST_SPECS = (HostSpec("mx", 11), HostSpec("edge", 12), HostSpec("auth", 13))

@@ -48,7 +48,9 @@ def test_preview_refuses_and_names_directive_and_host(testbed, project, site, fr
 def test_invalid_tls_level_is_caught_by_the_probe_and_rolled_back(testbed, project):
     before = _state(testbed)
     project.configure(
-        bed_config(testbed, {"bad": {"postfix_host": HOST, "directives": {"smtpd_tls_security_level": "bogus"}}}, [HOST])
+        bed_config(
+            testbed, {"bad": {"postfix_host": HOST, "directives": {"smtpd_tls_security_level": "bogus"}}}, [HOST]
+        )
     )
     assert project.preview().ok  # postfix check passes this one: only the probe can tell
     run = project.up()

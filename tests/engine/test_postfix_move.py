@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from testbed.layout import SUBNET
 from tests.engine.harness import EngineProject, bed_config
 
 pytestmark = pytest.mark.engine
@@ -23,7 +24,9 @@ def test_change_of_host_replaces(testbed, tmp_path):
         preview = project.preview()
         assert preview.ok, preview.text
         assert preview.summary.get("replace") == 1, preview.summary
-        assert re.search(r"host\s*: \"10.231.7.12\" => \"10.231.7.13\"", preview.stdout), preview.stdout
+        assert re.search(rf"host\s*: \"{re.escape(SUBNET)}12\" => \"{re.escape(SUBNET)}13\"", preview.stdout), (
+            preview.stdout
+        )
         run = project.up()
         assert run.ok, run.text
         assert testbed.read_file("edge", "/etc/postfix/main.cf") == originals["edge"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.postfix_config import ApplyError, PostfixConfigProvider, checked_inputs
+from testbed.layout import SUBNET
 from tests.tls_files import make_cert
 
 pytestmark = pytest.mark.engine
@@ -31,8 +32,8 @@ def props(testbed, tmp_path, sasl_path: str) -> dict:
 @pytest.mark.parametrize(
     ("sasl_path", "reason"),
     [
-        ("inet:10.231.7.13:12399", "nothing answers at 10.231.7.13:12399"),
-        ("inet:10.231.7.13:22", "is not Dovecot's auth service"),
+        (f"inet:{SUBNET}13:12399", f"nothing answers at {SUBNET}13:12399"),
+        (f"inet:{SUBNET}13:22", "is not Dovecot's auth service"),
         ("private/no-such-auth", "there is no socket at /var/spool/postfix/private/no-such-auth"),
     ],
 )

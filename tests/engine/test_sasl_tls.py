@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import difflib
-import re
 import hashlib
+import re
 import secrets
 import smtplib
 import ssl
@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from testbed.layout import SUBNET
 from tests.engine import mail_client
 from tests.engine.harness import EngineProject, bed_config
 from tests.tls_files import der_fingerprint, make_cert
@@ -91,7 +92,7 @@ SOURCES = iter(range(110, 139))
 
 
 def next_source(testbed) -> str:
-    return f"10.231.7.{next(SOURCES)}"
+    return f"{SUBNET}{next(SOURCES)}"
 
 
 class TestSaslTls:
@@ -216,11 +217,13 @@ class TestSaslTls:
         dovecot_at, postfix_at = out.index("solo-dovecot]"), out.index("solo-postfix]")
         assert dovecot_at < postfix_at
         assert re.search(r'listener\s*: "unix" => "inet"', out[dovecot_at:postfix_at]), out
-        assert re.search(r'smtpd_sasl_path\s*: "private/auth" => "inet:10.231.7.11:12345"', out[postfix_at:]), out
+        assert re.search(
+            rf'smtpd_sasl_path\s*: "private/auth" => "inet:{re.escape(SUBNET)}11:12345"', out[postfix_at:]
+        ), out
         run = proj.up()
         assert run.ok, run.text
         assert run.stdout.index("solo-dovecot") < run.stdout.index("solo-postfix")
-        assert "smtpd_sasl_path = inet:10.231.7.11:12345" in testbed.run("mx", "postconf smtpd_sasl_path").stdout
+        assert f"smtpd_sasl_path = inet:{SUBNET}11:12345" in testbed.run("mx", "postconf smtpd_sasl_path").stdout
         client = tls_client(testbed, "solo", next_source(testbed))
         try:
             assert client.docmd("AUTH", "PLAIN " + auth_plain(USER, password))[0] == 235

@@ -20,7 +20,7 @@ import paramiko
 import pytest
 
 from testbed import TestBed, create, destroy
-from testbed.layout import PREFIX
+from testbed.layout import PREFIX, SUBNET
 from testbed.network import netns_path, our_links, our_netns
 from testbed.proc import CommandError, alive, all_pids, comm, marked_pids
 
@@ -90,12 +90,12 @@ def test_clients_are_not_in_mynetworks(testbed: TestBed, host: str) -> None:
 
 def test_hosts_resolve_each_other_and_not_dns(testbed: TestBed) -> None:
     out = testbed.run("mx", "getent hosts auth.testbed.invalid edge controller.testbed.invalid").stdout
-    assert "10.231.7.13" in out and "10.231.7.12" in out and "10.231.7.1 " in out
+    assert f"{SUBNET}13" in out and f"{SUBNET}12" in out and f"{SUBNET}1 " in out
     assert testbed.read_file("edge", "/etc/resolv.conf") == b"nameserver 127.0.0.1\n"
 
 
 def test_hosts_reach_each_other_on_the_bridge(testbed: TestBed) -> None:
-    script = "exec 3<>/dev/tcp/10.231.7.13/25; head -n 1 <&3; printf 'QUIT\\r\\n' >&3"
+    script = f"exec 3<>/dev/tcp/{SUBNET}13/25; head -n 1 <&3; printf 'QUIT\\r\\n' >&3"
     out = testbed.run("edge", f"timeout 10 bash -c {script!r}").stdout
     assert out.startswith("220 auth.testbed.invalid ESMTP")
 
