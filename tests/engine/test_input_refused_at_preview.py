@@ -61,3 +61,30 @@ def test_text_false_for_insecure_ignore_host_key_is_refused_without_a_login(test
     refused_everywhere(project, fragments)
     assert ssh_logins(testbed) == logins  # nobody was asked for a host key, so no impostor could answer
     assert main_cf(testbed) == before
+
+
+@pytest.mark.parametrize(
+    ("site", "name"),
+    [
+        (
+            {"limits": {"smtpd_client_connection_rate_limit": "1180591620717411303424"}},
+            "smtpd_client_connection_rate_limit",
+        ),
+        ({"limits": {"default_process_limit": "\u0661\u0660\u0660"}}, "default_process_limit"),
+        ({"directives": {"smtpd_recipient_limit": "1; reboot"}}, "smtpd_recipient_limit"),
+        ({"directives": {"smtpd_recipient_limit": ""}}, "smtpd_recipient_limit"),
+        (
+            {"limits": {"smtpd_client_event_limit_exceptions": "$(touch /tmp/pwned)"}},
+            "smtpd_client_event_limit_exceptions",
+        ),
+    ],
+    ids=["2**70", "arabic-indic-digits", "number-and-junk", "empty-number", "dollar-junk"],
+)
+def test_values_postfix_cannot_read_are_refused_at_preview(testbed, project, site, name):
+    """Each of these passed preview before; the first made every smtpd exit until the rollback."""
+    project.configure(bed_config(testbed, {"one": {"postfix_host": HOST, **site}}, [HOST]))
+    before, logins = main_cf(testbed), ssh_logins(testbed)
+    refused_everywhere(project, [f"{testbed.hosts[HOST].address}: {name}: "])
+    assert ssh_logins(testbed) == logins
+    assert main_cf(testbed) == before
+    testbed.wait_smtp(HOST, timeout=5)
