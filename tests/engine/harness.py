@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,3 +189,21 @@ def bed_config(bed, sites: dict[str, Any], hosts: list[str] | None = None) -> di
         "hosts": {n: {"address": bed.hosts[n].address, "host_key": bed.hosts[n].host_key} for n in names},
         "sites": sites,
     }
+
+
+def ssh_logins(bed, hosts: list[str] | None = None) -> int:
+    """Successful SSH logins so far, from the sshd logs of `hosts` (all of the bed's by default)."""
+    time.sleep(0.2)  # sshd writes its log line just after the login
+    names = hosts or list(bed.hosts)
+    return sum(
+        (bed.hosts[n].root / "log" / "sshd.log").read_text(errors="replace").count("Accepted publickey") for n in names
+    )
+
+
+def log_offset(bed, host: str, path: str = "/var/log/mail.log") -> int:
+    """The size of a host's log now: what a test reads from later sees only lines written after this."""
+    return int(bed.run(host, f"stat -c %s {path} 2>/dev/null || echo 0").stdout.strip() or 0)
+
+
+def log_since(bed, host: str, offset: int, path: str = "/var/log/mail.log") -> str:
+    return bed.run(host, f"tail -c +{offset + 1} {path} 2>/dev/null || true").stdout
