@@ -1,13 +1,21 @@
 """Shared pytest configuration."""
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from testbed.layout import INSTANCE
+# The tests build a test bed of their own (its own instance and folder), so that `make test` leaves the hosts and
+# the state that `make up` made alone. Both can be overridden, e.g. to run two checkouts' tests at once.
+os.environ.setdefault("TESTBED_INSTANCE", "9")
+os.environ.setdefault("TESTBED_DIR", str(Path(__file__).resolve().parent.parent / ".testbed-tests"))
+
+from testbed.layout import INSTANCE  # reads TESTBED_INSTANCE, set just above
 from testbed.pytest_fixture import testbed_fixture  # noqa: F401  (registers the `testbed` fixture)
+
+_OWN_BASETEMP = pytest.StashKey[str]()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -18,9 +26,6 @@ def pytest_configure(config):
     if not config.option.basetemp:
         config.option.basetemp = str(Path(tempfile.gettempdir()) / f"secure-postfix-tests-{INSTANCE}")
         config.stash[_OWN_BASETEMP] = config.option.basetemp
-
-
-_OWN_BASETEMP = pytest.StashKey[str]()
 
 
 def pytest_collection_modifyitems(session, config, items):
