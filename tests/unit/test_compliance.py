@@ -134,6 +134,11 @@ class TestBaselines:
         for rule_id in ("RHEL-08-040290", "RHEL-09-252050"):
             assert status(main_cf, rule_id, public_mx=False) is expected
 
+    def test_relay_finding_names_the_extra_entries(self):
+        main_cf = {"smtpd_client_restrictions": "permit_mynetworks, permit_sasl_authenticated, reject"}
+        finding = by_id(c.judge(main_cf, public_mx=False))["RHEL-08-040290"]
+        assert "other than permit_mynetworks and reject: permit_sasl_authenticated" in finding.value
+
     def test_local_only_listening(self):
         assert status({"inet_interfaces": "loopback-only"}, "CIS-RHEL9-2.1.21", public_mx=False) is c.Status.PASS
         assert status({"inet_interfaces": "all"}, "CIS-RHEL9-2.1.21", public_mx=False) is c.Status.FAIL
