@@ -63,8 +63,8 @@ class Values:
     """Effective main.cf values: managed ones as given, "" (absent on the host) as Postfix's default."""
 
     def __init__(self, main_cf: Mapping[str, str], pending: Iterable[str] = ()):
-        self.managed = dict(main_cf)
         self.pending = set(pending)
+        self.managed = {k: v for k, v in main_cf.items() if k not in self.pending}
 
     def is_managed(self, name: str) -> bool:
         return name in self.managed or name in self.pending
@@ -109,14 +109,8 @@ class Finding:
     value: str
 
     def record(self) -> dict[str, str]:
-        """The machine-readable form exported per host."""
-        return {
-            "id": self.rule.id,
-            "status": self.status.value,
-            "value": self.value,
-            "source": self.rule.source,
-            "title": self.rule.title,
-        }
+        """The machine-readable form exported per host, under the rule's ID."""
+        return {"status": self.status.value, "value": self.value, "source": self.rule.source}
 
 
 # -- judges -------------------------------------------------------------------------------
@@ -255,11 +249,10 @@ STIG9 = "DISA STIG for RHEL 9 V2R9"
 SSG = "SCAP Security Guide (ComplianceAsCode) rule"
 
 _NO_LIMIT = "0 means no limit"
-_PUBLIC_MX_LISTENS = "a public MX must listen on its public address; the rule is for hosts that only send local mail"
+_PUBLIC_MX_LISTENS = "public MX: it must listen on its public address (the rule is for hosts that send local mail only)"
 # The STIG allows documented extra entries; on an MX, smtpd_relay_restrictions is what stops open relaying.
 _PUBLIC_MX_RELAY = (
-    "on a public MX, permit_mynetworks, reject would refuse mail from every other server; "
-    "smtpd_relay_restrictions bounds relaying instead"
+    "public MX: permit_mynetworks, reject would refuse all inbound mail; smtpd_relay_restrictions bounds relaying"
 )
 _PACKAGES = "needs the host's package database, not main.cf"
 _ALIASES = "needs /etc/aliases and postmap -q on the host, not main.cf"
@@ -487,9 +480,10 @@ def from_cells(table: Mapping[str, str]) -> list[Finding]:
     """Back from the state form; rules this version does not know are skipped."""
     findings = []
     statuses = sorted(Status, key=lambda s: -len(s.value))
-    for rule_id, cell in table.items():
-        rule = RULES_BY_ID.get(rule_id)
-        if rule is None:
+    # State maps come back in any order; the report follows the rule list.
+    for rule in RULES:
+        cell = table.get(rule.id)
+        if cell is None:
             continue
         status = next((s for s in statuses if cell.startswith(f"{s.value}: ") or cell == s.value), None)
         if status is not None:
@@ -506,9 +500,9 @@ def report(main_cf: Mapping[str, str], public_mx: bool = True, pending: Iterable
     return cells(judge(main_cf, public_mx, pending), public_mx)
 
 
-def records(table: Mapping[str, str]) -> list[dict[str, str]]:
-    """The exported per-host form: ID, status, value, source, title."""
-    return [f.record() for f in from_cells(table)]
+def records(table: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """The exported per-host form: rule ID -> status, value, source."""
+    return {f.rule.id: f.record() for f in from_cells(table)}
 
 
 # -- Dovecot's side of the guide (DovecotAuthService settings) -----------------------------
