@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -49,16 +50,15 @@ TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # postconf(5): the only numeric parameter documented with a meaningful negative value.
 SIGNED_PARAMETERS = frozenset({"postscreen_dnsbl_allowlist_threshold", "postscreen_dnsbl_whitelist_threshold"})
 
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _INTEGER_RE = re.compile(r"-?[0-9]+")
 _NAME_CHARS_RE = re.compile(r"[A-Za-z0-9_]+")
 _REFERENCE_MARK_RE = re.compile("\x00([A-Za-z0-9_]+)\x01")
 # A typed value with more ways to expand than this is refused rather than judged in part.
 MAX_VARIANTS = 16
-_NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
-_TIME_RE = re.compile(r"^([0-9]+)([smhdw]?)$")
-_HOSTNAME_RE = re.compile(r"^\.?(?!-)[A-Za-z0-9-]{1,63}(?:\.(?!-)[A-Za-z0-9-]{1,63})*\.?$")
-_TABLE_RE = re.compile(r"^[a-z0-9_]+:.+$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_]+")
+_TIME_RE = re.compile(r"([0-9]+)([smhdw]?)")
+_HOSTNAME_RE = re.compile(r"\.?(?!-)[A-Za-z0-9-]{1,63}(?:\.(?!-)[A-Za-z0-9-]{1,63})*\.?")
+_TABLE_RE = re.compile(r"[a-z0-9_]+:.+")
 
 
 @dataclass(frozen=True)
@@ -121,11 +121,29 @@ def as_text(value: object) -> str:
 
 def check_value_text(name: str, text: str) -> list[Problem]:
     """Rules for every directive: no control characters, no empty name."""
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         return [Problem(name, "is not a valid main.cf parameter name (letters, digits and _ only)")]
-    if _CONTROL_RE.search(text):
-        return [Problem(name, "contains a newline or control character; a value must be one line of printable text")]
+    bad = unprintable_character(text)
+    if bad:
+        message = f"contains a newline or control character ({bad}); a value must be one line of printable text"
+        return [Problem(name, message)]
     return []
+
+
+# Control, format (bidi overrides, zero-width), surrogate, and line/paragraph separators.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def unprintable_character(text: str) -> str | None:
+    """The first character that a config line must not hold, as U+XXXX; None when there is none.
+
+    That is every character str.splitlines() ends a line at (U+0085, U+2028, U+2029, U+001C..U+001E
+    as well as CR and LF): a reader that splits that way would see a second line.
+    """
+    for char in text:
+        if unicodedata.category(char) in _UNPRINTABLE_CATEGORIES or len(f"a{char}b".splitlines()) > 1:
+            return f"U+{ord(char):04X}"
+    return None
 
 
 def check_typed_value(name: str, text: str, types: Mapping[str, ParamType] | None = None) -> list[Problem]:
@@ -190,7 +208,7 @@ def _number_error(name: str, text: str, ptype: ParamType) -> str | None:
 
 
 def _time_error(name: str, text: str, ptype: ParamType) -> str | None:
-    match = _TIME_RE.match(text)
+    match = _TIME_RE.fullmatch(text)
     if match is None:
         return f"must be {_describe(name, ptype)}, got {text!r}"
     number, unit = int(match.group(1)), match.group(2) or ptype.unit
@@ -317,6 +335,9 @@ class _Expansions:
                 return i + 1
             if char == "{":
                 i = self.run(i + 1, "}")
+            elif char == "}":
+                # Postfix groups list items with { }: a stray closer would end a group nobody opened.
+                self.errors.append("has a } with no { before it")
             elif char == "$":
                 i = self._reference(i)
             else:
@@ -382,12 +403,12 @@ def _is_network_item(item: str) -> bool:
             return False
     if ":" in item:
         # A bare IPv6 address needs brackets in main.cf; anything else with a colon is a table.
-        return not _looks_like_ipv6(item) and bool(_TABLE_RE.match(item))
-    return bool(_HOSTNAME_RE.match(item))
+        return not _looks_like_ipv6(item) and bool(_TABLE_RE.fullmatch(item))
+    return bool(_HOSTNAME_RE.fullmatch(item))
 
 
 def _is_bracketed_ipv6(item: str) -> bool:
-    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?:/(\d{1,3}))?", item)
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?:/([0-9]{1,3}))?", item)
     if match is None:
         return False
     try:
@@ -406,7 +427,7 @@ def _looks_like_ipv6(item: str) -> bool:
 
 
 def time_seconds(text: str) -> int:
-    match = _TIME_RE.match(text)
+    match = _TIME_RE.fullmatch(text)
     if match is None:
         raise ValueError(f"not a Postfix time value: {text!r}")
     factor = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]

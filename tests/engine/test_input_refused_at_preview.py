@@ -7,6 +7,7 @@ import time
 import pytest
 
 from tests.engine.harness import EngineProject, bed_config, sha256
+from tests.tls_files import make_cert
 
 pytestmark = pytest.mark.engine
 
@@ -88,3 +89,47 @@ def test_values_postfix_cannot_read_are_refused_at_preview(testbed, project, sit
     assert ssh_logins(testbed) == logins
     assert main_cf(testbed) == before
     testbed.wait_smtp(HOST, timeout=5)
+
+
+# The issue's example: closes the listener block and adds a passdb that takes any password.
+INJECTION = "fe80::1%x\n  }\npassdb {\n  driver = static\n  args = nopassword=y\n}\nservice auth {\n  inet_listener x {"
+
+
+def dovecot_files(testbed) -> str:
+    """Every file under conf.d, names and contents (our file may not exist yet)."""
+    listing = 'cd /etc/dovecot/conf.d && for f in *; do echo "== $f"; cat "$f"; done'
+    return sha256(testbed.run("auth", listing).stdout.encode())
+
+
+@pytest.mark.parametrize(
+    ("sasl", "field"),
+    [
+        ({"listener": "inet", "bind_address": INJECTION}, "bind_address"),
+        ({"listener": "inet", "auth_mechanisms": "plain\u2028login"}, "auth_mechanisms"),
+    ],
+    ids=["bind_address-injection", "mechanisms-line-separator"],
+)
+def test_dovecot_config_injection_is_refused_at_preview(testbed, project, tmp_path, sasl, field):
+    cert, key = make_cert(tmp_path / "edge", testbed.hosts["edge"].hostname)
+    site = {
+        "postfix_host": "edge",
+        "dovecot_host": "auth",
+        "sasl": sasl,
+        "tls": {"cert_file": str(cert), "key_file": str(key)},
+    }
+    project.configure(bed_config(testbed, {"one": site}, ["edge", "auth"]))
+    before, edge_before, logins = dovecot_files(testbed), main_cf(testbed, "edge"), ssh_logins(testbed, "auth")
+    refused_everywhere(project, [f"{testbed.hosts['auth'].address}: {field}: "])
+    assert dovecot_files(testbed) == before
+    assert main_cf(testbed, "edge") == edge_before
+    assert ssh_logins(testbed, "auth") == logins
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029", "\x85"], ids=["U+2028", "U+2029", "U+0085"])
+def test_line_separators_in_a_directive_are_refused_at_preview(testbed, project, char):
+    """str.splitlines() splits at these: once in main.cf, refresh, update and destroy would misread it."""
+    site = {"postfix_host": HOST, "directives": {"smtpd_banner": f"$myhostname ESMTP{char}relayhost = [192.0.2.1]"}}
+    project.configure(bed_config(testbed, {"one": site}, [HOST]))
+    before = main_cf(testbed)
+    refused_everywhere(project, [f"{testbed.hosts[HOST].address}: smtpd_banner: ", f"U+{ord(char):04X}"])
+    assert main_cf(testbed) == before

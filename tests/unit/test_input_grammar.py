@@ -2,6 +2,9 @@
 
 import pytest
 
+from components import dovecot_auth
+from components.core import dovecot_conf as dc
+from components.core import postfix_features as features
 from components.core import postfix_rules as rules
 
 INT_MAX = 2**31 - 1
@@ -210,3 +213,113 @@ def test_expansion_names_are_checked_against_the_hosts_own_list_at_apply():
     known = rules.known_parameters() | {"new_in_3_9"}
     assert problems({"smtpd_banner": "$new_in_3_9"}, known=known) == []
     assert problems({"smtpd_banner": "$new_in_3_9"})
+
+
+# -- one line of text: everything a reader could split a line at ---------------------------------
+
+LINE_BREAKS = ["\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+CONTROLS = ["\x00", "\t", "\x1b", "\x7f", "\x9b", "\u202e", "\u200b", "\ufeff"]
+
+
+def test_every_character_splitlines_splits_at_is_in_the_list():
+    splitters = {chr(c) for c in range(0x110000) if len(f"a{chr(c)}b".splitlines()) > 1}
+    assert splitters == set(LINE_BREAKS)
+
+
+@pytest.mark.parametrize("char", LINE_BREAKS + CONTROLS, ids=lambda c: f"U+{ord(c):04X}")
+def test_line_breaks_and_control_characters_are_refused_in_main_cf(char):
+    message = refused("myhostname", f"mx.example.com{char}relayhost = [192.0.2.1]")
+    assert f"U+{ord(char):04X}" in message and "one line" in message
+
+
+@pytest.mark.parametrize("char", LINE_BREAKS + CONTROLS, ids=lambda c: f"U+{ord(c):04X}")
+def test_line_breaks_are_refused_in_every_kind_of_value(char):
+    for name in ("message_size_limit", "anvil_rate_time_unit", "smtpd_helo_required", "forward_path"):
+        refused(name, f"1{char}")
+
+
+def test_printable_unicode_is_fine_where_postfix_takes_text():
+    assert problems({"smtpd_banner": "$myhostname ESMTP Grüße"}) == []
+
+
+def test_a_stray_closing_brace_is_refused():
+    assert "}" in refused("smtpd_client_restrictions", "permit_mynetworks }")
+    assert problems({"smtpd_client_restrictions": "check_client_access inline:{ 192.0.2.1=OK }"}) == []
+
+
+def test_names_with_a_trailing_newline_are_refused():
+    assert problems({"myhostname\n": "x"}) == [
+        "myhostname\n: is not a valid main.cf parameter name (letters, digits and _ only)"
+    ]
+
+
+# -- Dovecot's file ------------------------------------------------------------------------------
+
+INJECTION = "fe80::1%x\n  }\npassdb {\n  driver = static\n  args = nopassword=y\n}\nservice auth {\n  inet_listener x {"
+DOVECOT = {"host": "10.0.0.5", "port": 22, "private_key": "K", "host_key": "ssh-ed25519 AAAA", "listener": "inet"}
+
+
+def dovecot_fields(**props):
+    return [p.field for p in dovecot_auth.check_props({**DOVECOT, **props})]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [INJECTION, "fe80::1%eth0", "10.0.0.5\n", "10.0.0.5 ", " 10.0.0.5", "10.0.0.5}", "::1%1", "10.0.0.5\u2028"],
+)
+def test_bind_address_must_be_a_plain_ip_address(address):
+    assert dovecot_fields(bind_address=address) == ["bind_address"]
+
+
+@pytest.mark.parametrize("address", ["10.0.0.5", "::1", "2001:db8::25", "fe80::1"])
+def test_plain_ip_addresses_are_accepted(address):
+    assert dovecot_fields(bind_address=address) == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/var/spool/postfix/private/auth {\n}\npassdb {",
+        "/var/spool/postfix/private/a uth",
+        "/var/spool/postfix/private/auth\n",
+        "/var/spool/postfix/private/auth\u2028",
+        '/var/spool/postfix/private/"auth"',
+        "/var/spool/postfix/private/auth#",
+        "/var/spool/postfix/private/$auth",
+        "/var/spool/postfix/private/<auth",
+        "/var/spool/postfix/private/a=b",
+        "/var/spool/postfix/private/../private/auth",
+        "/var/spool/postfix//private/auth",
+        "private/auth",
+    ],
+)
+def test_socket_path_is_refused_by_the_providers_own_check(path):
+    # A library caller of DovecotAuthService reaches this check without any stack config.
+    assert set(dovecot_fields(listener="unix", socket_path=path)) == {"socket_path"}
+
+
+def test_the_default_socket_path_is_fine():
+    assert dovecot_fields(listener="unix", socket_path="/var/spool/postfix/private/auth") == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("socket_mode", "660\n"), ("socket_user", "postfix\n"), ("socket_group", "post fix")]
+)
+def test_socket_owner_and_mode_take_no_line_breaks(field, value):
+    assert dovecot_fields(listener="unix", **{field: value}) == [field]
+
+
+@pytest.mark.parametrize("text", ["plain\nlogin", "plain\u2028login", "plain }", 'plain "login"', "plain #x", "$x"])
+def test_mechanisms_with_dovecot_syntax_are_refused(text):
+    assert dovecot_fields(bind_address="10.0.0.5", auth_mechanisms=text) == ["auth_mechanisms"]
+
+
+def test_the_rendered_file_of_an_accepted_listener_has_the_expected_lines_only():
+    text = dc.render(dc.Listener("inet", address="2001:db8::25", port=12345), "plain login")
+    assert text.count("\n") == len(text.splitlines()) == 9
+    assert text.count("{") == text.count("}") == 2
+
+
+@pytest.mark.parametrize("path", ["private/auth\n", "inet:10.0.0.5:12345\n", "inet:10.0.0.5:\u0661\u0662"])
+def test_sasl_path_given_to_postfix_is_one_line(path):
+    assert [p.field for p in features.sasl_path_problems(path)] == ["sasl.path"]
