@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from pulumi import automation as auto
 
 from tests.engine.harness import EngineProject, bed_config, sha256
 from tests.tls_files import make_cert
@@ -133,3 +134,20 @@ def test_line_separators_in_a_directive_are_refused_at_preview(testbed, project,
     before = main_cf(testbed)
     refused_everywhere(project, [f"{testbed.hosts[HOST].address}: smtpd_banner: ", f"U+{ord(char):04X}"])
     assert main_cf(testbed) == before
+
+
+def test_a_secret_in_directives_is_refused_and_never_shown(testbed, project):
+    """`pulumi config set --secret --path` inside sites: main.cf and state would hold it in plaintext."""
+    secret = "s3cret-relay-password-4711"
+    site = {"postfix_host": HOST, "directives": {"smtpd_helo_required": "yes"}}
+    project.configure(bed_config(testbed, {"one": site}, [HOST]))
+    table = f"inline:{{ [relay.example.com]:587=user:{secret} }}"
+    key = "secure-postfix:sites.one.directives.smtp_sasl_password_maps"
+    project.stack.set_config(key, auto.ConfigValue(table, secret=True), path=True)
+    assert secret not in project.config_file.read_text()  # stored encrypted, as the user asked
+    before, logins = main_cf(testbed), ssh_logins(testbed)
+    text = refused_everywhere(project, ["secure-postfix:sites holds a secret value", "texthash:"])
+    assert secret not in text
+    assert ssh_logins(testbed) == logins
+    assert main_cf(testbed) == before
+    assert secret not in project.state_text()
