@@ -151,3 +151,23 @@ def test_a_secret_in_directives_is_refused_and_never_shown(testbed, project):
     assert ssh_logins(testbed) == logins
     assert main_cf(testbed) == before
     assert secret not in project.state_text()
+
+
+def test_two_sites_sharing_one_dovecot_host_are_refused_naming_both(testbed, project, tmp_path):
+    """Both would own auth's one Dovecot file: removing one site would delete the other's listener."""
+    sites = {}
+    for name, postfix, port in (("one", "mx", 12345), ("two", "edge", 12346)):
+        cert, key = make_cert(tmp_path / name, testbed.hosts[postfix].hostname)
+        sites[name] = {
+            "postfix_host": postfix,
+            "dovecot_host": "auth",
+            "sasl": {"listener": "inet", "listen_port": port},
+            "tls": {"cert_file": str(cert), "key_file": str(key)},
+        }
+    project.configure(bed_config(testbed, sites, ["mx", "edge", "auth"]))
+    before, logins = dovecot_files(testbed), ssh_logins(testbed, "auth")
+    refused_everywhere(
+        project, ["secure-postfix:sites.one.dovecot_host (auth)", "secure-postfix:sites.two.dovecot_host (auth)"]
+    )
+    assert dovecot_files(testbed) == before
+    assert ssh_logins(testbed, "auth") == logins
