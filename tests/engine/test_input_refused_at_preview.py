@@ -171,3 +171,15 @@ def test_two_sites_sharing_one_dovecot_host_are_refused_naming_both(testbed, pro
     )
     assert dovecot_files(testbed) == before
     assert ssh_logins(testbed, "auth") == logins
+
+
+def test_the_example_stacks_placeholder_host_key_is_refused_at_preview(testbed, project):
+    """Copied as a new user would: it used to pass preview and fail at up with 'Incorrect padding'."""
+    config = bed_config(testbed, {"one": {"postfix_host": HOST, "limits": {"default_process_limit": 90}}}, [HOST])
+    config["hosts"][HOST]["host_key"] = (
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExampleExample"
+    )
+    project.configure(config)
+    logins = ssh_logins(testbed)
+    refused_everywhere(project, [f"{testbed.hosts[HOST].address}: host_key: ", "ssh-keyscan -t ed25519 HOST"])
+    assert ssh_logins(testbed) == logins

@@ -256,7 +256,8 @@ def test_names_with_a_trailing_newline_are_refused():
 # -- Dovecot's file ------------------------------------------------------------------------------
 
 INJECTION = "fe80::1%x\n  }\npassdb {\n  driver = static\n  args = nopassword=y\n}\nservice auth {\n  inet_listener x {"
-DOVECOT = {"host": "10.0.0.5", "port": 22, "private_key": "K", "host_key": "ssh-ed25519 AAAA", "listener": "inet"}
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+DOVECOT = {"host": "10.0.0.5", "port": 22, "private_key": "K", "host_key": HOST_KEY, "listener": "inet"}
 
 
 def dovecot_fields(**props):
