@@ -8,7 +8,7 @@ secret property of its own, never part of a larger value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pulumi
@@ -21,6 +21,10 @@ CONNECTION_FIELDS = ("host", "port", "user", "host_key", "private_key", "private
 SECRET_FIELDS = ("private_key", "private_key_password")
 OPTION_FIELDS = ("insecure_ignore_host_key", "use_sudo")
 REPLACE_ON = ("host", "port")
+# Pulumi shows a CheckFailure's property together with that property's whole value, in plaintext even
+# when the value is a secret (seen with tls_key_pem). So only properties that never hold a secret, a
+# certificate or a map of directives are named; the message itself still names the field.
+NAMED_PROPERTIES = frozenset({"host", "port", "user", "host_key", *OPTION_FIELDS})
 
 
 def connection_props(connection: Any, insecure_ignore_host_key: bool = False, use_sudo: bool = False) -> dict:
@@ -55,6 +59,12 @@ def _option(given: Any, argument: Any) -> Any:
         if value is not None and not isinstance(value, bool):
             return value
     return given is True or argument is True
+
+
+def failure_property(field: str, named: Iterable[str] = NAMED_PROPERTIES) -> str:
+    """The input property a problem's field belongs to, for Pulumi to show; "" when it must not be shown."""
+    name = field.split(".")[0]
+    return name if name in frozenset(named) else ""
 
 
 def host_label(props: Mapping[str, Any]) -> str:

@@ -181,5 +181,18 @@ def test_the_example_stacks_placeholder_host_key_is_refused_at_preview(testbed, 
     )
     project.configure(config)
     logins = ssh_logins(testbed)
-    refused_everywhere(project, [f"{testbed.hosts[HOST].address}: host_key: ", "ssh-keyscan -t ed25519 HOST"])
+    text = refused_everywhere(project, [f"{testbed.hosts[HOST].address}: host_key: ", "ssh-keyscan -t ed25519 HOST"])
+    assert "property host_key value" in text  # Pulumi names the input too
     assert ssh_logins(testbed) == logins
+
+
+def test_a_key_that_does_not_match_is_refused_without_showing_the_key(testbed, project, tmp_path):
+    """Pulumi prints a named property's value in plaintext, secret or not: the key's property is never named."""
+    cert, _ = make_cert(tmp_path / "a", testbed.hosts[HOST].hostname)
+    _, other_key = make_cert(tmp_path / "b", testbed.hosts[HOST].hostname)
+    site = {"postfix_host": HOST, "tls": {"cert_file": str(cert), "key_file": str(other_key)}}
+    project.configure(bed_config(testbed, {"one": site}, [HOST]))
+    text = refused_everywhere(project, ["tls_key_pem", "does not match the certificate"])
+    key_body = other_key.read_text().splitlines()[1]
+    assert key_body not in text
+    assert key_body not in project.state_text()
