@@ -236,65 +236,11 @@ def _reference_type_error(name: str, ptype: ParamType, target: str, table: Mappi
     return f"refers to ${target}, which is not {_describe(name, ptype)} in Postfix"
 
 
-class _TooManyVariants(Exception):
-    pass
-
-
 def expansion_variants(text: str) -> list[str] | None:
     """Every text a well-formed value can expand to, a reference kept as a mark; None when too many."""
-    try:
-        return _alternatives(text, 0, None)[0]
-    except _TooManyVariants:
-        return None
-
-
-def _alternatives(text: str, i: int, closer: str | None) -> tuple[list[str], int]:
-    out = [""]
-    while i < len(text):
-        char = text[i]
-        if closer is not None and char == closer:
-            return out, i + 1
-        if char == "$":
-            parts, i = _expansion_alternatives(text, i)
-        elif char == "{" and closer is not None:
-            parts, i = _alternatives(text, i + 1, "}")
-        else:
-            parts, i = [char], i + 1
-        out = _product(out, parts)
-    return out, i
-
-
-def _expansion_alternatives(text: str, i: int) -> tuple[list[str], int]:
-    after = text[i + 1 : i + 2]
-    if after == "$":
-        return ["$"], i + 2
-    if after not in ("{", "("):
-        match = _NAME_CHARS_RE.match(text, i + 1)
-        end = match.end() if match else i + 1
-        return [f"\x00{text[i + 1 : end]}\x01"], end
-    closer = "}" if after == "{" else ")"
-    match = _NAME_CHARS_RE.match(text, i + 2)
-    j = match.end() if match else i + 2
-    if text[j : j + 1] == closer:
-        return [f"\x00{text[i + 2 : j]}\x01"], j + 1
-    # ${name?value} / ${name:value}: the value or nothing; ${name?{a}:{b}}: one of the two.
-    j += 1
-    if text[j : j + 1] == "{":
-        first, j = _alternatives(text, j + 1, "}")
-        second = [""]
-        if text[j : j + 2] == ":{":
-            second, j = _alternatives(text, j + 2, "}")
-        rest, j = _alternatives(text, j, closer)
-        return _product(first + second, rest), j
-    value, j = _alternatives(text, j, closer)
-    return [*value, ""], j
-
-
-def _product(heads: list[str], tails: list[str]) -> list[str]:
-    combined = list(dict.fromkeys(h + t for h in heads for t in tails))
-    if len(combined) > MAX_VARIANTS:
-        raise _TooManyVariants
-    return combined
+    scan = _Expansions(text)
+    variants = scan.parse()
+    return None if scan.too_many else variants
 
 
 def expansion_problems(name: str, text: str, known: frozenset[str]) -> list[Problem]:
@@ -304,10 +250,10 @@ def expansion_problems(name: str, text: str, known: frozenset[str]) -> list[Prob
     smtpd_client_event_limit_exceptions tests a name that 3.7 no longer has).
     """
     scan = _Expansions(text)
-    scan.run(0, None)
-    problems = [Problem(name, message) for message in scan.errors]
+    scan.parse()
+    problems = [Problem(name, message) for message in scan.errors[:1]]
     unknown = sorted({n for n in scan.names if n not in known})
-    if unknown:
+    if unknown and not problems:
         problems.append(
             Problem(
                 name,
@@ -319,59 +265,87 @@ def expansion_problems(name: str, text: str, known: frozenset[str]) -> list[Prob
 
 
 class _Expansions:
-    """A scan of main.cf's $-expressions (mac_expand's syntax), collecting names and errors."""
+    """One pass over main.cf's $-expressions (mac_expand's syntax).
+
+    It collects the names referenced outright, the syntax errors, and every text the value can
+    expand to (a reference kept as a mark, since its value is the host's business).
+    """
 
     def __init__(self, text: str):
         self.text = text
         self.names: list[str] = []
         self.errors: list[str] = []
+        self.too_many = False
 
-    def run(self, i: int, closer: str | None) -> int:
-        """Scan from i until `closer` (inside ${name?...}) or the end; returns the index after it."""
-        text = self.text
-        while i < len(text):
+    def parse(self) -> list[str]:
+        return self._text(0, None)[0]
+
+    def _text(self, i: int, closer: str | None) -> tuple[list[str], int]:
+        """Text from i up to `closer` (inside ${name?...} or { }) or the end; returns the index after it."""
+        text, out = self.text, [""]
+        while i < len(text) and not self.errors:
             char = text[i]
             if closer is not None and char == closer:
-                return i + 1
+                return out, i + 1
             if char == "{":
-                i = self.run(i + 1, "}")
+                inner, i = self._text(i + 1, "}")
+                parts = [f"{{{v}}}" for v in inner]
             elif char == "}":
                 # Postfix groups list items with { }: a stray closer would end a group nobody opened.
                 self.errors.append("has a } with no { before it")
+                break
             elif char == "$":
-                i = self._reference(i)
+                parts, i = self._dollar(i)
             else:
-                i += 1
-            if self.errors:
-                return len(text)
-        if closer is not None:
+                parts, i = [char], i + 1
+            out = self._product(out, parts)
+        if closer is not None and not self.errors:
             self.errors.append(f"has an unclosed {'${' if closer == '}' else '$('} or {{ (missing {closer!r})")
-        return i
+        return out, len(text)
 
-    def _reference(self, i: int) -> int:
+    def _dollar(self, i: int) -> tuple[list[str], int]:
         text, after = self.text, self.text[i + 1 : i + 2]
         if after == "$":
-            return i + 2
-        if after in ("{", "("):
-            closer = "}" if after == "{" else ")"
-            match = _NAME_CHARS_RE.match(text, i + 2)
-            following = text[match.end() : match.end() + 1] if match else ""
-            if match is None or following not in (closer, "?", ":"):
-                self.errors.append(
-                    f"has {text[i : i + 12]!r}, which is not $name, ${{name}}, $(name), ${{name?value}} or "
-                    "${name:value}; write $$ for a literal dollar sign"
-                )
-                return len(text)
-            if following == closer:
-                self.names.append(match.group(0))
-                return match.end() + 1
-            return self.run(match.end() + 1, closer)
-        match = _NAME_CHARS_RE.match(text, i + 1)
-        if match is None:
-            self.errors.append("has a $ that starts no parameter name; write $$ for a literal dollar sign")
-            return len(text)
-        self.names.append(match.group(0))
-        return match.end()
+            return ["$"], i + 2
+        if after not in ("{", "("):
+            match = _NAME_CHARS_RE.match(text, i + 1)
+            if match is None:
+                self.errors.append("has a $ that starts no parameter name; write $$ for a literal dollar sign")
+                return [], len(text)
+            return [self._reference(match.group(0))], match.end()
+        closer = "}" if after == "{" else ")"
+        match = _NAME_CHARS_RE.match(text, i + 2)
+        following = text[match.end() : match.end() + 1] if match else ""
+        if match is None or following not in (closer, "?", ":"):
+            self.errors.append(
+                f"has {text[i : i + 12]!r}, which is not $name, ${{name}}, $(name), ${{name?value}} or "
+                "${name:value}; write $$ for a literal dollar sign"
+            )
+            return [], len(text)
+        j = match.end() + 1
+        if following == closer:
+            return [self._reference(match.group(0))], j
+        # ${name?value} / ${name:value}: the value or nothing; ${name?{a}:{b}}: one of the two.
+        if text[j : j + 1] != "{":
+            value, j = self._text(j, closer)
+            return [*value, ""], j
+        first, j = self._text(j + 1, "}")
+        second = [""]
+        if text[j : j + 2] == ":{":
+            second, j = self._text(j + 2, "}")
+        rest, j = self._text(j, closer)
+        return self._product(first + second, rest), j
+
+    def _reference(self, name: str) -> str:
+        self.names.append(name)
+        return f"\x00{name}\x01"
+
+    def _product(self, heads: list[str], tails: list[str]) -> list[str]:
+        combined = list(dict.fromkeys(h + t for h in heads for t in tails))
+        if len(combined) > MAX_VARIANTS:
+            self.too_many = True
+            return combined[:MAX_VARIANTS]
+        return combined
 
 
 def check_dos_value(name: str, text: str) -> list[Problem]:
