@@ -51,7 +51,6 @@ TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 SIGNED_PARAMETERS = frozenset({"postscreen_dnsbl_allowlist_threshold", "postscreen_dnsbl_whitelist_threshold"})
 
 _INTEGER_RE = re.compile(r"-?[0-9]+")
-_NAME_CHARS_RE = re.compile(r"[A-Za-z0-9_]+")
 _REFERENCE_MARK_RE = re.compile("\x00([A-Za-z0-9_]+)\x01")
 # A typed value with more ways to expand than this is refused rather than judged in part.
 MAX_VARIANTS = 16
@@ -308,13 +307,13 @@ class _Expansions:
         if after == "$":
             return ["$"], i + 2
         if after not in ("{", "("):
-            match = _NAME_CHARS_RE.match(text, i + 1)
+            match = _NAME_RE.match(text, i + 1)
             if match is None:
                 self.errors.append("has a $ that starts no parameter name; write $$ for a literal dollar sign")
                 return [], len(text)
             return [self._reference(match.group(0))], match.end()
         closer = "}" if after == "{" else ")"
-        match = _NAME_CHARS_RE.match(text, i + 2)
+        match = _NAME_RE.match(text, i + 2)
         following = text[match.end() : match.end() + 1] if match else ""
         if match is None or following not in (closer, "?", ":"):
             self.errors.append(
