@@ -93,7 +93,8 @@ def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
 class DovecotAuthServiceProvider(dyn.ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
         where = conn.host_label(news)
-        failures = [dyn.CheckFailure("", f"{where}: {p}") for p in check_props(news)]
+        named = {*conn.NAMED_PROPERTIES, *SETTINGS}
+        failures = [dyn.CheckFailure(conn.failure_property(p.field, named), f"{where}: {p}") for p in check_props(news)]
         return dyn.CheckResult(checked_inputs(news), failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:

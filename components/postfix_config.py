@@ -142,7 +142,7 @@ def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
 
 def _failures(props: Mapping[str, Any], problems: list[rules.Problem]) -> list[dyn.CheckFailure]:
     where = conn.host_label(props)
-    return [dyn.CheckFailure("", f"{where}: {p}") for p in problems]
+    return [dyn.CheckFailure(conn.failure_property(p.field), f"{where}: {p}") for p in problems]
 
 
 # -- the provider ----------------------------------------------------------------------
