@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from paramiko import SSHException
+
 from components.core.dovecot_conf import CONFIG_FILE, Listener, mechanisms
 from components.remote.ssh import RemoteError, Session
 
@@ -50,7 +52,7 @@ class DovecotHost:
 
     def facts(self) -> DovecotFacts:
         """Version, include, log path, daemon state and our file, in one round trip."""
-        out = self.s.run(["bash", "-c", _FACTS, "bash", CONFIG_FILE]).out
+        out = self.s.run(["bash", "-c", _FACTS, "bash", CONFIG_FILE], what="reading Dovecot's facts").out
         head, found, current = out.partition("--- managed file\n")
         lines = [*head.splitlines(), "", "", "", ""][:4]
         log_file = lines[2].strip()
@@ -64,7 +66,10 @@ class DovecotHost:
 
     def check_staged(self, text: str) -> None:
         result = self.s.run(
-            ["bash", "-c", _STAGE_AND_CHECK, "bash", CONFIG_FILE.rsplit("/", 1)[1]], stdin=text.encode(), check=False
+            ["bash", "-c", _STAGE_AND_CHECK, "bash", CONFIG_FILE.rsplit("/", 1)[1]],
+            stdin=text.encode(),
+            check=False,
+            what="the staged check of the Dovecot configuration",
         )
         if result.rc != 0:
             detail = result.out.strip() or f"exit code {result.rc}"
@@ -138,17 +143,24 @@ class DovecotHost:
             )
 
 
-def auth_handshake(session: Session, address: str, port: int) -> set[str]:
+def auth_handshake(session: Session, address: str, port: int, timeout: float = 5.0) -> set[str]:
     """Speak the first turn of Dovecot's auth protocol from the host; returns the mechanisms offered.
 
-    Raises DovecotError when something else answers there, RemoteError when nothing does.
+    The whole handshake must be over within `timeout`, even from a server that trickles bytes.
+    Raises DovecotError when something else (or nothing in time) answers there, RemoteError when
+    nothing listens.
     """
     label = session.target.label
-    chan = session.open_tcp(address, port, timeout=5)
+    deadline = time.monotonic() + timeout
+    chan = session.open_tcp(address, port, timeout=timeout)
     try:
         chan.sendall(b"VERSION\t1\t2\nCPID\t1\n")
         data = b""
         while b"\nDONE" not in data:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            chan.settimeout(left)
             chunk = chan.recv(4096)
             if not chunk:
                 raise DovecotError(f"{label}: {address}:{port} closed the connection during the auth handshake")
@@ -157,7 +169,9 @@ def auth_handshake(session: Session, address: str, port: int) -> set[str]:
                 first = data.split(b"\n", 1)[0].decode(errors="replace")[:60]
                 raise DovecotError(f"{label}: {address}:{port} is not Dovecot's auth service (it answered {first!r})")
     except TimeoutError:
-        raise DovecotError(f"{label}: no auth handshake from {address}:{port}") from None
+        raise DovecotError(f"{label}: no complete auth handshake from {address}:{port} within {timeout:g} s") from None
+    except (OSError, SSHException, EOFError) as exc:
+        raise DovecotError(f"{label}: the auth handshake with {address}:{port} failed: {exc}") from None
     finally:
         chan.close()
     return {ln.split("\t")[1] for ln in data.decode(errors="replace").splitlines() if ln.startswith("MECH\t")}

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from paramiko import Channel
+from paramiko import Channel, SSHException
 
 from components.core.smtp import Reply, SmtpProtocolError, take_reply
 from components.remote.dovecot_host import DovecotError, auth_handshake
@@ -73,7 +73,7 @@ class PostfixHost:
     # -- reading ----------------------------------------------------------
     def facts(self) -> PostfixFacts:
         """Everything a plan needs, in one round trip."""
-        out = self.s.run(["sh", "-c", _FACTS]).out
+        out = self.s.run(["sh", "-c", _FACTS], what="reading Postfix's facts (postconf, main.cf)").out
         if out.startswith("NO-POSTFIX"):
             raise PostfixError(f"{self.label}: postconf is not installed; is Postfix installed?")
         head, _, rest = out.partition("\n--- defaults\n")
@@ -121,7 +121,9 @@ class PostfixHost:
     # -- validating, swapping, reloading ------------------------------------
     def check_staged(self, text: str, config_directory: str) -> None:
         """`postconf -n` and `postfix check` on a staged copy; a warning counts as an error."""
-        result = self.s.sh(_STAGE_AND_CHECK, config_directory, stdin=text.encode(), check=False)
+        result = self.s.sh(
+            _STAGE_AND_CHECK, config_directory, stdin=text.encode(), check=False, what="the staged check of main.cf"
+        )
         messages = [ln for ln in result.out.splitlines() if ln.strip()]
         new_warnings = [ln for ln in messages if "warning:" in ln]
         if result.rc != 0 or new_warnings:
@@ -145,7 +147,7 @@ class PostfixHost:
 
     def restart(self) -> None:
         """Stop and start: the only way to lift the master's throttle after an smtpd crash."""
-        self.s.sh("postfix stop >/dev/null 2>&1; postfix start </dev/null >/dev/null 2>&1")
+        self.s.sh("postfix stop >/dev/null 2>&1; postfix start </dev/null >/dev/null 2>&1", what="restarting Postfix")
 
     # -- probing ------------------------------------------------------------
     def probe_smtp(
@@ -166,21 +168,28 @@ class PostfixHost:
         chan = self.s.open_tcp(address, port, timeout)
         chan.settimeout(1.0)
         try:
-            buffer = b""
-            banner, buffer = _read_reply(chan, buffer, timeout, self.label, "banner", while_waiting)
-            if banner.code != 220:
-                raise PostfixError(f"{self.label}: SMTP banner was {banner.code} {banner.text}")
-            chan.sendall(b"EHLO secure-postfix.probe\r\n")
-            ehlo, buffer = _read_reply(chan, buffer, timeout, self.label, "EHLO reply", while_waiting)
-            if ehlo.code != 250:
-                raise PostfixError(f"{self.label}: EHLO was answered {ehlo.code} {ehlo.text}")
-            if tls_fingerprint is not None:
-                _check_starttls(chan, buffer, timeout, self.label, tls_fingerprint)
-            else:
-                chan.sendall(b"QUIT\r\n")
-            return banner, ehlo
+            return self._probe(chan, timeout, while_waiting, tls_fingerprint)
+        except (OSError, SSHException, EOFError) as exc:  # the forwarded stream broke
+            raise PostfixError(f"{self.label}: the SMTP probe of {address}:{port} failed: {exc}") from None
         finally:
             chan.close()
+
+    def _probe(
+        self, chan: Channel, timeout: float, while_waiting: Callable[[], None], tls_fingerprint: str | None
+    ) -> tuple[Reply, Reply]:
+        buffer = b""
+        banner, buffer = _read_reply(chan, buffer, timeout, self.label, "banner", while_waiting)
+        if banner.code != 220:
+            raise PostfixError(f"{self.label}: SMTP banner was {banner.code} {banner.text}")
+        chan.sendall(b"EHLO secure-postfix.probe\r\n")
+        ehlo, buffer = _read_reply(chan, buffer, timeout, self.label, "EHLO reply", while_waiting)
+        if ehlo.code != 250:
+            raise PostfixError(f"{self.label}: EHLO was answered {ehlo.code} {ehlo.text}")
+        if tls_fingerprint is not None:
+            _check_starttls(chan, buffer, timeout, self.label, tls_fingerprint)
+        else:
+            chan.sendall(b"QUIT\r\n")
+        return banner, ehlo
 
     def file_digests(self, paths: list[str]) -> dict[str, str | None]:
         """SHA-256 of each file on the host (None when absent), in one round trip."""
