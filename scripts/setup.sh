@@ -6,12 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PULUMI_VERSION=v3.259.0
+# Go only builds the pinned CLI. Without one on the machine, this toolchain comes from the Go module proxy,
+# checked against the digest below.
+GO_TOOLCHAIN=v0.0.1-go1.26.8.linux-amd64
+GO_TOOLCHAIN_SHA256=30c2b1bf7dcc88d3eb0a1364e47ddd9128edb3110a30e8a0ef61cd5856b31de7
 CACHE=$ROOT/.cache
 BIN=$CACHE/bin
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 apt_packages() {
-  local wanted=(postfix dovecot-core openssh-server iproute2 openssl procps psmisc sudo)
+  local wanted=(postfix dovecot-core openssh-server iproute2 openssl procps psmisc sudo curl ca-certificates)
   local missing=()
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -42,7 +46,7 @@ python_env() {
 }
 
 pulumi_cli() {
-  if [ -x "$BIN/pulumi" ] && [ "$("$BIN/pulumi" version 2>/dev/null)" = "$PULUMI_VERSION" ]; then return; fi
+  if pulumi_ready; then return; fi
   log "building the Pulumi CLI $PULUMI_VERSION with Go (a few minutes, once)"
   mkdir -p "$BIN"
   (cd engine && GOFLAGS=-mod=mod go build -trimpath \
@@ -62,11 +66,54 @@ dynamic_provider_shim() {
   chmod 0755 "$shim"
 }
 
-# Go's official tarball lives here when its bin folder is not on PATH.
-command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
-command -v go >/dev/null || { log "Go is needed to build the Pulumi CLI"; exit 1; }
+language_host() {
+  # The CLI runs `runtime: python` projects through a plugin named pulumi-language-python, taken from
+  # PATH before the one beside the CLI. A real one on PATH (an official Pulumi install) is left to be used.
+  local host=$BIN/pulumi-language-python
+  local found
+  found=$(PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$BIN" | paste -sd: -) command -v pulumi-language-python || true)
+  if [ -n "$found" ] && ! grep -q "langhost/__main__.py" "$found"; then
+    log "using the Python language host on PATH: $found"
+    rm -f "$host"
+    return
+  fi
+  local body
+  body=$(printf '#!/bin/sh\nexec "%s" -u "%s" "$@"\n' "$ROOT/.venv/bin/python" "$ROOT/langhost/__main__.py")
+  if [ "$(cat "$host" 2>/dev/null)" = "$body" ]; then return; fi
+  mkdir -p "$BIN"
+  printf '%s\n' "$body" > "$host"
+  chmod 0755 "$host"
+}
+
+go_toolchain() {
+  # Go's official tarball lives in /usr/local/go when its bin folder is not on PATH.
+  command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
+  command -v go >/dev/null && return
+  local dir=$CACHE/go/golang.org/toolchain@$GO_TOOLCHAIN
+  if [ ! -x "$dir/bin/go" ]; then
+    local proxy=${GOPROXY:-https://proxy.golang.org}
+    proxy=${proxy%%,*}
+    log "installing Go ($GO_TOOLCHAIN) from $proxy"
+    mkdir -p "$CACHE/go"
+    curl -fsSL -o "$CACHE/go/toolchain.zip" "$proxy/golang.org/toolchain/@v/$GO_TOOLCHAIN.zip"
+    echo "$GO_TOOLCHAIN_SHA256  $CACHE/go/toolchain.zip" | sha256sum -c --quiet -
+    python3 -m zipfile -e "$CACHE/go/toolchain.zip" "$CACHE/go"
+    rm -f "$CACHE/go/toolchain.zip"
+    chmod -R u+x "$dir/bin" "$dir/pkg/tool"
+  fi
+  export PATH="$PATH:$dir/bin"
+  export GOTOOLCHAIN=local
+}
+
+pulumi_ready() {
+  [ -x "$BIN/pulumi" ] && [ "$("$BIN/pulumi" version 2>/dev/null)" = "$PULUMI_VERSION" ]
+}
+
 apt_packages
 python_env
+# Go is needed only while the CLI is missing.
+pulumi_ready || go_toolchain
 pulumi_cli
 dynamic_provider_shim
+language_host
 log "ready: $("$BIN/pulumi" version), Python SDK $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("pulumi"))')"
