@@ -28,6 +28,7 @@ include='^[[:space:]]*!include[[:space:]]+conf\.d/\*\.conf'
 if grep -Eq "$include" /etc/dovecot/dovecot.conf; then echo included; else echo missing; fi
 doveconf -h log_path 2>/dev/null || echo
 if doveadm service status auth >/dev/null 2>&1 || pgrep -x dovecot >/dev/null; then echo running; else echo stopped; fi
+if [ -e "$1" ]; then sum=$(sha256sum < "$1"); echo "${sum%% *}"; else echo -; fi
 if [ -e "$1" ]; then echo '--- managed file'; cat -- "$1"; fi
 """
 
@@ -43,6 +44,8 @@ class DovecotFacts:
     log_file: str | None
     running: bool
     current: str | None
+    # SHA-256 of our file as read ("-" when absent): the swap happens only if the file still has it.
+    current_sha256: str | None = None
 
 
 class DovecotHost:
@@ -54,7 +57,7 @@ class DovecotHost:
         """Version, include, log path, daemon state and our file, in one round trip."""
         out = self.s.run(["bash", "-c", _FACTS, "bash", CONFIG_FILE], what="reading Dovecot's facts").out
         head, found, current = out.partition("--- managed file\n")
-        lines = [*head.splitlines(), "", "", "", ""][:4]
+        lines = [*head.splitlines(), "", "", "", "", ""][:5]
         log_file = lines[2].strip()
         return DovecotFacts(
             version_text=lines[0].strip(),
@@ -62,6 +65,7 @@ class DovecotHost:
             log_file=log_file if log_file.startswith("/") else None,
             running=lines[3].strip() == "running",
             current=current if found else None,
+            current_sha256=lines[4].strip() or None,
         )
 
     def check_staged(self, text: str) -> None:
@@ -75,12 +79,17 @@ class DovecotHost:
             detail = result.out.strip() or f"exit code {result.rc}"
             raise DovecotError(f"{self.label}: doveconf rejects the new configuration: {detail}")
 
-    def write(self, text: str | None) -> None:
-        """Put our file in place (atomically), or remove it when `text` is None."""
+    def write(self, text: str | None, expect_sha256: str | None = None) -> None:
+        """Put our file in place (atomically), or remove it when `text` is None.
+
+        With `expect_sha256`, only if the live file still has that digest ("-": still absent).
+        """
         if text is None:
             self.s.run(["rm", "-f", "--", CONFIG_FILE])
         else:
-            self.s.write_file_atomic(CONFIG_FILE, text.encode(), mode="0644", owner="root:root")
+            self.s.write_file_atomic(
+                CONFIG_FILE, text.encode(), mode="0644", owner="root:root", expect_sha256=expect_sha256
+            )
 
     def log_errors(self, log_file: str | None, offset: int | None) -> list[str]:
         markers = ("Fatal:", "Error: Error reading configuration", "Error: service(")

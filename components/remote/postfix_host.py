@@ -15,7 +15,7 @@ from paramiko import Channel, SSHException
 from components.core import maincf
 from components.core.smtp import Reply, SmtpProtocolError, take_reply
 from components.remote.dovecot_host import DovecotError, auth_handshake
-from components.remote.ssh import RemoteError, Session
+from components.remote.ssh import ChangedMeanwhileError, RemoteError, Session
 
 MAIN_CF = "/etc/postfix/main.cf"
 
@@ -43,6 +43,8 @@ log=$(postconf -h maillog_file)
 if [ -z "$log" ] && [ -f /var/log/mail.log ]; then log=/var/log/mail.log; fi
 printf '%s\n' "$log"
 postconf -h queue_directory
+sum=$(sha256sum < "$cfg/main.cf" 2>/dev/null) || sum=-
+printf '%s\n' "${sum%% *}"
 echo '--- defaults'
 postconf -d | cut -d= -f1
 echo '--- main.cf'
@@ -64,6 +66,8 @@ class PostfixFacts:
     config_directory: str
     log_file: str | None
     queue_directory: str = "/var/spool/postfix"
+    # SHA-256 of main.cf's bytes as read: the swap happens only if the file still has it.
+    main_cf_sha256: str | None = None
 
 
 class PostfixHost:
@@ -79,7 +83,7 @@ class PostfixHost:
             raise PostfixError(f"{self.label}: postconf is not installed; is Postfix installed?")
         head, _, rest = out.partition("\n--- defaults\n")
         names, found, main_cf = rest.partition("\n--- main.cf\n")
-        config_directory, version, log_file, queue_directory = [*head.splitlines(), "", "", "", ""][:4]
+        config_directory, version, log_file, queue_directory, digest = [*head.splitlines(), "", "", "", "", ""][:5]
         if not found or main_cf.startswith("NO-MAIN-CF"):
             raise PostfixError(f"{self.label}: {config_directory}/main.cf does not exist; is Postfix installed?")
         return PostfixFacts(
@@ -90,6 +94,7 @@ class PostfixHost:
             config_directory=config_directory.strip() or "/etc/postfix",
             log_file=log_file.strip() or None,
             queue_directory=queue_directory.strip() or "/var/spool/postfix",
+            main_cf_sha256=digest.strip() or None,
         )
 
     def read_main_cf(self, config_directory: str = "/etc/postfix") -> str:
@@ -135,11 +140,22 @@ class PostfixHost:
             detail = "; ".join(messages) or f"exit code {result.rc}"
             raise PostfixError(f"{self.label}: Postfix rejects the new main.cf: {detail}")
 
-    def swap_in(self, text: str, config_directory: str) -> None:
+    def swap_in(self, text: str, config_directory: str, expect_sha256: str | None = None) -> None:
         # Postfix re-opens a main.cf younger than about two seconds in 300 ms steps until it is older,
         # in case it is still being written. Ours appears whole (rename), so it is dated 5 s back and
         # `postfix reload` does not stall for 1.6 s.
-        self.s.write_file_atomic(posixpath.join(config_directory, "main.cf"), maincf.encode(text), age=5)
+        path = posixpath.join(config_directory, "main.cf")
+        self.s.write_file_atomic(path, maincf.encode(text), age=5, expect_sha256=expect_sha256)
+
+    def expect_unchanged(self, facts: PostfixFacts) -> None:
+        """Stop before anything is written when main.cf is no longer the file `facts` read."""
+        path = posixpath.join(facts.config_directory, "main.cf")
+        now = self.file_digests([path]).get(path) or "-"
+        if facts.main_cf_sha256 and now != facts.main_cf_sha256:
+            raise ChangedMeanwhileError(
+                f"{self.label}: {path} was changed on the host after this operation read it (by hand or by another "
+                "tool); it was left as it is and nothing was written. Check the change, then run again."
+            )
 
     def log_fatals(self, log_file: str | None, offset: int | None) -> list[str]:
         return [ln for ln in self.s.read_appended(log_file, offset) if _FATAL_RE.search(ln)]

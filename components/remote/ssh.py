@@ -17,17 +17,23 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import paramiko
+
+if TYPE_CHECKING:
+    from components.remote.host_lock import HostLock
 
 # paramiko logs transport chatter; the provider's stderr ends up in the CLI output.
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 # The host checks what arrived against the announced length and SHA-256 before the rename: a link
 # that drops mid-send, or a controller that dies, leaves a short temporary file, never a short live one.
+# With `expect` (the SHA-256 the live file had when it was read, "-" for absent) the rename is a
+# compare-and-swap: a file changed meanwhile, by hand or by another tool, is left as it is.
 _ATOMIC_WRITE = r"""
 set -eu
-path=$1 mode=$2 owner=$3 age=$4 size=$5 digest=$6
+path=$1 mode=$2 owner=$3 age=$4 size=$5 digest=$6 expect=$7
 dir=$(dirname -- "$path")
 base=$(basename -- "$path")
 tmp=$(mktemp "$dir/.$base.XXXXXX")
@@ -45,14 +51,23 @@ fi
 if [ -n "$mode" ]; then chmod -- "$mode" "$tmp"; fi
 if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
 if [ "$age" -gt 0 ]; then touch -d "@$(( $(date +%s) - age ))" -- "$tmp"; fi
+if [ -n "$expect" ]; then
+  if [ -e "$path" ]; then cur=$(sha256sum < "$path"); cur=${cur%% *}; else cur=-; fi
+  if [ "$cur" != "$expect" ]; then echo "$path changed since it was read" >&2; exit 66; fi
+fi
 mv -f -- "$tmp" "$path"
 trap - EXIT
 """
 _CUT_SHORT = 65
+_CHANGED_MEANWHILE = 66
 
 
 class RemoteError(Exception):
     """Something went wrong talking to a host; the message names the host."""
+
+
+class ChangedMeanwhileError(RemoteError):
+    """The live file is no longer the one read at the start; nothing was written."""
 
 
 class HostKeyError(RemoteError):
@@ -236,7 +251,7 @@ class Session:
         limit = timeout if timeout is not None else self.target.command_timeout
         label = self.target.label
         step = what or _describe(argv)
-        chan = self._open_session(step)
+        chan = self.open_channel(step)
         finished, expired = threading.Event(), threading.Event()
         watchdog = threading.Timer(limit, self._expire, (chan, finished, expired, min(limit, 5.0)))
         watchdog.daemon = True
@@ -279,7 +294,8 @@ class Session:
         if not finished.wait(grace):
             self.client.close()
 
-    def _open_session(self, step: str) -> paramiko.Channel:
+    def open_channel(self, step: str) -> paramiko.Channel:
+        """A new session channel, opened within the connect timeout; errors name host and step."""
         label, limit = self.target.label, self.target.connect_timeout
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
@@ -296,6 +312,12 @@ class Session:
     ) -> Result:
         """Run a fixed shell script; values go in as positional parameters, never into the text."""
         return self.run(["sh", "-c", script, "sh", *args], stdin=stdin, check=check, what=what)
+
+    def host_lock(self, what: str, wait: float | None = None) -> HostLock:
+        """The host's own lock (see host_lock.py): applies from any controller take turns."""
+        from components.remote.host_lock import DEFAULT_WAIT, HostLock
+
+        return HostLock(self, what, DEFAULT_WAIT if wait is None else wait)
 
     def read_file(self, path: str) -> bytes | None:
         result = self.sh('if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi', path, check=False, what=f"reading {path}")
@@ -317,17 +339,33 @@ class Session:
             return []
         return self.sh('tail -c +"$2" -- "$1" 2>/dev/null || true', path, str(offset + 1)).out.splitlines()
 
-    def write_file_atomic(self, path: str, data: bytes, mode: str = "", owner: str = "", age: int = 0) -> None:
+    def write_file_atomic(
+        self,
+        path: str,
+        data: bytes,
+        mode: str = "",
+        owner: str = "",
+        age: int = 0,
+        expect_sha256: str | None = None,
+    ) -> None:
         """Write via a temporary file in the same directory, then rename: readers see old or new, never half.
 
         `age` sets the file's mtime that many seconds in the past (see PostfixHost.swap_in).
+        With `expect_sha256` ("-" for a file that did not exist) the live file is replaced only if
+        it still has that digest; otherwise ChangedMeanwhileError, and the live file is kept.
         """
-        argv = atomic_write_argv(path, len(data), hashlib.sha256(data).hexdigest(), mode, owner, age)
+        digest = hashlib.sha256(data).hexdigest()
+        argv = atomic_write_argv(path, len(data), digest, mode, owner, age, expect_sha256 or "")
         result = self.run(argv, stdin=data, check=False, what=f"writing {path}")
         if result.rc == _CUT_SHORT:
             raise RemoteError(
                 f"{self.target.label}: the upload of {path} was cut short ({result.err.strip()}); "
                 f"{path} was left as it was"
+            )
+        if result.rc == _CHANGED_MEANWHILE:
+            raise ChangedMeanwhileError(
+                f"{self.target.label}: {path} was changed on the host after this operation read it (by hand or by "
+                f"another tool); it was left as it is and nothing was written. Check the change, then run again."
             )
         if result.rc != 0:
             raise CommandError(self.target.label, f"writing {path}", result.rc, result.err or result.out)
@@ -345,9 +383,11 @@ class Session:
         return chan
 
 
-def atomic_write_argv(path: str, size: int, sha256: str, mode: str = "", owner: str = "", age: int = 0) -> list[str]:
+def atomic_write_argv(
+    path: str, size: int, sha256: str, mode: str = "", owner: str = "", age: int = 0, expect: str = ""
+) -> list[str]:
     """The host-side write of `size` bytes with digest `sha256` to `path` (see _ATOMIC_WRITE)."""
-    return ["sh", "-c", _ATOMIC_WRITE, "sh", path, mode, owner, str(age), str(size), sha256]
+    return ["sh", "-c", _ATOMIC_WRITE, "sh", path, mode, owner, str(age), str(size), sha256, expect]
 
 
 class _PinnedKeyPolicy(paramiko.MissingHostKeyPolicy):
