@@ -117,7 +117,7 @@ class DovecotAuthServiceProvider(dyn.ResourceProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         target = conn.ssh_target(props)
-        with host_lock(target.label), Session(target) as session:
+        with host_lock(target.label), Session(target) as session, session.host_lock("a DovecotAuthService change"):
             host = DovecotHost(session)
             facts = host.facts()
             original = props.get("original_file") or None
@@ -136,7 +136,7 @@ class DovecotAuthServiceProvider(dyn.ResourceProvider):
         listener = listener_from(props)
         mechanisms = str(props.get("auth_mechanisms") or dc.DEFAULT_MECHANISMS)
         text = props["managed_file"]
-        with host_lock(target.label), Session(target) as session:
+        with host_lock(target.label), Session(target) as session, session.host_lock("a DovecotAuthService change"):
             host = DovecotHost(session)
             facts = host.facts()
             _check_on_host(target.label, facts)
@@ -173,7 +173,7 @@ def _apply_file(host: DovecotHost, facts: DovecotFacts, text: str, listener: dc.
     except DovecotError as exc:
         raise ApplyError(f"{exc}. Nothing was changed.") from None
     offset = host.s.file_size(facts.log_file)
-    host.write(text)
+    host.write(text, expect_sha256=facts.current_sha256)
     try:
         host.reload()
         host.verify(listener, mechanisms)

@@ -177,7 +177,7 @@ class PostfixConfigProvider(dyn.ResourceProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         target = conn.ssh_target(props)
-        with host_lock(target.label), Session(target) as session:
+        with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixConfig delete"):
             host = PostfixHost(session)
             facts = host.facts()
             plan = plan_restore(facts.main_cf, originals_from_state(props.get("originals")))
@@ -195,7 +195,7 @@ class PostfixConfigProvider(dyn.ResourceProvider):
         desired = {k: str(v) for k, v in (props.get("main_cf") or {}).items()}
         files = _tls_files(props)
         cert = props.get("tls_cert_pem")
-        with host_lock(target.label), Session(target) as session:
+        with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixConfig apply"):
             host = PostfixHost(session)
             facts = host.facts()
             _check_on_host(target.label, desired, facts)
@@ -288,6 +288,7 @@ def _apply_plan(
     was_serving = _answers(host)
     paths = list(files)
     made: list[str] = []
+    host.expect_unchanged(facts)
     if paths:
         host.backup_files(paths)
         for directory in sorted({p.rsplit("/", 1)[0] for p in paths}):
@@ -295,7 +296,7 @@ def _apply_plan(
                 made.append(directory + "/")
         for path, (content, mode) in files.items():
             host.s.write_file_atomic(path, content.encode(), mode=mode, owner="root:root")
-    host.swap_in(plan.text, facts.config_directory)
+    host.swap_in(plan.text, facts.config_directory, expect_sha256=facts.main_cf_sha256)
     try:
         if was_serving:
             host.reload()
