@@ -32,7 +32,7 @@ from components.core.tls_material import certificate_problems, fingerprint
 from components.remote.postfix_host import PostfixError, PostfixFacts, PostfixHost
 from components.remote.ssh import RemoteError, Session
 
-COMPUTED_OUTPUTS = ("originals", "created_files", "postfix_version")
+COMPUTED_OUTPUTS = ("originals", "overridden", "created_files", "postfix_version")
 
 # Operations on one host must not interleave (the provider runs several on threads).
 _host_locks: dict[str, threading.Lock] = {}
@@ -73,6 +73,17 @@ def _raw_to_state(raw: str | None) -> str:
 
 def originals_from_state(stored: Mapping[str, str] | None) -> dict[str, str | None]:
     return {name: _raw_from_state(raw) for name, raw in (stored or {}).items()}
+
+
+def earlier_to_state(earlier: Mapping[str, list[tuple[int, str]]]) -> dict[str, list]:
+    """Overridden definitions the edit removed: name -> [[base position, exact text], ...]."""
+    return {name: [[pos, _raw_to_state(raw)] for pos, raw in items] for name, items in earlier.items()}
+
+
+def earlier_from_state(stored: Mapping[str, list] | None) -> dict[str, list[tuple[int, str]]]:
+    return {
+        name: [(int(pos), _raw_from_state(raw) or "") for pos, raw in items] for name, items in (stored or {}).items()
+    }
 
 
 def _raw_from_state(raw: str) -> str | None:
@@ -158,12 +169,13 @@ class PostfixConfigProvider(dyn.ResourceProvider):
         return dyn.DiffResult(changes=None, replaces=conn.replaced_fields(olds, news))
 
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
-        outs = self._apply(props, originals={}, created=[])
+        outs = self._apply(props, originals={}, earlier={}, created=[])
         return dyn.CreateResult(id_=f"postfix:{props['host']}", outs=outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
         originals = originals_from_state(olds.get("originals"))
-        return dyn.UpdateResult(outs=self._apply(news, originals, list(olds.get("created_files") or [])))
+        earlier = earlier_from_state(olds.get("overridden"))
+        return dyn.UpdateResult(outs=self._apply(news, originals, earlier, list(olds.get("created_files") or [])))
 
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
         target = conn.ssh_target(props)
@@ -180,7 +192,8 @@ class PostfixConfigProvider(dyn.ResourceProvider):
         with host_lock(target.label), Session(target) as session:
             host = PostfixHost(session)
             facts = host.facts()
-            plan = plan_restore(facts.main_cf, originals_from_state(props.get("originals")))
+            originals = originals_from_state(props.get("originals"))
+            plan = plan_restore(facts.main_cf, originals, earlier_from_state(props.get("overridden")))
             _log(target.label, plan.changes, "restoring")
             if not plan.empty:
                 _apply_plan(host, facts, plan, files={}, tls_fingerprint=None)
@@ -190,7 +203,13 @@ class PostfixConfigProvider(dyn.ResourceProvider):
                 pulumi.log.info(f"{target.label}: removed {', '.join(created)}")
 
     # -- the apply pipeline -------------------------------------------------------------
-    def _apply(self, props: dict[str, Any], originals: Mapping[str, str | None], created: list[str]) -> dict:
+    def _apply(
+        self,
+        props: dict[str, Any],
+        originals: Mapping[str, str | None],
+        earlier: Mapping[str, list[tuple[int, str]]],
+        created: list[str],
+    ) -> dict:
         target = conn.ssh_target(props)
         desired = {k: str(v) for k, v in (props.get("main_cf") or {}).items()}
         files = _tls_files(props)
@@ -199,7 +218,7 @@ class PostfixConfigProvider(dyn.ResourceProvider):
             host = PostfixHost(session)
             facts = host.facts()
             _check_on_host(target.label, desired, facts)
-            plan = plan_edit(facts.main_cf, desired, originals)
+            plan = plan_edit(facts.main_cf, desired, originals, earlier)
             _check_sasl_endpoint(host, facts, plan)
             digests = host.file_digests(list(files)) if files else {}
             changed_files = {p: f for p, f in files.items() if digests.get(p) != _sha256(f[0])}
@@ -213,6 +232,7 @@ class PostfixConfigProvider(dyn.ResourceProvider):
         return {
             **props,
             "originals": originals_to_state(plan.originals),
+            "overridden": earlier_to_state(plan.earlier),
             "created_files": created,
             "postfix_version": facts.version,
         }
@@ -280,7 +300,7 @@ def _apply_plan(
     label = host.label
     changed = ", ".join([c.name for c in plan.changes] + list(files)) or "nothing"
     try:
-        host.check_staged(plan.text, facts.config_directory)
+        host.check_staged(plan.text, facts.config_directory, plan.restored_duplicates)
     except PostfixError as exc:
         raise ApplyError(f"{exc} (changed: {changed}). Nothing was changed.") from None
     offset = host.s.file_size(facts.log_file)
@@ -399,6 +419,7 @@ class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
 
     main_cf: pulumi.Output[dict]
     originals: pulumi.Output[dict]
+    overridden: pulumi.Output[dict]
     created_files: pulumi.Output[list]
     postfix_version: pulumi.Output[str]
 
@@ -424,6 +445,7 @@ class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
             "tls_key_pem": pulumi.Output.secret(tls_key_pem) if tls_key_pem is not None else None,
             "main_cf": None,
             "originals": None,
+            "overridden": None,
             "created_files": None,
             "postfix_version": None,
         }
