@@ -30,6 +30,9 @@ cp -p -- "$1/master.cf" "$stage/master.cf" || exit 91
 out=$(postconf -c "$stage" -n 2>&1 >/dev/null); rc=$?
 check=$(postfix -c "$stage" check 2>&1); crc=$?
 printf '%s\n' "$out" "$check" | sed "s#$stage#$1#g"
+# `postfix check` also reads the live main.cf (multi-instance lookups): its warnings are the baseline.
+echo '--- live'
+postconf -c "$1" -n 2>&1 >/dev/null
 [ $rc -eq 0 ] && [ $crc -eq 0 ] || exit 1
 """
 
@@ -125,8 +128,8 @@ class PostfixHost:
         return None
 
     # -- validating, swapping, reloading ------------------------------------
-    def check_staged(self, text: str, config_directory: str) -> None:
-        """`postconf -n` and `postfix check` on a staged copy; a warning counts as an error."""
+    def check_staged(self, text: str, config_directory: str, restored: tuple[str, ...] = ()) -> None:
+        """`postconf -n` and `postfix check` on a staged copy; a new warning counts as an error."""
         result = self.s.sh(
             _STAGE_AND_CHECK,
             config_directory,
@@ -134,8 +137,10 @@ class PostfixHost:
             check=False,
             what="the staged check of main.cf",
         )
-        messages = [ln for ln in result.out.splitlines() if ln.strip()]
-        new_warnings = [ln for ln in messages if "warning:" in ln]
+        staged, _, live = result.out.partition("\n--- live\n")
+        messages = [ln for ln in staged.splitlines() if ln.strip()]
+        new_warnings = maincf.new_warnings(messages, live.splitlines(), restored)
+        messages = [ln for ln in messages if "warning:" not in ln or ln in new_warnings]
         if result.rc != 0 or new_warnings:
             detail = "; ".join(messages) or f"exit code {result.rc}"
             raise PostfixError(f"{self.label}: Postfix rejects the new main.cf: {detail}")
