@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 STACK ?= local
 
-.PHONY: setup testbed testbed-down preview up refresh destroy pr-preview down test unit lint bench
+.PHONY: setup testbed testbed-down preview up refresh destroy pr-preview down test unit lint bench compliance
 
 setup:
 	bash scripts/setup.sh
@@ -46,3 +46,7 @@ lint: setup
 
 bench: testbed
 	$(PY) -m bench
+
+# The last state's compliance report: Markdown on stdout, the HTML matrix in .state/ (`make refresh` first for live values).
+compliance: setup
+	$(PY) -m compliance --stack $(STACK) --html .state/compliance-$(STACK).html

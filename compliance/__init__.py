@@ -1,0 +1,1 @@
+"""`python -m compliance`: the compliance report of a stack's last state, as Markdown and HTML."""

@@ -1,0 +1,56 @@
+"""`python -m compliance --stack NAME [--markdown FILE] [--html FILE]`: report of the stack's last state.
+
+The state is read with `pulumi stack export` on the pinned CLI and the local file backend,
+as stackctl runs it; nothing contacts the hosts. Run `python -m stackctl refresh` first for
+the hosts' live values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from compliance.state import report_from_deployment
+from components.core import compliance_render as render
+from stackctl.engine import LOCAL_PASSPHRASE, PROJECT_DIR, EngineSettings, open_stack
+
+
+def _no_program() -> None:
+    raise RuntimeError("the report only reads state")
+
+
+def load(stack_name: str, work_dir: Path, state_dir: Path | None) -> dict:
+    passphrase = LOCAL_PASSPHRASE if stack_name == "local" else None
+    settings = EngineSettings(work_dir=work_dir, state_dir=state_dir or work_dir / ".state", passphrase=passphrase)
+    stack = open_stack(stack_name, _no_program, settings)
+    return stack.export_stack().deployment or {}
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m compliance", description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="local")
+    parser.add_argument("--markdown", type=Path, help="write the Markdown here (default: print it)")
+    parser.add_argument("--html", type=Path, help="write the self-contained HTML page here")
+    parser.add_argument("--work-dir", type=Path, default=PROJECT_DIR, help="the project folder (Pulumi.yaml)")
+    parser.add_argument("--state-dir", type=Path, help="the file backend's folder (default: WORK_DIR/.state)")
+    args = parser.parse_args(argv)
+    report = report_from_deployment({"deployment": load(args.stack, args.work_dir, args.state_dir)})
+    if not report:
+        print(
+            f"stack {args.stack}: no PostfixConfig with a compliance report in its state (run up first)",
+            file=sys.stderr,
+        )
+        return 1
+    text = render.markdown(report)
+    if args.markdown:
+        args.markdown.write_text(text)
+    else:
+        print(text)
+    if args.html:
+        args.html.write_text(render.html(report, title=f"Compliance report: stack {args.stack}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

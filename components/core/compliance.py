@@ -1,0 +1,528 @@
+"""Compliance of one Postfix host's main.cf with the RHEL guide and the public baselines, as data.
+
+Every rule names its source and is judged on main.cf values only: the planned `main_cf`
+map at preview, the values `read` found on the host at refresh. What a rule needs beyond
+the config files (a package database, listening sockets, /etc/aliases) is listed as not
+checked, with why; a rule written for hosts that are not mail servers is not applicable
+on a public MX, with the reason.
+
+Sources (IDs, titles and check text as published; read from ComplianceAsCode/content at
+b3a2cca, 2026-08-21, which carries DISA's XCCDF files and the CIS mappings):
+- the RHEL security hardening guide, 8.8 "Securing the Postfix service" and 8.8.3
+  "Configuring Postfix to use SASL". The guide numbers no rules; the IDs `guide-8.8/...`
+  are this project's labels for its items.
+- DISA STIG for RHEL 8 V2R8 and RHEL 9 V2R9 (shared/references/disa-stig-rhel{8,9}-*-xccdf-manual.xml).
+- CIS Benchmarks for RHEL 8 v4.0.0, RHEL 9 v2.0.0 and Debian 12 v1.1.0, as mapped to SSG rules
+  in products/rhel{8,9}/controls/cis_rhel{8,9}.yml and controls/cis_debian12.yml.
+- SCAP Security Guide rules under linux_os/guide/services/mail/.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from components.core.postfix_rules import POSTFIX_DEFAULTS, time_seconds
+
+
+class Status(Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    NOT_APPLICABLE = "not applicable"
+    NOT_MANAGED = "not managed"
+    NOT_CHECKED = "not checked"
+
+
+# `postconf -d` of Postfix 3.7 for every parameter a rule reads; POSTFIX_DEFAULTS stays the authority for its own.
+DEFAULTS: dict[str, str] = {
+    "default_process_limit": "100",
+    "smtpd_client_connection_rate_limit": "0",
+    "smtpd_client_message_rate_limit": "0",
+    "anvil_rate_time_unit": "60s",
+    "smtpd_client_event_limit_exceptions": "${smtpd_client_connection_limit_exceptions:$mynetworks}",
+    "smtpd_sasl_auth_enable": "no",
+    "smtpd_sasl_type": "cyrus",
+    "smtpd_sasl_path": "smtpd",
+    "smtpd_sasl_security_options": "noanonymous",
+    "smtpd_sasl_tls_security_options": "$smtpd_sasl_security_options",
+    "smtpd_tls_security_level": "",
+    "smtpd_tls_cert_file": "",
+    "smtpd_tls_key_file": "",
+    "smtpd_client_restrictions": "",
+    "inet_interfaces": "all",
+    "smtpd_banner": "$myhostname ESMTP $mail_name",
+    **POSTFIX_DEFAULTS,
+}
+
+PENDING = "(computed at apply)"
+
+
+class Values:
+    """Effective main.cf values: managed ones as given, "" (absent on the host) as Postfix's default."""
+
+    def __init__(self, main_cf: Mapping[str, str], pending: Iterable[str] = ()):
+        self.pending = set(pending)
+        self.managed = {k: v for k, v in main_cf.items() if k not in self.pending}
+
+    def is_managed(self, name: str) -> bool:
+        return name in self.managed or name in self.pending
+
+    def get(self, name: str) -> str:
+        value = self.managed.get(name)
+        if value is None or value == "":
+            return DEFAULTS.get(name, "")
+        return value
+
+    def show(self, name: str) -> str:
+        if name in self.pending:
+            return f"{name} = {PENDING}"
+        value = self.managed.get(name)
+        if value is None or value == "":
+            where = "not managed" if value is None else "unset"
+            return f"{name} = {DEFAULTS.get(name, '')} ({where}: Postfix default)".replace("=  (", "= (")
+        return f"{name} = {value}"
+
+
+Judge = Callable[[Values], tuple[bool, str]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    source: str
+    title: str
+    # The main.cf parameters the rule is about: with none of them managed, the rule is "not managed".
+    directives: tuple[str, ...] = ()
+    judge: Judge | None = None
+    # Why a rule cannot be judged from config files (then judge is None).
+    not_checked: str = ""
+    # Why a rule written for hosts that are not mail servers does not apply to a public MX.
+    not_for_public_mx: str = ""
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: Rule
+    status: Status
+    value: str
+
+    def record(self) -> dict[str, str]:
+        """The machine-readable form exported per host, under the rule's ID."""
+        return {"status": self.status.value, "value": self.value, "source": self.rule.source}
+
+
+# -- judges -------------------------------------------------------------------------------
+
+
+def _whole(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
+def positive(name: str, meaning_of_zero: str) -> Judge:
+    def judge(v: Values) -> tuple[bool, str]:
+        number = _whole(v.get(name))
+        shown = v.show(name)
+        if name in v.pending:
+            return True, shown
+        if number is None:
+            return False, f"{shown}: not a whole number"
+        return (number > 0, shown if number > 0 else f"{shown}: {meaning_of_zero}")
+
+    return judge
+
+
+def _header_bounded(v: Values) -> tuple[bool, str]:
+    header, size = _whole(v.get("header_size_limit")), _whole(v.get("message_size_limit"))
+    shown = v.show("header_size_limit")
+    if "header_size_limit" in v.pending:
+        return True, shown
+    if header is None or header == 0:
+        return False, f"{shown}: must be a number of bytes above 0"
+    if size and header > size:
+        return False, f"{shown}: above message_size_limit ({size})"
+    return True, shown
+
+
+def _queue_minfree_bounded(v: Values) -> tuple[bool, str]:
+    minfree, size = _whole(v.get("queue_minfree")), _whole(v.get("message_size_limit"))
+    shown = v.show("queue_minfree")
+    if v.pending & {"queue_minfree", "message_size_limit"}:
+        return True, shown
+    if minfree is None or size is None:
+        return False, f"{shown}: not a whole number"
+    if size == 0:
+        return False, f"{shown}: message_size_limit is 0 (no limit), so no free space is enough"
+    need = (size * 3 + 1) // 2
+    if minfree < need:
+        return False, f"{shown}: below 1.5 x message_size_limit ({size}) = {need}"
+    return True, f"{shown} (>= 1.5 x {size})"
+
+
+def _time_positive(v: Values) -> tuple[bool, str]:
+    shown = v.show("anvil_rate_time_unit")
+    if "anvil_rate_time_unit" in v.pending:
+        return True, shown
+    try:
+        return time_seconds(v.get("anvil_rate_time_unit")) > 0, shown
+    except ValueError:
+        return False, f"{shown}: not a Postfix time value"
+
+
+_EVERY_CLIENT = {"0.0.0.0/0", "[::]/0", "[::/0]", "::/0", "static:all"}
+
+
+def _exceptions_bounded(v: Values) -> tuple[bool, str]:
+    shown = v.show("smtpd_client_event_limit_exceptions")
+    tokens = set(re.split(r"[\s,]+", v.get("smtpd_client_event_limit_exceptions").strip()))
+    wide = sorted(tokens & _EVERY_CLIENT)
+    if wide:
+        return False, f"{shown}: {', '.join(wide)} exempts every client from the limits"
+    return True, shown
+
+
+def _options(text: str) -> set[str]:
+    return {t for t in re.split(r"[\s,]+", text.strip()) if t}
+
+
+def _sasl_dovecot(v: Values) -> tuple[bool, str]:
+    names = ("smtpd_sasl_auth_enable", "smtpd_sasl_type", "smtpd_sasl_path")
+    shown = "; ".join(v.show(n) for n in names)
+    path_ok = "smtpd_sasl_path" in v.pending or v.get("smtpd_sasl_path") not in ("", "smtpd")
+    ok = v.get("smtpd_sasl_auth_enable") == "yes" and v.get("smtpd_sasl_type") == "dovecot" and path_ok
+    return ok, shown
+
+
+def options_include(name: str, wanted: tuple[str, ...]) -> Judge:
+    def judge(v: Values) -> tuple[bool, str]:
+        shown = v.show(name)
+        if name in v.pending:
+            return True, shown
+        value = v.get(name)
+        if name == "smtpd_sasl_tls_security_options" and value == "$smtpd_sasl_security_options":
+            value = v.get("smtpd_sasl_security_options")
+        missing = [w for w in wanted if w not in _options(value)]
+        return (not missing, f"{shown}: lacks {', '.join(missing)}" if missing else shown)
+
+    return judge
+
+
+def _tls_in_use(v: Values) -> tuple[bool, str]:
+    names = ("smtpd_tls_security_level", "smtpd_tls_cert_file", "smtpd_tls_key_file")
+    shown = "; ".join(v.show(n) for n in names)
+    ok = v.get("smtpd_tls_security_level") in ("may", "encrypt") and all(v.get(n) for n in names[1:])
+    return ok, shown
+
+
+def _no_relay_for_unknown_clients(v: Values) -> tuple[bool, str]:
+    shown = v.show("smtpd_client_restrictions")
+    entries = _options(v.get("smtpd_client_restrictions"))
+    extra = sorted(entries - {"permit_mynetworks", "reject"})
+    if extra:
+        return False, f"{shown}: entries other than permit_mynetworks and reject: {', '.join(extra)}"
+    if entries != {"permit_mynetworks", "reject"}:
+        return False, f"{shown}: must be permit_mynetworks, reject"
+    return True, shown
+
+
+def _local_only(v: Values) -> tuple[bool, str]:
+    shown = v.show("inet_interfaces")
+    return v.get("inet_interfaces").strip() in ("loopback-only", "localhost"), shown
+
+
+_BANNER_GIVEAWAYS = ("$mail_name", "${mail_name}", "$mail_version", "${mail_version}", "postfix")
+
+
+def _banner_plain(v: Values) -> tuple[bool, str]:
+    shown = v.show("smtpd_banner")
+    told = [g for g in _BANNER_GIVEAWAYS if g in v.get("smtpd_banner").lower()]
+    return (not told, f"{shown}: names the MTA ({', '.join(told)})" if told else shown)
+
+
+# -- the rules ------------------------------------------------------------------------------
+
+GUIDE = "RHEL security hardening guide, 8.8 Securing the Postfix service"
+GUIDE_SASL = "RHEL security hardening guide, 8.8.3 Configuring Postfix to use SASL"
+STIG8 = "DISA STIG for RHEL 8 V2R8"
+STIG9 = "DISA STIG for RHEL 9 V2R9"
+SSG = "SCAP Security Guide (ComplianceAsCode) rule"
+
+_NO_LIMIT = "0 means no limit"
+_PUBLIC_MX_LISTENS = "public MX: it must listen on its public address (the rule is for hosts that send local mail only)"
+# The STIG allows documented extra entries; on an MX, smtpd_relay_restrictions is what stops open relaying.
+_PUBLIC_MX_RELAY = (
+    "public MX: permit_mynetworks, reject would refuse all inbound mail; smtpd_relay_restrictions bounds relaying"
+)
+_PACKAGES = "needs the host's package database, not main.cf"
+_ALIASES = "needs /etc/aliases and postmap -q on the host, not main.cf"
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "guide-8.8/message_size_limit",
+        GUIDE,
+        "message_size_limit bounds the size of a message, envelope included",
+        ("message_size_limit",),
+        positive("message_size_limit", _NO_LIMIT),
+    ),
+    Rule(
+        "guide-8.8/header_size_limit",
+        GUIDE,
+        "header_size_limit bounds the memory for a message header, at most message_size_limit",
+        ("header_size_limit",),
+        _header_bounded,
+    ),
+    Rule(
+        "guide-8.8/queue_minfree",
+        GUIDE,
+        "queue_minfree is at least 1.5 x message_size_limit",
+        ("queue_minfree",),
+        _queue_minfree_bounded,
+    ),
+    Rule(
+        "guide-8.8/default_process_limit",
+        GUIDE,
+        "default_process_limit bounds the child processes per service",
+        ("default_process_limit",),
+        positive("default_process_limit", "no process could start"),
+    ),
+    Rule(
+        "guide-8.8/smtpd_client_connection_rate_limit",
+        GUIDE,
+        "smtpd_client_connection_rate_limit bounds a client's connection attempts per time unit",
+        ("smtpd_client_connection_rate_limit",),
+        positive("smtpd_client_connection_rate_limit", _NO_LIMIT),
+    ),
+    Rule(
+        "guide-8.8/smtpd_client_message_rate_limit",
+        GUIDE,
+        "smtpd_client_message_rate_limit bounds a client's message deliveries per time unit",
+        ("smtpd_client_message_rate_limit",),
+        positive("smtpd_client_message_rate_limit", _NO_LIMIT),
+    ),
+    Rule(
+        "guide-8.8/anvil_rate_time_unit",
+        GUIDE,
+        "anvil_rate_time_unit is a time unit above zero for the rate limits",
+        ("anvil_rate_time_unit",),
+        _time_positive,
+    ),
+    Rule(
+        "guide-8.8/smtpd_client_event_limit_exceptions",
+        GUIDE,
+        "smtpd_client_event_limit_exceptions exempts trusted networks only, not every client",
+        ("smtpd_client_event_limit_exceptions",),
+        _exceptions_bounded,
+    ),
+    Rule(
+        "guide-8.8.3/sasl_dovecot",
+        GUIDE_SASL,
+        "SMTP AUTH through Dovecot: smtpd_sasl_auth_enable = yes, smtpd_sasl_type = dovecot, smtpd_sasl_path set",
+        ("smtpd_sasl_auth_enable", "smtpd_sasl_type", "smtpd_sasl_path"),
+        _sasl_dovecot,
+    ),
+    Rule(
+        "guide-8.8.3/smtpd_sasl_security_options",
+        GUIDE_SASL,
+        "smtpd_sasl_security_options = noanonymous, noplaintext (no anonymous or plaintext AUTH without TLS)",
+        ("smtpd_sasl_security_options",),
+        options_include("smtpd_sasl_security_options", ("noanonymous", "noplaintext")),
+    ),
+    Rule(
+        "guide-8.8.3/smtpd_sasl_tls_security_options",
+        GUIDE_SASL,
+        "smtpd_sasl_tls_security_options = noanonymous (no anonymous AUTH over TLS)",
+        ("smtpd_sasl_tls_security_options",),
+        options_include("smtpd_sasl_tls_security_options", ("noanonymous",)),
+    ),
+    Rule(
+        "guide-8.8/tls",
+        GUIDE,
+        "the SMTP server uses encryption: smtpd_tls_security_level may or encrypt, with a certificate and key",
+        ("smtpd_tls_security_level", "smtpd_tls_cert_file", "smtpd_tls_key_file"),
+        _tls_in_use,
+    ),
+    Rule(
+        "RHEL-08-040290",
+        f"{STIG8}: V-230550 (SV-230550r1017312_rule), CCI-000366; {SSG} postfix_prevent_unrestricted_relay "
+        "(CCE-84054-6)",
+        "RHEL 8 must be configured to prevent unrestricted mail relaying.",
+        ("smtpd_client_restrictions",),
+        _no_relay_for_unknown_clients,
+        not_for_public_mx=_PUBLIC_MX_RELAY,
+    ),
+    Rule(
+        "RHEL-09-252050",
+        f"{STIG9}: V-257951 (SV-257951r1014843_rule), CCI-000366; {SSG} postfix_prevent_unrestricted_relay "
+        "(CCE-87232-5)",
+        "RHEL 9 must be configured to prevent unrestricted mail relaying.",
+        ("smtpd_client_restrictions",),
+        _no_relay_for_unknown_clients,
+        not_for_public_mx=_PUBLIC_MX_RELAY,
+    ),
+    Rule(
+        "CIS-RHEL8-2.1.23",
+        f"CIS Benchmark for RHEL 8 v4.0.0, 2.1.23; {SSG} postfix_network_listening_disabled (CCE-82174-4)",
+        "Ensure mail transfer agents are configured for local-only mode (Automated)",
+        ("inet_interfaces",),
+        _local_only,
+        not_for_public_mx=_PUBLIC_MX_LISTENS,
+    ),
+    Rule(
+        "CIS-RHEL9-2.1.21",
+        f"CIS Benchmark for RHEL 9 v2.0.0, 2.1.21; {SSG} postfix_network_listening_disabled (CCE-90825-1)",
+        "Ensure mail transfer agents are configured for local-only mode (Automated)",
+        ("inet_interfaces",),
+        _local_only,
+        not_for_public_mx=_PUBLIC_MX_LISTENS,
+    ),
+    Rule(
+        "CIS-Debian12-2.1.21",
+        f"CIS Benchmark for Debian 12 v1.1.0, 2.1.21; {SSG} postfix_network_listening_disabled",
+        "Ensure mail transfer agent is configured for local-only mode (Automated)",
+        ("inet_interfaces",),
+        _local_only,
+        not_for_public_mx=_PUBLIC_MX_LISTENS,
+    ),
+    Rule(
+        "postfix_server_banner",
+        f"{SSG} postfix_server_banner (CCE-82379-9)",
+        "Configure SMTP Greeting Banner (smtpd_banner = $myhostname ESMTP, not naming the MTA)",
+        ("smtpd_banner",),
+        _banner_plain,
+    ),
+    Rule(
+        "has_nonlocal_mta",
+        f"{SSG} has_nonlocal_mta (CCE-88499-9), part of CIS RHEL 9 2.1.21 and RHEL 8 2.1.23",
+        "Ensure Mail Transfer Agent is not Listening on any non-loopback Address",
+        not_checked="needs the host's listening sockets (ss -lntu), not main.cf",
+        not_for_public_mx=_PUBLIC_MX_LISTENS,
+    ),
+    Rule(
+        "RHEL-09-215101",
+        f"{STIG9}: V-272488, CCI-000015; {SSG} package_postfix_installed",
+        "RHEL 9 must have the Postfix package installed.",
+        not_checked=_PACKAGES,
+    ),
+    Rule(
+        "RHEL-08-040002",
+        f"{STIG8}: V-230489, CCI-000381; {SSG} package_sendmail_removed",
+        "RHEL 8 must not have the sendmail package installed.",
+        not_checked=_PACKAGES,
+    ),
+    Rule(
+        "RHEL-09-215020",
+        f"{STIG9}: V-257827, CCI-000381; {SSG} package_sendmail_removed",
+        "RHEL 9 must not have the sendmail package installed.",
+        not_checked=_PACKAGES,
+    ),
+    Rule(
+        "RHEL-08-030030",
+        f"{STIG8}: V-230389, CCI-000139; {SSG} postfix_client_configure_mail_alias_postmaster",
+        "The RHEL 8 ISSO and SA (at a minimum) must have mail aliases to be notified of an audit processing failure.",
+        not_checked=_ALIASES,
+    ),
+    Rule(
+        "RHEL-09-252060",
+        f"{STIG9}: V-257953, CCI-000139; {SSG} postfix_client_configure_mail_alias_postmaster",
+        "RHEL 9 must forward mail from postmaster to the root account using a postfix alias.",
+        not_checked=_ALIASES,
+    ),
+    Rule(
+        "RHEL-09-653125",
+        f"{STIG9}: V-258174, CCI-000139; {SSG} postfix_client_configure_mail_alias",
+        "RHEL 9 must have mail aliases to notify the ISSO and SA (at a minimum) in the event of an audit "
+        "processing failure.",
+        not_checked=_ALIASES,
+    ),
+)
+
+RULES_BY_ID: dict[str, Rule] = {r.id: r for r in RULES}
+WATCHED: tuple[str, ...] = tuple(dict.fromkeys(d for r in RULES for d in r.directives))
+
+
+def judge_rule(rule: Rule, values: Values, public_mx: bool) -> Finding:
+    if public_mx and rule.not_for_public_mx:
+        return Finding(rule, Status.NOT_APPLICABLE, rule.not_for_public_mx)
+    if rule.judge is None:
+        return Finding(rule, Status.NOT_CHECKED, rule.not_checked)
+    if not any(values.is_managed(d) for d in rule.directives):
+        return Finding(rule, Status.NOT_MANAGED, f"{', '.join(rule.directives)}: the host's own value")
+    ok, seen = rule.judge(values)
+    return Finding(rule, Status.PASS if ok else Status.FAIL, seen)
+
+
+def judge(main_cf: Mapping[str, str], public_mx: bool = True, pending: Iterable[str] = ()) -> list[Finding]:
+    """Every rule against one host's main.cf values.
+
+    `main_cf` is the managed map (planned, or read from the host where "" means absent);
+    `pending` names managed directives whose value another resource computes at apply.
+    """
+    values = Values(main_cf, pending)
+    return [judge_rule(rule, values, public_mx) for rule in RULES]
+
+
+# -- the state form: one line per rule, what a diff shows -----------------------------------
+
+SCOPE_KEY = "scope"
+PUBLIC_MX = "public MX"
+NOT_PUBLIC_MX = "not a public MX"
+
+
+def cells(findings: Iterable[Finding], public_mx: bool) -> dict[str, str]:
+    """rule ID -> "status: value seen", plus the scope the rules were judged for."""
+    table = {SCOPE_KEY: PUBLIC_MX if public_mx else NOT_PUBLIC_MX}
+    table.update({f.rule.id: f"{f.status.value}: {f.value}" for f in findings})
+    return table
+
+
+def from_cells(table: Mapping[str, str]) -> list[Finding]:
+    """Back from the state form; rules this version does not know are skipped."""
+    findings = []
+    statuses = sorted(Status, key=lambda s: -len(s.value))
+    # State maps come back in any order; the report follows the rule list.
+    for rule in RULES:
+        cell = table.get(rule.id)
+        if cell is None:
+            continue
+        status = next((s for s in statuses if cell.startswith(f"{s.value}: ") or cell == s.value), None)
+        if status is not None:
+            findings.append(Finding(rule, status, cell[len(status.value) + 2 :]))
+    return findings
+
+
+def public_mx_of(table: Mapping[str, str] | None) -> bool:
+    return (table or {}).get(SCOPE_KEY) != NOT_PUBLIC_MX
+
+
+def report(main_cf: Mapping[str, str], public_mx: bool = True, pending: Iterable[str] = ()) -> dict[str, str]:
+    """What the PostfixConfig provider stores as `compliance`."""
+    return cells(judge(main_cf, public_mx, pending), public_mx)
+
+
+def records(table: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """The exported per-host form: rule ID -> status, value, source."""
+    return {f.rule.id: f.record() for f in from_cells(table)}
+
+
+# -- Dovecot's side of the guide (DovecotAuthService settings) -----------------------------
+
+DOVECOT_LISTENER = Rule(
+    "guide-8.8.3/dovecot_auth_listener",
+    GUIDE_SASL,
+    "Dovecot's auth unix_listener for Postfix has mode 0660, user postfix, group postfix",
+)
+
+
+def judge_dovecot(settings: Mapping[str, object]) -> list[Finding]:
+    """The guide's step 1 on a DovecotAuthService's settings (an inet listener has no file mode to judge)."""
+    if (settings.get("listener") or "unix") != "unix":
+        return [Finding(DOVECOT_LISTENER, Status.NOT_APPLICABLE, "an inet listener has no socket file mode")]
+    seen = {
+        "mode": str(settings.get("socket_mode") or "0660"),
+        "user": str(settings.get("socket_user") or "postfix"),
+        "group": str(settings.get("socket_group") or "postfix"),
+    }
+    shown = ", ".join(f"{k} = {v}" for k, v in seen.items())
+    ok = seen == {"mode": "0660", "user": "postfix", "group": "postfix"}
+    return [Finding(DOVECOT_LISTENER, Status.PASS if ok else Status.FAIL, shown)]
