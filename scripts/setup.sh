@@ -66,6 +66,18 @@ dynamic_provider_shim() {
   chmod 0755 "$shim"
 }
 
+policy_analyzer_shim() {
+  # Without a Python language host (the inline runner), the CLI runs a Python policy pack through this plugin,
+  # as the official tarball's script does: `python -m pulumi.policy ENGINE_ADDRESS PACK_DIR`.
+  local shim=$BIN/pulumi-analyzer-policy-python
+  local body
+  body=$(printf '#!/bin/sh\nexec "${PULUMI_PYTHON_CMD:-%s}" -u -m pulumi.policy "$1" "$2"\n' "$ROOT/.venv/bin/python")
+  if [ "$(cat "$shim" 2>/dev/null)" = "$body" ]; then return; fi
+  mkdir -p "$BIN"
+  printf '%s\n' "$body" > "$shim"
+  chmod 0755 "$shim"
+}
+
 go_toolchain() {
   # Go's official tarball lives in /usr/local/go when its bin folder is not on PATH.
   command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
@@ -96,4 +108,5 @@ python_env
 pulumi_ready || go_toolchain
 pulumi_cli
 dynamic_provider_shim
+policy_analyzer_shim
 log "ready: $("$BIN/pulumi" version), Python SDK $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("pulumi"))')"
