@@ -15,7 +15,8 @@ BIN=$CACHE/bin
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 apt_packages() {
-  local wanted=(postfix dovecot-core openssh-server iproute2 openssl procps psmisc sudo curl ca-certificates)
+  # chromium: the tests check the compliance report's HTML page in headless Chromium.
+  local wanted=(postfix dovecot-core openssh-server iproute2 openssl procps psmisc sudo curl ca-certificates chromium)
   local missing=()
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

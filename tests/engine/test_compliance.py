@@ -7,7 +7,9 @@ import re
 import pytest
 
 from compliance.__main__ import cli as compliance_cli
+from components.core import compliance as c
 from tests.engine.harness import PASSPHRASE, EngineProject, bed_config
+from tests.engine.test_compliance_html import status_areas
 
 pytestmark = pytest.mark.engine
 
@@ -87,6 +89,10 @@ class TestComplianceReport:
         assert "| `postfix_server_banner` | fail | smtpd_banner = $myhostname ESMTP $mail_name (unset" in markdown
         assert f'data-rule="{RATE}" data-status="fail"' in page
         assert 'data-rule="guide-8.8-queue_minfree" data-status="pass"' in page
+        # In the rendered page two cells, and only two, are now drawn red.
+        areas = status_areas(page, tmp_path, "after-refresh")
+        per_cell = sum(areas.values()) / len(c.RULES)
+        assert areas[c.Status.FAIL] == 2 * per_cell, areas
 
     def test_next_preview_shows_the_rule_change(self, project):
         run = project.preview()

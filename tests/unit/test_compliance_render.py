@@ -63,9 +63,10 @@ def test_report_from_deployment_reads_each_postfix_config():
                 "outputs": {"host": "192.0.2.25", "compliance": table},
             },
             {"urn": "urn:x::old", "type": POSTFIX_TYPE, "delete": True, "outputs": {"compliance": table}},
+            {"urn": "urn:x::edge-postfix", "type": POSTFIX_TYPE, "outputs": {"host": "192.0.2.10", "compliance": {}}},
         ]
     }
     found = report_from_deployment({"deployment": deployment})
-    assert list(found) == ["192.0.2.25 (solo-postfix)"]
+    assert list(found) == ["192.0.2.10 (edge-postfix)", "192.0.2.25 (solo-postfix)"]  # sorted
     statuses = {f.rule.id: f.status for f in found["192.0.2.25 (solo-postfix)"]}
     assert statuses["guide-8.8-queue_minfree"] is c.Status.FAIL
