@@ -15,17 +15,18 @@ testbed: setup
 testbed-down:
 	$(PY) -m testbed down
 
+# Each runs the real `pulumi` CLI in this folder (stackctl only sets its environment and selects the stack).
 preview: testbed
-	$(PY) -m stackctl preview --stack $(STACK) --diff
+	$(PY) -m stackctl --stack $(STACK) preview --diff
 
 up: testbed
-	$(PY) -m stackctl up --stack $(STACK) --diff
+	$(PY) -m stackctl --stack $(STACK) up --yes --diff
 
 refresh: setup
-	$(PY) -m stackctl refresh --stack $(STACK)
+	$(PY) -m stackctl --stack $(STACK) refresh --yes
 
 destroy: setup
-	$(PY) -m stackctl destroy --stack $(STACK)
+	$(PY) -m stackctl --stack $(STACK) destroy --yes
 
 down: destroy testbed-down
 

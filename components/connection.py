@@ -40,9 +40,21 @@ def connection_props(connection: Any, insecure_ignore_host_key: bool = False, us
     if props["user"] is None:
         props["user"] = "root"
     extra = {k: field(k) for k in OPTION_FIELDS if isinstance(connection, Mapping)}
-    props["insecure_ignore_host_key"] = bool(extra.get("insecure_ignore_host_key") or insecure_ignore_host_key)
-    props["use_sudo"] = bool(extra.get("use_sudo") or use_sudo)
+    props["insecure_ignore_host_key"] = _option(extra.get("insecure_ignore_host_key"), insecure_ignore_host_key)
+    props["use_sudo"] = _option(extra.get("use_sudo"), use_sudo)
     return props
+
+
+def _option(given: Any, argument: Any) -> Any:
+    """A literal True from the dict or the argument turns an option on.
+
+    Anything that is not a real boolean is passed on as it is, so that `check` refuses it by
+    name instead of `bool("false")` quietly turning host-key checking off.
+    """
+    for value in (given, argument):
+        if value is not None and not isinstance(value, bool):
+            return value
+    return given is True or argument is True
 
 
 def host_label(props: Mapping[str, Any]) -> str:
@@ -60,7 +72,12 @@ def check_connection(props: Mapping[str, Any]) -> list[Problem]:
         problems.append(Problem("port", f"must be a TCP port number, got {port!r}"))
     if not is_unknown(props.get("private_key")) and not props.get("private_key"):
         problems.append(Problem("private_key", "is required: the SSH private key (a Pulumi secret)"))
-    if not props.get("host_key") and not props.get("insecure_ignore_host_key"):
+    for name in OPTION_FIELDS:
+        value = props.get(name)
+        if not is_unknown(value) and value is not None and not isinstance(value, bool):
+            problems.append(Problem(name, f"must be true or false (a real boolean), got {value!r}"))
+    ignore = props.get("insecure_ignore_host_key")
+    if not props.get("host_key") and ignore is not True and not is_unknown(ignore):
         problems.append(
             Problem(
                 "host_key",
@@ -79,8 +96,8 @@ def ssh_target(props: Mapping[str, Any]) -> SshTarget:
         private_key=props["private_key"],
         private_key_password=props.get("private_key_password") or None,
         host_key=props.get("host_key") or None,
-        insecure_ignore_host_key=bool(props.get("insecure_ignore_host_key")),
-        use_sudo=bool(props.get("use_sudo")),
+        insecure_ignore_host_key=props.get("insecure_ignore_host_key") is True,
+        use_sudo=props.get("use_sudo") is True,
     )
 
 

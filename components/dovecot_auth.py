@@ -71,7 +71,7 @@ def check_props(props: Mapping[str, Any]) -> list[Problem]:
             Problem("bind_address", f"is required: host {props.get('host')!r} is not an IP address to bind to")
         )
     else:
-        problems += dc.listener_problems(listener, bool(props.get("allow_all_interfaces")))
+        problems += dc.listener_problems(listener, props.get("allow_all_interfaces"))
     problems += dc.mechanism_problems(str(props.get("auth_mechanisms") or dc.DEFAULT_MECHANISMS))
     queue = str(props.get("postfix_queue_directory") or dc.DEFAULT_QUEUE_DIRECTORY)
     problems += dc.sasl_path_problems(listener, queue)

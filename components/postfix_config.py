@@ -13,6 +13,7 @@ line per directive, and what `read` fills with the host's live values.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import threading
 import time
@@ -23,7 +24,7 @@ import pulumi
 import pulumi.dynamic as dyn
 
 from components import connection as conn
-from components.core import compliance
+from components.core import compliance, maincf
 from components.core import postfix_features as features
 from components.core import postfix_rules as rules
 from components.core.postfix_plan import Plan, live_values, plan_edit, plan_restore
@@ -47,16 +48,37 @@ class ApplyError(Exception):
     """A change could not be applied; the host was put back as it was."""
 
 
+# A recorded definition starts with its name, never with "=": the prefix marks bytes kept as base64.
+_BASE64_PREFIX = "=base64:"
+
+
 def originals_to_state(originals: Mapping[str, str | None]) -> dict[str, str]:
     """Pulumi drops null map values, so "was absent" is stored as an empty string.
 
     A recorded definition is never empty: it always holds at least `name =`.
+    State holds UTF-8 only; a definition with other bytes is kept exactly, as base64.
     """
-    return {name: raw or "" for name, raw in originals.items()}
+    return {name: _raw_to_state(raw) for name, raw in originals.items()}
+
+
+def _raw_to_state(raw: str | None) -> str:
+    if not raw:
+        return ""
+    data = maincf.encode(raw)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return _BASE64_PREFIX + base64.b64encode(data).decode("ascii")
 
 
 def originals_from_state(stored: Mapping[str, str] | None) -> dict[str, str | None]:
-    return {name: raw or None for name, raw in (stored or {}).items()}
+    return {name: _raw_from_state(raw) for name, raw in (stored or {}).items()}
+
+
+def _raw_from_state(raw: str) -> str | None:
+    if raw.startswith(_BASE64_PREFIX):
+        return maincf.decode(base64.b64decode(raw.removeprefix(_BASE64_PREFIX)))
+    return raw or None
 
 
 # -- check: everything that needs no host -------------------------------------------
@@ -154,7 +176,7 @@ class PostfixConfigProvider(dyn.ResourceProvider):
             text = PostfixHost(session).read_main_cf()
         live = live_values(text, props.get("main_cf") or {})
         # Pulumi drops null map values; an absent directive reads as "" so the drift still shows.
-        refreshed = {**props, "main_cf": {k: "" if v is None else v for k, v in live.items()}}
+        refreshed = {**props, "main_cf": {k: "" if v is None else maincf.printable(v) for k, v in live.items()}}
         refreshed["compliance"] = _compliance(refreshed["main_cf"], compliance.public_mx_of(props.get("compliance")))
         inputs = {k: v for k, v in refreshed.items() if k not in COMPUTED_OUTPUTS}
         return dyn.ReadResult(id_=id_, outs=refreshed, inputs=inputs)

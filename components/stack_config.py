@@ -7,6 +7,7 @@ only `load` touches pulumi.Config and the files it names.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,8 +90,8 @@ def parse_hosts(raw: Mapping[str, Any], where: str = "hosts") -> dict[str, HostS
             host_key=item.get("host_key"),
             port=_whole_number(item.get("port", 22), f"{NAMESPACE}:{where}.{name}.port"),
             user=str(item.get("user", "root")),
-            insecure_ignore_host_key=bool(item.get("insecure_ignore_host_key", False)),
-            use_sudo=bool(item.get("use_sudo", False)),
+            insecure_ignore_host_key=_boolean(item, "insecure_ignore_host_key", False, f"{NAMESPACE}:{where}.{name}"),
+            use_sudo=_boolean(item, "use_sudo", False, f"{NAMESPACE}:{where}.{name}"),
         )
     return hosts
 
@@ -120,7 +121,7 @@ def parse_sites(raw: Mapping[str, Any], hosts: Mapping[str, HostSpec]) -> dict[s
             name=name,
             postfix_host=postfix_host,
             dovecot_host=dovecot_host,
-            public_mx=bool(item.get("public_mx", True)),
+            public_mx=_boolean(item, "public_mx", True, prefix),
             limits=dict(item.get("limits", {})),
             directives=dict(item.get("directives", {})),
             sasl=sasl,
@@ -151,7 +152,7 @@ def parse_sasl(raw: Any, prefix: str, postfix_host: str, dovecot_host: str | Non
         listener=listener,
         listen_port=_whole_number(raw.get("listen_port", DEFAULT_SASL_PORT), f"{prefix}.sasl.listen_port"),
         bind_address=raw.get("bind_address"),
-        allow_all_interfaces=bool(raw.get("allow_all_interfaces", False)),
+        allow_all_interfaces=_boolean(raw, "allow_all_interfaces", False, f"{prefix}.sasl"),
         auth_mechanisms=str(raw.get("auth_mechanisms", "plain login")),
         security_options=str(raw.get("security_options", "noanonymous, noplaintext")),
         tls_security_options=str(raw.get("tls_security_options", "noanonymous")),
@@ -188,8 +189,28 @@ def parse_tls(raw: Any, prefix: str) -> TlsSpec | None:
     return spec
 
 
+def _boolean(raw: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    """A real boolean, or the exact text true/false (what `pulumi config set --path` stores).
+
+    Anything else is refused rather than guessed: `bool("false")` is True, and YAML 1.2 hands
+    `no`, `off` and `False ` to the program as text.
+    """
+    value = raw.get(key, default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"
+    raise ConfigError(
+        f"{where}.{key} must be true or false, got {value!r} (YAML 1.2 reads no/off/yes/on as text, not booleans)"
+    )
+
+
+_DIGITS_RE = re.compile(r"[0-9]+")
+
+
 def _whole_number(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+    # str.isdigit() also accepts digits of other scripts (Arabic-Indic ones, say), which no daemon reads as a number.
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not _DIGITS_RE.fullmatch(str(value)):
         raise ConfigError(f"{key} must be a whole number, got {value!r}")
     return int(value)
 

@@ -79,6 +79,25 @@ policy_analyzer_shim() {
   chmod 0755 "$shim"
 }
 
+language_host() {
+  # The CLI runs `runtime: python` projects through a plugin named pulumi-language-python, taken from
+  # PATH before the one beside the CLI. A real one on PATH (an official Pulumi install) is left to be used.
+  local host=$BIN/pulumi-language-python
+  local found
+  found=$(PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$BIN" | paste -sd: -) command -v pulumi-language-python || true)
+  if [ -n "$found" ] && ! grep -q "langhost/__main__.py" "$found"; then
+    log "using the Python language host on PATH: $found"
+    rm -f "$host"
+    return
+  fi
+  local body
+  body=$(printf '#!/bin/sh\nexec "%s" -u "%s" "$@"\n' "$ROOT/.venv/bin/python" "$ROOT/langhost/__main__.py")
+  if [ "$(cat "$host" 2>/dev/null)" = "$body" ]; then return; fi
+  mkdir -p "$BIN"
+  printf '%s\n' "$body" > "$host"
+  chmod 0755 "$host"
+}
+
 go_toolchain() {
   # Go's official tarball lives in /usr/local/go when its bin folder is not on PATH.
   command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
@@ -109,5 +128,6 @@ python_env
 pulumi_ready || go_toolchain
 pulumi_cli
 dynamic_provider_shim
+language_host
 policy_analyzer_shim
 log "ready: $("$BIN/pulumi" version), Python SDK $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("pulumi"))')"

@@ -1,6 +1,7 @@
-"""Runs the project's Pulumi program on the pinned CLI, with state in a local file backend.
+"""The environment the `pulumi` CLI needs in this project, and a thin wrapper that runs it.
 
-The Python language host (`pulumi-language-python`) cannot be built from the Go
-module proxy, so the program runs through the Automation API's inline mode:
-the very same `components.program.main`, with the CLI doing the engine's work.
+`pulumi` itself runs the program (`__main__.py`) through the project's language host. stackctl only adds
+what the CLI cannot know: the pinned CLI and plugins in `.cache/bin`, the local file backend, offline
+settings, and the local stack's passphrase. `engine.open_stack` also keeps the Automation API's inline
+mode (the same `components.program.main`), which the figures compare against.
 """

@@ -1,47 +1,37 @@
-"""`python -m stackctl up|preview|refresh|destroy [--stack NAME] [--diff]`: the CLI verbs, inline."""
+"""`python -m stackctl [--stack NAME] PULUMI-ARGS...`: runs `pulumi PULUMI-ARGS --stack NAME` in this project.
+
+`python -m stackctl env [--stack NAME]` prints the same environment as shell `export` lines, for plain
+`pulumi` commands: `eval "$(.venv/bin/python -m stackctl env)"`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import subprocess
 import sys
-import time
 
-from pulumi import automation as auto
-
-from components.program import main as program
-from stackctl.engine import LOCAL_PASSPHRASE, EngineSettings, open_stack
+from stackctl.engine import PROJECT_DIR, EngineSettings, ensure_stack, pulumi_bin
 
 
-def run(verb: str, stack_name: str, diff: bool) -> int:
-    passphrase = LOCAL_PASSPHRASE if stack_name == "local" else None
-    stack = open_stack(stack_name, program, EngineSettings(passphrase=passphrase))
-    started = time.monotonic()
-    out = print
-    try:
-        if verb == "preview":
-            stack.preview(diff=diff, on_output=out)
-        elif verb == "up":
-            stack.up(diff=diff, on_output=out, show_secrets=False)
-        elif verb == "refresh":
-            stack.refresh(on_output=out, show_secrets=False)
-        elif verb == "destroy":
-            stack.destroy(on_output=out, show_secrets=False)
-    except auto.CommandError as exc:
-        # stdout was already shown through on_output; the diagnostics are in stderr.
-        print(getattr(exc, "stderr", None) or exc, file=sys.stderr)
-        return 1
-    print(f"{verb} on stack {stack_name} took {time.monotonic() - started:.1f} s")
-    return 0
-
-
-def cli() -> int:
+def cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m stackctl", description=__doc__)
-    parser.add_argument("verb", choices=["preview", "up", "refresh", "destroy"])
     parser.add_argument("--stack", default="local")
-    parser.add_argument("--diff", action="store_true", help="show each property's change")
-    args = parser.parse_args()
-    return run(args.verb, args.stack, args.diff)
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="the pulumi command, e.g. preview --diff")
+    ns = parser.parse_args(argv)
+    settings = EngineSettings.for_stack(ns.stack)
+    if ns.args[:1] == ["env"]:
+        for key, value in sorted(settings.cli_vars().items()):
+            print(f"export {key}={shlex.quote(value)}")
+        return 0
+    if not ns.args:
+        parser.error("give a pulumi command, e.g. preview --diff")
+    env = settings.cli_env()
+    ensure_stack(ns.stack, settings, env)
+    command = [str(pulumi_bin()), *ns.args, "--stack", ns.stack]
+    print("+ pulumi " + shlex.join(command[1:]), file=sys.stderr, flush=True)
+    return subprocess.run(command, cwd=PROJECT_DIR, env=env).returncode
 
 
 if __name__ == "__main__":
-    sys.exit(cli())
+    sys.exit(cli(sys.argv[1:]) if len(sys.argv) > 1 else cli(["--help"]))

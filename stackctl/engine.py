@@ -1,8 +1,9 @@
-"""Where the engine, its home and the state live, and how a stack is opened."""
+"""Where the engine, its home and the state live: the `pulumi` CLI's environment, and the inline mode."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,18 +17,57 @@ PROJECT_NAME = "secure-postfix"
 LOCAL_PASSPHRASE = "local-testbed-only"
 
 
+def pulumi_bin() -> Path:
+    return CACHE_DIR / "bin" / "pulumi"
+
+
+# What keeps the CLI offline and out of the user's own Pulumi setup.
+OFFLINE = {
+    "PULUMI_SKIP_UPDATE_CHECK": "true",
+    "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+}
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     work_dir: Path = PROJECT_DIR
     state_dir: Path = PROJECT_DIR / ".state"
     passphrase: str | None = None
+    # A backend of the user's own (PULUMI_BACKEND_URL) instead of state_dir.
+    backend_url: str | None = None
+
+    @classmethod
+    def for_stack(cls, stack: str) -> EngineSettings:
+        """The project folder's settings; the local stack has a passphrase of its own, others take the user's."""
+        return cls(
+            passphrase=LOCAL_PASSPHRASE if stack == "local" else None,
+            backend_url=os.environ.get("PULUMI_BACKEND_URL") or None,
+        )
+
+    def cli_vars(self) -> dict[str, str]:
+        """The variables the `pulumi` CLI needs here: our CLI and plugins first on PATH, state, home, offline."""
+        env = {
+            "PATH": f"{CACHE_DIR / 'bin'}:{os.environ.get('PATH', '')}",
+            "PULUMI_HOME": str(CACHE_DIR / "pulumi-home"),
+            "PULUMI_BACKEND_URL": self.backend_url or f"file://{self.state_dir}",
+            **OFFLINE,
+        }
+        if self.passphrase is not None:
+            env["PULUMI_CONFIG_PASSPHRASE"] = self.passphrase
+        return env
+
+    def cli_env(self) -> dict[str, str]:
+        """The whole environment for a `pulumi` process. The program imports its modules from its own folder:
+        an inherited PYTHONPATH (the inline mode sets one) could hand it another checkout's."""
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.update(self.cli_vars())
+        return env
 
     def env(self) -> dict[str, str]:
         bin_dir = CACHE_DIR / "bin"
         env = {
             "PULUMI_BACKEND_URL": f"file://{self.state_dir}",
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            **OFFLINE,
             "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
             "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
             "PYTHONPATH": str(PROJECT_DIR),
@@ -54,3 +94,16 @@ def open_stack(name: str, program: Callable[[], None], settings: EngineSettings)
         pulumi_command=auto.PulumiCommand(root=str(CACHE_DIR), skip_version_check=True),
     )
     return auto.Stack.create_or_select(name, workspace)
+
+
+def ensure_stack(name: str, settings: EngineSettings, env: dict[str, str]) -> None:
+    """Select `name` in the backend, creating it with the passphrase secrets provider when it is new."""
+    if settings.backend_url is None:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [str(pulumi_bin()), "stack", "select", "--create", name, "--secrets-provider", "passphrase"],
+        cwd=settings.work_dir,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )

@@ -1,15 +1,39 @@
 """Shared pytest configuration."""
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
+
+import pytest
 
 # The tests build a test bed of their own (its own instance and folder), so that `make test` leaves the hosts and
 # the state that `make up` made alone. Both can be overridden, e.g. to run two checkouts' tests at once.
 os.environ.setdefault("TESTBED_INSTANCE", "9")
 os.environ.setdefault("TESTBED_DIR", str(Path(__file__).resolve().parent.parent / ".testbed-tests"))
 
+from testbed.layout import INSTANCE  # reads TESTBED_INSTANCE, set just above
 from testbed.pytest_fixture import testbed_fixture  # noqa: F401  (registers the `testbed` fixture)
 
+_OWN_BASETEMP = pytest.StashKey[str]()
 
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     config.addinivalue_line("markers", "engine: needs the local test bed (root, Linux namespaces, daemons)")
+    # pytest's shared /tmp/pytest-of-USER is pruned by every new session: a second session would delete this
+    # one's scratch projects. Each session gets a folder of its own, removed at the end.
+    if not config.option.basetemp:
+        config.option.basetemp = tempfile.mkdtemp(prefix=f"secure-postfix-tests-{INSTANCE}-")
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Modules that set RUN_LAST = True run after every other test (the session-wide secret search)."""
+    items.sort(key=lambda item: bool(getattr(item.module, "RUN_LAST", False)))
+
+
+def pytest_sessionfinish(session):
+    own = session.config.stash.get(_OWN_BASETEMP, None)
+    if own:
+        shutil.rmtree(own, ignore_errors=True)

@@ -62,7 +62,11 @@ def mechanisms(text: str) -> list[str]:
     return [m.lower() for m in re.split(r"[\s,]+", text.strip()) if m]
 
 
-def listener_problems(listener: Listener, allow_all_interfaces: bool = False) -> list[Problem]:
+def listener_problems(listener: Listener, allow_all_interfaces: object = False) -> list[Problem]:
+    if allow_all_interfaces is not None and not isinstance(allow_all_interfaces, bool):
+        # bool("false") is True: a string here must never open the listener to every interface.
+        got = repr(allow_all_interfaces)
+        return [Problem("allow_all_interfaces", f"must be true or false (a real boolean), got {got}")]
     if listener.kind == "unix":
         problems = []
         if not listener.path.startswith("/") or ".." in listener.path.split("/"):
@@ -82,7 +86,7 @@ def listener_problems(listener: Listener, allow_all_interfaces: bool = False) ->
         address = ipaddress.ip_address(listener.address)
     except ValueError:
         return [*problems, Problem("bind_address", f"{listener.address!r} is not an IP address of the Dovecot host")]
-    if address.is_unspecified and not allow_all_interfaces:
+    if address.is_unspecified and allow_all_interfaces is not True:
         problems.append(
             Problem(
                 "bind_address",

@@ -4,6 +4,11 @@ main.cf syntax (postconf(5)): `name = value`; a line that starts with whitespace
 continues the previous logical line; a line whose first non-blank character is
 `#` is a comment. Comments are only recognised at the start of a line, so `#`
 inside a value is part of the value.
+
+Like Postfix, the parser splits lines on newline only and treats only ASCII
+blanks as whitespace: a U+2028 or a NEL byte inside a value is part of it.
+The text is the file's bytes decoded with `decode()` below, so a file that is
+not UTF-8 keeps every byte through parse and render.
 """
 
 from __future__ import annotations
@@ -11,7 +16,33 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_NAME_RE = re.compile(r"^([A-Za-z0-9_.\-]+)\s*=\s?(.*)$", re.DOTALL)
+_NAME_RE = re.compile(r"^([A-Za-z0-9_.\-]+)[ \t\r\f\v]*=[ \t\r\f\v]?(.*)$", re.DOTALL)
+_LINE_RE = re.compile(r"[^\n]*\n|[^\n]+\Z")
+# What Postfix's ISSPACE() calls whitespace; str.strip() would also take U+2028, NEL and friends.
+_BLANKS = " \t\n\r\f\v"
+_ENCODING = ("utf-8", "surrogateescape")
+
+
+def decode(data: bytes) -> str:
+    """main.cf bytes as text; bytes that are not UTF-8 survive as lone surrogates."""
+    return data.decode(*_ENCODING)
+
+
+def encode(text: str) -> bytes:
+    """The exact bytes `decode` was given."""
+    return text.encode(*_ENCODING)
+
+
+def printable(text: str) -> str:
+    """Text safe to show or store (UTF-8): bytes that are not UTF-8 appear as \\xNN."""
+    return encode(text).decode("utf-8", "backslashreplace")
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines with their newline, split on newline only (as Postfix reads main.cf)."""
+    return _LINE_RE.findall(text)
+
+
 _REFERENCE_RE = re.compile(r"\$[{(]?([A-Za-z0-9_]+)")
 
 
@@ -37,7 +68,7 @@ class Entry:
 
 
 def _is_ignorable(line: str) -> bool:
-    stripped = line.strip()
+    stripped = line.strip(_BLANKS)
     return stripped == "" or stripped.startswith("#")
 
 
@@ -47,11 +78,11 @@ def _is_continuation(line: str) -> bool:
 
 def logical_value(raw: str) -> str:
     """The value of a definition, continuation lines joined by one space."""
-    first, *rest = raw.splitlines()
+    first, *rest = raw.rstrip("\n").split("\n")
     match = _NAME_RE.match(first)
     if match is None:
-        raise MainCfSyntaxError(f"not a parameter definition: {first!r}")
-    pieces = [match.group(2).strip()] + [ln.strip() for ln in rest if _is_continuation(ln)]
+        raise MainCfSyntaxError(f"not a parameter definition: {printable(first)!r}")
+    pieces = [match.group(2).strip(_BLANKS)] + [ln.strip(_BLANKS) for ln in rest if _is_continuation(ln)]
     return " ".join(p for p in pieces if p)
 
 
@@ -63,7 +94,7 @@ class MainCf:
 
     @classmethod
     def parse(cls, text: str) -> MainCf:
-        lines = text.splitlines(keepends=True)
+        lines = split_lines(text)
         entries: list[Entry] = []
         i = 0
         while i < len(lines):
@@ -72,11 +103,13 @@ class MainCf:
                 entries.append(Entry(raw=line))
                 i += 1
                 continue
-            if line[:1].isspace():
-                raise MainCfSyntaxError(f"line {i + 1}: continuation line with nothing to continue: {line.strip()!r}")
+            if line[:1] in _BLANKS:
+                shown = printable(line.strip(_BLANKS))
+                raise MainCfSyntaxError(f"line {i + 1}: continuation line with nothing to continue: {shown!r}")
             match = _NAME_RE.match(line.rstrip("\r\n"))
             if match is None:
-                raise MainCfSyntaxError(f"line {i + 1}: missing '=' after parameter name: {line.strip()!r}")
+                shown = printable(line.strip(_BLANKS))
+                raise MainCfSyntaxError(f"line {i + 1}: missing '=' after parameter name: {shown!r}")
             end = _definition_end(lines, i)
             entries.append(Entry(raw="".join(lines[i:end]), name=match.group(1)))
             i = end
@@ -106,20 +139,35 @@ class MainCf:
     def set(self, name: str, value: str) -> None:
         self.set_raw(name, f"{name} = {value}\n")
 
+    @property
+    def _open_ended(self) -> bool:
+        """True when the file ends without a newline; every edit keeps it that way (exact restore)."""
+        return bool(self.entries) and not self.entries[-1].raw.endswith("\n")
+
+    def _with_end(self, idx: int, newline: bool) -> None:
+        entry = self.entries[idx]
+        raw = entry.raw.removesuffix("\n") + ("\n" if newline else "")
+        self.entries[idx] = Entry(raw=raw, name=entry.name)
+
     def set_raw(self, name: str, raw: str) -> None:
         """Replace the effective definition in place, or append one at the end."""
         idx = self._last_index(name)
+        open_ended = self._open_ended
         entry = Entry(raw=raw if raw.endswith("\n") else raw + "\n", name=name)
         if idx is None:
-            if self.entries and not self.entries[-1].raw.endswith("\n"):
-                last = self.entries[-1]
-                self.entries[-1] = Entry(raw=last.raw + "\n", name=last.name)
             self.entries.append(entry)
+            if open_ended:
+                self._with_end(len(self.entries) - 2, newline=True)
         else:
             self.entries[idx] = entry
+        if open_ended:
+            self._with_end(len(self.entries) - 1, newline=False)
 
     def unset(self, name: str) -> None:
+        open_ended = self._open_ended
         self.entries = [e for e in self.entries if e.name != name]
+        if open_ended and self.entries:
+            self._with_end(len(self.entries) - 1, newline=False)
 
 
 def _definition_end(lines: list[str], start: int) -> int:

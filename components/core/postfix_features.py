@@ -116,7 +116,9 @@ def tls_problems(tls: Mapping[str, Any]) -> list[Problem]:
     if level not in TLS_LEVELS:
         problems.append(Problem("tls.security_level", f"must be one of {', '.join(TLS_LEVELS)}, got {level!r}"))
     public_mx = tls.get("public_mx", TLS_DEFAULTS["public_mx"])
-    if level == "encrypt" and public_mx:
+    if not isinstance(public_mx, bool):
+        problems.append(Problem("tls.public_mx", f"must be true or false (a real boolean), got {public_mx!r}"))
+    if level == "encrypt" and public_mx is not False:
         problems.append(
             Problem(
                 "tls.security_level",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from components.core.maincf import MainCf
+from components.core.maincf import MainCf, printable
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Change:
 
 
 def _shown(value: str | None) -> str:
-    return "(unset)" if value is None else value
+    return "(unset)" if value is None else printable(value)
 
 
 @dataclass

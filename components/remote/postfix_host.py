@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from paramiko import Channel
 
+from components.core import maincf
 from components.core.smtp import Reply, SmtpProtocolError, take_reply
 from components.remote.dovecot_host import DovecotError, auth_handshake
 from components.remote.ssh import RemoteError, Session
@@ -73,7 +74,7 @@ class PostfixHost:
     # -- reading ----------------------------------------------------------
     def facts(self) -> PostfixFacts:
         """Everything a plan needs, in one round trip."""
-        out = self.s.run(["sh", "-c", _FACTS]).out
+        out = maincf.decode(self.s.run(["sh", "-c", _FACTS]).stdout)
         if out.startswith("NO-POSTFIX"):
             raise PostfixError(f"{self.label}: postconf is not installed; is Postfix installed?")
         head, _, rest = out.partition("\n--- defaults\n")
@@ -95,7 +96,7 @@ class PostfixHost:
         text = self.s.read_file(posixpath.join(config_directory, "main.cf"))
         if text is None:
             raise PostfixError(f"{self.label}: {config_directory}/main.cf does not exist; is Postfix installed?")
-        return text.decode("utf-8")
+        return maincf.decode(text)
 
     def sasl_endpoint_problem(self, sasl_path: str, queue_directory: str) -> str | None:
         """Why Postfix could not reach Dovecot's auth service at `sasl_path`, or None when it can.
@@ -121,7 +122,7 @@ class PostfixHost:
     # -- validating, swapping, reloading ------------------------------------
     def check_staged(self, text: str, config_directory: str) -> None:
         """`postconf -n` and `postfix check` on a staged copy; a warning counts as an error."""
-        result = self.s.sh(_STAGE_AND_CHECK, config_directory, stdin=text.encode(), check=False)
+        result = self.s.sh(_STAGE_AND_CHECK, config_directory, stdin=maincf.encode(text), check=False)
         messages = [ln for ln in result.out.splitlines() if ln.strip()]
         new_warnings = [ln for ln in messages if "warning:" in ln]
         if result.rc != 0 or new_warnings:
@@ -132,7 +133,7 @@ class PostfixHost:
         # Postfix re-opens a main.cf younger than about two seconds in 300 ms steps until it is older,
         # in case it is still being written. Ours appears whole (rename), so it is dated 5 s back and
         # `postfix reload` does not stall for 1.6 s.
-        self.s.write_file_atomic(posixpath.join(config_directory, "main.cf"), text.encode(), age=5)
+        self.s.write_file_atomic(posixpath.join(config_directory, "main.cf"), maincf.encode(text), age=5)
 
     def log_fatals(self, log_file: str | None, offset: int | None) -> list[str]:
         return [ln for ln in self.s.read_appended(log_file, offset) if _FATAL_RE.search(ln)]

@@ -7,6 +7,7 @@ no value ever reaches a shell unquoted. Nothing secret is ever put in a message.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import shlex
@@ -20,14 +21,21 @@ import paramiko
 # paramiko logs transport chatter; the provider's stderr ends up in the CLI output.
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
+# The host checks what arrived against the announced length and SHA-256 before the rename: a link
+# that drops mid-send, or a controller that dies, leaves a short temporary file, never a short live one.
 _ATOMIC_WRITE = r"""
 set -eu
-path=$1 mode=$2 owner=$3 age=$4
+path=$1 mode=$2 owner=$3 age=$4 size=$5 digest=$6
 dir=$(dirname -- "$path")
 base=$(basename -- "$path")
 tmp=$(mktemp "$dir/.$base.XXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
+trap 'exit 129' HUP INT TERM PIPE
 cat > "$tmp"
+got=$(stat -c %s -- "$tmp")
+sum=$(sha256sum < "$tmp")
+if [ "$got" != "$size" ]; then printf 'only %s of %s bytes arrived\n' "$got" "$size" >&2; exit 65; fi
+if [ "${sum%% *}" != "$digest" ]; then echo 'the bytes that arrived differ from those sent' >&2; exit 65; fi
 if [ -e "$path" ]; then
   chmod --reference="$path" -- "$tmp"
   chown --reference="$path" -- "$tmp"
@@ -38,6 +46,7 @@ if [ "$age" -gt 0 ]; then touch -d "@$(( $(date +%s) - age ))" -- "$tmp"; fi
 mv -f -- "$tmp" "$path"
 trap - EXIT
 """
+_CUT_SHORT = 65
 
 
 class RemoteError(Exception):
@@ -261,7 +270,15 @@ class Session:
 
         `age` sets the file's mtime that many seconds in the past (see PostfixHost.swap_in).
         """
-        self.sh(_ATOMIC_WRITE, path, mode, owner, str(age), stdin=data)
+        argv = atomic_write_argv(path, len(data), hashlib.sha256(data).hexdigest(), mode, owner, age)
+        result = self.run(argv, stdin=data, check=False)
+        if result.rc == _CUT_SHORT:
+            raise RemoteError(
+                f"{self.target.label}: the upload of {path} was cut short ({result.err.strip()}); "
+                f"{path} was left as it was"
+            )
+        if result.rc != 0:
+            raise CommandError(self.target.label, f"write {path}", result.rc, result.err or result.out)
 
     def open_tcp(self, host: str, port: int, timeout: float = 10.0) -> paramiko.Channel:
         """A TCP stream from the host itself (SSH port forwarding), for probing its local services."""
@@ -274,6 +291,11 @@ class Session:
             raise RemoteError(f"{self.target.label}: could not reach {host}:{port} from the host: {exc}") from None
         chan.settimeout(timeout)
         return chan
+
+
+def atomic_write_argv(path: str, size: int, sha256: str, mode: str = "", owner: str = "", age: int = 0) -> list[str]:
+    """The host-side write of `size` bytes with digest `sha256` to `path` (see _ATOMIC_WRITE)."""
+    return ["sh", "-c", _ATOMIC_WRITE, "sh", path, mode, owner, str(age), str(size), sha256]
 
 
 class _PinnedKeyPolicy(paramiko.MissingHostKeyPolicy):

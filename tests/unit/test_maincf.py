@@ -47,10 +47,10 @@ def test_set_replaces_in_place_and_keeps_everything_else():
     )
 
 
-def test_set_appends_new_directive_with_newline_fix():
+def test_set_appends_new_directive_and_keeps_the_missing_final_newline():
     cf = MainCf.parse("a = 1")
     cf.set("b", "2")
-    assert cf.render() == "a = 1\nb = 2\n"
+    assert cf.render() == "a = 1\nb = 2"
 
 
 def test_unset_removes_every_definition():

@@ -1,0 +1,189 @@
+"""The real `pulumi` CLI, run as a user runs it: in a copy of the project folder, through our language host.
+
+One stack for the module, two sites on two hosts: `a` on mx (the guide's eight limits and TLS), `b` on edge.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from stackctl.engine import PROJECT_DIR, ensure_stack, pulumi_bin
+from tests.engine import mail_client
+from tests.engine.harness import EngineProject, bed_config, sha256
+from tests.tls_files import make_cert
+
+pytestmark = pytest.mark.engine
+
+STACK = "cli"
+LIMITS_A = {
+    "message_size_limit": 1048576,
+    "header_size_limit": 51200,
+    "queue_minfree": 1572864,
+    "default_process_limit": 50,
+    "smtpd_client_connection_rate_limit": 30,
+    "smtpd_client_message_rate_limit": 60,
+    "anvil_rate_time_unit": "60s",
+    "smtpd_client_event_limit_exceptions": "$mynetworks",
+}
+LIMITS_B = {"message_size_limit": 2097152, "smtpd_client_connection_rate_limit": 20}
+HOSTS = {"a": "mx", "b": "edge"}
+MAIN_CF = "/etc/postfix/main.cf"
+
+
+class CliProject(EngineProject):
+    """A scratch copy of the project folder (program, Pulumi.yaml, virtualenv link) driven by `pulumi`."""
+
+    def __init__(self, root: Path, stack_name: str):
+        super().__init__(root, stack_name)
+        shutil.copy(PROJECT_DIR / "__main__.py", root / "__main__.py")
+        shutil.copytree(PROJECT_DIR / "components", root / "components", ignore=shutil.ignore_patterns("__pycache__"))
+        # Pulumi.yaml names `.venv`, relative to the project folder, as in a checkout.
+        (root / ".venv").symlink_to((PROJECT_DIR / ".venv").resolve())
+        self.env = self.settings.cli_env()
+        ensure_stack(stack_name, self.settings, self.env)
+
+    def pulumi(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(pulumi_bin()), *args, "--stack", self.stack_name, "--non-interactive"],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def ok(self, *args: str) -> str:
+        run = self.pulumi(*args)
+        assert run.returncode == 0, f"pulumi {' '.join(args)}:\n{run.stdout}\n{run.stderr}"
+        return run.stdout
+
+    def urn(self, name: str) -> str:
+        resources = json.loads(self.ok("stack", "export"))["deployment"]["resources"]
+        return next(r["urn"] for r in resources if r["urn"].endswith(f"::{name}"))
+
+
+def logins(testbed) -> int:
+    """Successful SSH logins on both hosts so far, from their own sshd logs."""
+    time.sleep(0.2)  # sshd writes its log line just after the login
+    return sum(
+        (testbed.hosts[h].root / "log" / "sshd.log").read_text(errors="replace").count("Accepted publickey")
+        for h in HOSTS.values()
+    )
+
+
+def postconf(testbed, host: str, name: str) -> str:
+    return testbed.run(host, f"postconf -h {name}").stdout.strip()
+
+
+def main_cf_sum(testbed, host: str) -> str:
+    return sha256(testbed.read_file(host, MAIN_CF))
+
+
+def property_lines(preview: str) -> list[str]:
+    """Every `name: value` line of a `preview --diff`, with the display's column padding taken out."""
+    lines = (re.sub(r"^([~+-] )?(\w+)\s+:", r"\1\2:", line.strip()) for line in preview.splitlines())
+    return [line for line in lines if re.match(r"([~+-] )?\w+: ", line)]
+
+
+def changed_lines(preview: str) -> list[str]:
+    """The property lines that change something: `~ name: old => new`, `+ name: new`, `- name: old`
+    (without the `~ main_cf: {` lines that only open the changed object)."""
+    return [line for line in property_lines(preview) if line[:2] in ("~ ", "+ ", "- ") and not line.endswith("{")]
+
+
+@pytest.fixture(scope="module")
+def project(testbed, tmp_path_factory):
+    certs = make_cert(tmp_path_factory.mktemp("cli-certs"), testbed.hosts["mx"].hostname)
+    sites = {
+        "a": {"postfix_host": "mx", "limits": LIMITS_A, "tls": {"cert_file": str(certs[0]), "key_file": str(certs[1])}},
+        "b": {"postfix_host": "edge", "limits": LIMITS_B},
+    }
+    originals = {h: testbed.read_file(h, MAIN_CF) for h in HOSTS.values()}
+    project = CliProject(tmp_path_factory.mktemp("cli"), STACK)
+    project.configure(bed_config(testbed, sites, list(HOSTS.values())))
+    project.tls_key = certs[1].read_text()
+    project.originals = originals
+    yield project
+    # Whatever happened, give the hosts back.
+    destroyed = project.pulumi("destroy", "--yes")
+    for host in HOSTS.values():
+        testbed.restart_postfix(host)
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    assert {h: testbed.read_file(h, MAIN_CF) for h in HOSTS.values()} == originals
+
+
+class TestPulumiCli:
+    def test_plain_preview_opens_no_ssh_and_diff_lists_each_directive(self, testbed, project):
+        before = logins(testbed)
+        plain = project.ok("preview")
+        assert "PostfixConfig" in plain
+        diff = project.ok("preview", "--diff")
+        assert logins(testbed) == before
+        lines = property_lines(diff)
+        for name, value in {**LIMITS_A, **LIMITS_B}.items():
+            assert f'{name}: "{value}"' in lines, (name, diff)
+
+    def test_up_applies_both_sites(self, testbed, project):
+        project.ok("up", "--yes")
+        for site, limits in (("a", LIMITS_A), ("b", LIMITS_B)):
+            for name, value in limits.items():
+                assert postconf(testbed, HOSTS[site], name) == str(value), (site, name)
+        # As a mail client sees it: the size limit is what the server advertises.
+        client = mail_client.connect(testbed.hosts["mx"].address, testbed.client_addresses[0])
+        try:
+            assert f"SIZE {LIMITS_A['message_size_limit']}" in mail_client.ehlo_lines(client)
+        finally:
+            client.quit()
+
+    def test_converged_up_with_refresh_expects_no_changes(self, project):
+        project.ok("up", "--refresh", "--yes", "--expect-no-changes")
+
+    def test_config_set_path_then_preview_shows_exactly_that_change(self, project):
+        key = "secure-postfix:sites.b.limits.smtpd_client_connection_rate_limit"
+        project.ok("config", "set", "--path", key, "7")
+        diff = project.ok("preview", "--diff")
+        assert changed_lines(diff) == ['~ smtpd_client_connection_rate_limit: "20" => "7"'], diff
+        assert re.search(r"~ 1 to update", diff), diff
+
+    def test_up_target_leaves_the_other_site_untouched(self, testbed, project):
+        project.ok("config", "set", "--path", "secure-postfix:sites.a.limits.default_process_limit", "40")
+        mx_before = main_cf_sum(testbed, "mx")
+        project.ok("up", "--yes", "--target", project.urn("b-postfix"))
+        assert postconf(testbed, "edge", "smtpd_client_connection_rate_limit") == "7"
+        assert main_cf_sum(testbed, "mx") == mx_before
+        # Site a's change is still to come.
+        assert changed_lines(project.ok("preview", "--diff")) == ['~ default_process_limit: "50" => "40"']
+
+    def test_drift_is_found_by_preview_refresh_diff(self, testbed, project):
+        testbed.run("edge", "postconf -e message_size_limit=3000000 && postfix reload")
+        diff = project.ok("preview", "--refresh", "--diff")
+        assert f'~ message_size_limit: "3000000" => "{LIMITS_B["message_size_limit"]}"' in changed_lines(diff), diff
+
+    def test_refresh_records_the_drift_and_up_heals_it(self, testbed, project):
+        project.ok("refresh", "--yes")
+        before = logins(testbed)
+        diff = project.ok("preview", "--diff")  # from state alone: no SSH, and the drift is in it
+        assert logins(testbed) == before
+        assert f'~ message_size_limit: "3000000" => "{LIMITS_B["message_size_limit"]}"' in changed_lines(diff), diff
+        project.ok("up", "--yes")
+        assert postconf(testbed, "edge", "message_size_limit") == str(LIMITS_B["message_size_limit"])
+        assert postconf(testbed, "mx", "default_process_limit") == "40"
+
+    def test_stack_export_holds_no_key(self, testbed, project):
+        exported = project.ok("stack", "export")
+        ssh_key = testbed.client_key_path.read_text()
+        for secret, label in ((ssh_key, "SSH key"), (project.tls_key, "TLS key")):
+            body = "".join(line for line in secret.splitlines() if "-----" not in line)
+            assert body[:40] not in exported.replace("\\n", ""), label
+        assert "PRIVATE KEY" not in exported
+
+    def test_destroy_restores_both_hosts(self, testbed, project):
+        project.ok("destroy", "--yes")
+        assert {h: testbed.read_file(h, MAIN_CF) for h in HOSTS.values()} == project.originals
