@@ -59,47 +59,62 @@ def cli_root(tmp_path_factory) -> Path:
     return root
 
 
+class PolicyProject(EngineProject):
+    """An EngineProject whose stack runs on the CLI in `cli_root` (the harness's runs on the one in .cache/bin)."""
+
+    def __init__(self, root: Path, stack_name: str, cli_root: Path):
+        super().__init__(root, stack_name)
+        self.cli_root = cli_root
+        self._policy_stack: auto.Stack | None = None
+
+    @property
+    def stack(self) -> auto.Stack:
+        if self._policy_stack is None:
+            self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+            env = self.settings.env()
+            others = (p for p in os.environ["PATH"].split(":") if "/.cache/bin" not in p)
+            env["PATH"] = ":".join([str(self.cli_root / "bin"), *others])
+            workspace = auto.LocalWorkspace(
+                work_dir=str(self.root),
+                pulumi_home=str(CACHE_DIR / "pulumi-home"),
+                program=program,
+                env_vars=env,
+                secrets_provider="passphrase",
+                pulumi_command=auto.PulumiCommand(root=str(self.cli_root), skip_version_check=True),
+            )
+            self._policy_stack = auto.Stack.create_or_select(self.stack_name, workspace)
+        return self._policy_stack
+
+
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, cli_root):
-    project = EngineProject(tmp_path_factory.mktemp("policy"), "policy")
-    key = project.root / "ssh_key"
-    key.write_text("unused: a preview opens no SSH connection\n")
-    cert, tls_key = make_cert(project.root / "tls", "mx.example.invalid")
-    project.site_base = {
+def project(tmp_path_factory, cli_root) -> PolicyProject:
+    return PolicyProject(tmp_path_factory.mktemp("policy"), "policy", cli_root)
+
+
+@pytest.fixture(scope="module")
+def site(project) -> dict:
+    """The guide's settings on one host: limits, SASL over the UNIX socket, TLS."""
+    cert, key = make_cert(project.root / "tls", "mx.example.invalid")
+    return {
         "postfix_host": "mx",
         "dovecot_host": "mx",
         "limits": GUIDE_LIMITS,
         "sasl": {"listener": "unix"},
-        "tls": {"cert_file": str(cert), "key_file": str(tls_key)},
+        "tls": {"cert_file": str(cert), "key_file": str(key)},
     }
-    project.ssh_key = str(key)
-    settings = project.settings
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    env = settings.env()
-    env["PATH"] = ":".join(
-        [str(cli_root / "bin"), *(p for p in os.environ["PATH"].split(":") if "/.cache/bin" not in p)]
-    )
-    workspace = auto.LocalWorkspace(
-        work_dir=str(project.root),
-        pulumi_home=str(CACHE_DIR / "pulumi-home"),
-        program=program,
-        env_vars=env,
-        secrets_provider="passphrase",
-        pulumi_command=auto.PulumiCommand(root=str(cli_root), skip_version_check=True),
-    )
-    project._stack = auto.Stack.create_or_select(project.stack_name, workspace)
-    return project
 
 
-def configure(project, **limits) -> None:
-    site = {**project.site_base, "limits": {**GUIDE_LIMITS, **limits}}
-    project.configure(
-        {
-            "ssh_private_key_file": project.ssh_key,
-            "hosts": {"mx": {"address": HOST, "host_key": HOST_KEY}},
-            "sites": {"solo": site},
-        }
-    )
+@pytest.fixture
+def configure(project, site):
+    ssh_key = project.root / "ssh_key"
+    ssh_key.write_text("unused: a preview opens no SSH connection\n")
+
+    def write(**limits) -> None:
+        sites = {"solo": {**site, "limits": {**GUIDE_LIMITS, **limits}}}
+        hosts = {"mx": {"address": HOST, "host_key": HOST_KEY}}
+        project.configure({"ssh_private_key_file": str(ssh_key), "hosts": hosts, "sites": sites})
+
+    return write
 
 
 def preview(project, tmp_path, config: dict | None = None) -> Run:
@@ -111,24 +126,24 @@ def preview(project, tmp_path, config: dict | None = None) -> Run:
     return project.preview(**kwargs)
 
 
-def test_guide_settings_pass_every_rule_made_mandatory(project, tmp_path):
-    configure(project)
+def test_guide_settings_pass_every_rule_made_mandatory(project, configure, tmp_path):
+    configure()
     run = preview(project, tmp_path, {"all": "mandatory"})
     assert run.ok, run.text
     assert "secure-postfix-compliance" in run.text  # the pack did run
     assert "fails on" not in run.text
 
 
-def test_weakened_host_is_advisory_by_default(project, tmp_path):
-    configure(project, smtpd_client_connection_rate_limit=0)
+def test_weakened_host_is_advisory_by_default(project, configure, tmp_path):
+    configure(smtpd_client_connection_rate_limit=0)
     run = preview(project, tmp_path)
     assert run.ok, run.text
     assert "[advisory]" in run.text
     assert f"{RATE} fails on {HOST}: smtpd_client_connection_rate_limit = 0" in run.text
 
 
-def test_mandatory_rule_fails_the_preview_naming_rule_host_and_value(project, tmp_path):
-    configure(project, smtpd_client_connection_rate_limit=0, queue_minfree=100)
+def test_mandatory_rule_fails_the_preview_naming_rule_host_and_value(project, configure, tmp_path):
+    configure(smtpd_client_connection_rate_limit=0, queue_minfree=100)
     run = preview(project, tmp_path, {RATE: "mandatory"})
     assert not run.ok
     assert "[mandatory]" in run.text
@@ -137,8 +152,8 @@ def test_mandatory_rule_fails_the_preview_naming_rule_host_and_value(project, tm
     assert f"guide-8.8-queue_minfree fails on {HOST}: queue_minfree = 100" in run.text
 
 
-def test_mended_config_passes_with_the_rule_mandatory(project, tmp_path):
-    configure(project)
+def test_mended_config_passes_with_the_rule_mandatory(project, configure, tmp_path):
+    configure()
     run = preview(project, tmp_path, {RATE: "mandatory"})
     assert run.ok, run.text
     assert "fails on" not in run.text
