@@ -8,7 +8,7 @@ import pytest
 
 from compliance.__main__ import cli as compliance_cli
 from components.core import compliance as c
-from tests.engine.harness import PASSPHRASE, EngineProject, bed_config
+from tests.engine.harness import EngineProject, bed_config
 from tests.engine.test_compliance_html import status_areas
 
 pytestmark = pytest.mark.engine
@@ -46,8 +46,7 @@ def table_row(text: str, rule_id: str) -> str:
     return re.sub(r"\s+", " ", match.group(1))
 
 
-def report_markdown(project, tmp_path, monkeypatch) -> tuple[str, str]:
-    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", PASSPHRASE)
+def report_markdown(project, tmp_path) -> tuple[str, str]:
     md, page = tmp_path / "report.md", tmp_path / "report.html"
     args = ["--stack", project.stack_name, "--work-dir", str(project.root), "--state-dir", str(project.root / "state")]
     assert compliance_cli([*args, "--markdown", str(md), "--html", str(page)]) == 0
@@ -75,16 +74,16 @@ class TestComplianceReport:
         assert exported["RHEL-08-040290"]["source"].startswith("DISA STIG for RHEL 8 V2R8: V-230550")
         assert exported["guide-8.8.3-sasl_dovecot"]["status"] == "not managed"
 
-    def test_report_of_the_last_state(self, project, tmp_path, monkeypatch):
-        markdown, page = report_markdown(project, tmp_path, monkeypatch)
+    def test_report_of_the_last_state(self, project, tmp_path):
+        markdown, page = report_markdown(project, tmp_path)
         assert f"| `{RATE}` | pass | smtpd_client_connection_rate_limit = 30 |" in markdown
         assert f'data-rule="{RATE}" data-status="pass"' in page
 
-    def test_hand_edit_breaking_a_rule_fails_it_after_refresh(self, testbed, project, tmp_path, monkeypatch):
+    def test_hand_edit_breaking_a_rule_fails_it_after_refresh(self, testbed, project, tmp_path):
         testbed.run(HOST, "postconf -e smtpd_client_connection_rate_limit=0 && postconf -X smtpd_banner")
         run = project.refresh()
         assert run.ok, run.text
-        markdown, page = report_markdown(project, tmp_path, monkeypatch)
+        markdown, page = report_markdown(project, tmp_path)
         assert f"| `{RATE}` | fail | smtpd_client_connection_rate_limit = 0: 0 means no limit |" in markdown
         assert "| `postfix_server_banner` | fail | smtpd_banner = $myhostname ESMTP $mail_name (unset" in markdown
         assert f'data-rule="{RATE}" data-status="fail"' in page
@@ -100,8 +99,8 @@ class TestComplianceReport:
         change = rf'{re.escape(RATE)}\s*: "fail: [^"]*" => "pass: smtpd_client_connection_rate_limit = 30"'
         assert re.search(change, run.stdout), run.stdout
 
-    def test_up_mends_it(self, project, tmp_path, monkeypatch):
+    def test_up_mends_it(self, project, tmp_path):
         assert project.up().ok
         assert project.refresh().ok
-        markdown, _ = report_markdown(project, tmp_path, monkeypatch)
+        markdown, _ = report_markdown(project, tmp_path)
         assert f"| `{RATE}` | pass |" in markdown and "| fail |" not in markdown
