@@ -8,6 +8,7 @@ from pathlib import Path
 import pulumi
 from pulumi.runtime import is_config_secret
 
+from components.core import compliance, compliance_render
 from components.mail_site import MailSite, TlsMaterial
 from components.stack_config import NAMESPACE, ConfigError, SiteSpec, parse_stack, read_inventory
 
@@ -63,8 +64,15 @@ def main() -> None:
     for name, site in spec.sites.items():
         exported = MailSite(name, site, spec.hosts, private_key, _tls_material(config, site))
         pulumi.export(f"{name}_postfix_version", exported.postfix.postfix_version)
+        _report_compliance(site.postfix_host, exported.postfix.compliance)
         if exported.dovecot is not None:
             pulumi.export(f"{name}_sasl_path", exported.dovecot.sasl_path)
+
+
+def _report_compliance(host: str, table: pulumi.Output[dict]) -> None:
+    """A short table in the preview/up output, and the machine-readable report as a stack output."""
+    table.apply(lambda t: pulumi.log.info(compliance_render.cli_table(host, compliance.from_cells(t))))
+    pulumi.export(f"compliance_{host}", table.apply(compliance.records))
 
 
 def _tls_material(config: pulumi.Config, site: SiteSpec) -> TlsMaterial | None:

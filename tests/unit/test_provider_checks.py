@@ -196,6 +196,7 @@ def test_checked_inputs_store_connection_main_cf_and_tls_material(pair):
             "insecure_ignore_host_key",
             "use_sudo",
             "main_cf",
+            "compliance",
             "tls_cert_pem",
             "tls_key_pem",
         ]
