@@ -7,6 +7,7 @@ orders the two hosts by that dependency.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +58,8 @@ def _plain(value: Any, field: str) -> Any:
             )
         return await value.future(with_unknowns=True)
 
-    return pulumi.Output(value.resources(), checked(), value.is_known(), value.is_secret())
+    # Not secret once checked; is_known runs as a task so that it is awaited even when the check raises.
+    return pulumi.Output(value.resources(), checked(), asyncio.ensure_future(value.is_known()))
 
 
 class MailSite(pulumi.ComponentResource):
