@@ -219,8 +219,11 @@ def test_a_secret_output_handed_to_mail_site_is_refused_at_preview(testbed, tmp_
     project.configure({})
     project._stack = open_stack(project.stack_name, program, project.settings)
     before, logins = main_cf(testbed), ssh_logins(testbed)
-    text = refused_everywhere(project, ["sites.lib.directives.smtp_sasl_password_maps is a secret"])
-    assert secret not in text
-    assert ssh_logins(testbed) == logins
-    assert main_cf(testbed) == before
-    assert secret not in project.state_text()
+    try:
+        text = refused_everywhere(project, ["sites.lib.directives.smtp_sasl_password_maps is a secret"])
+        assert secret not in text
+        assert ssh_logins(testbed) == logins
+        assert main_cf(testbed) == before
+        assert secret not in project.state_text()
+    finally:
+        project.destroy()
