@@ -85,6 +85,9 @@ def fresh_submission_auth(testbed, word: str) -> str:
 def port_25_takes_mail(testbed, fqdn: str) -> tuple[int, dict]:
     client = mail_client.connect(testbed.hosts[MX].address, source(), timeout=5)
     try:
+        # As a peer MX does: STARTTLS first (an smtpd that wanted Dovecot would die right after it).
+        client.ehlo()
+        assert client.starttls(context=mail_client.tls_context())[0] == 220
         refused = client.sendmail("a@example.org", [f"postmaster@{fqdn}"], b"Subject: outage\r\n\r\nx\r\n")
         return 220, refused
     finally:
