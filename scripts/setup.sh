@@ -17,7 +17,8 @@ BIN=$CACHE/bin
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 apt_packages() {
-  local wanted=(postfix dovecot-core openssh-server iproute2 openssl procps psmisc sudo curl ca-certificates)
+  # chromium: the tests check the compliance report's HTML page in headless Chromium.
+  local wanted=(postfix dovecot-core openssh-server iproute2 openssl procps psmisc sudo curl ca-certificates chromium)
   local missing=()
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -62,6 +63,18 @@ dynamic_provider_shim() {
   local shim=$BIN/pulumi-resource-pulumi-python
   local body
   body=$(printf '#!/bin/sh\nexec "${PULUMI_PYTHON_CMD:-%s}" -u -m pulumi.dynamic "$@"\n' "$ROOT/.venv/bin/python")
+  if [ "$(cat "$shim" 2>/dev/null)" = "$body" ]; then return; fi
+  mkdir -p "$BIN"
+  printf '%s\n' "$body" > "$shim"
+  chmod 0755 "$shim"
+}
+
+policy_analyzer_shim() {
+  # Without a Python language host (the inline runner), the CLI runs a Python policy pack through this plugin,
+  # as the official tarball's script does: `python -m pulumi.policy ENGINE_ADDRESS PACK_DIR`.
+  local shim=$BIN/pulumi-analyzer-policy-python
+  local body
+  body=$(printf '#!/bin/sh\nexec "${PULUMI_PYTHON_CMD:-%s}" -u -m pulumi.policy "$1" "$2"\n' "$ROOT/.venv/bin/python")
   if [ "$(cat "$shim" 2>/dev/null)" = "$body" ]; then return; fi
   mkdir -p "$BIN"
   printf '%s\n' "$body" > "$shim"
@@ -130,4 +143,5 @@ pulumi_cli
 actionlint_bin
 dynamic_provider_shim
 language_host
+policy_analyzer_shim
 log "ready: $("$BIN/pulumi" version), Python SDK $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("pulumi"))')"
