@@ -10,10 +10,11 @@ left out of the comparison.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-_LINE_NUMBER_RE = re.compile(r", line \d+")
-_PROGRAM_PATH_RE = re.compile(r"^/\S*/(?=[^/\s]+: )")
+from components.core import maincf
+
 _FAILURE_RE = re.compile(r"\b(fatal|panic|error):")
 
 
@@ -49,41 +50,23 @@ def parse_staged_check(text: str) -> StagedCheck:
     return StagedCheck(runs["live"], runs["staged"])
 
 
-def comparable(line: str) -> str:
-    """A message with what an unrelated edit changes taken out: line numbers, the program's folder."""
-    return _PROGRAM_PATH_RE.sub("", _LINE_NUMBER_RE.sub("", line))
-
-
-def new_messages(check: StagedCheck) -> list[str]:
-    """Messages of the staged run that the live run did not give, once each, in order."""
-    known = {comparable(line) for line in check.live.lines}
-    seen: set[str] = set()
-    fresh: list[str] = []
-    for line in check.staged.lines:
-        key = comparable(line)
-        if key not in known and key not in seen:
-            seen.add(key)
-            fresh.append(line)
-    return fresh
-
-
-def rejection(check: StagedCheck) -> str | None:
+def rejection(check: StagedCheck, restored: Iterable[str] = ()) -> str | None:
     """Why the staged main.cf must not go live, in Postfix's own words; None when it may.
 
-    A failing check is quoted by its fatal lines (or, lacking those, everything it said that
-    the live file does not); a passing one is refused for each warning the change introduces.
+    A failing check is quoted by its fatal lines (or, lacking those, all it said); a passing one
+    is refused for each warning the change introduces (see maincf.new_warnings).
     """
-    fresh = new_messages(check)
     if check.staged.rc != 0:
-        failures = [ln for ln in _unique(check.staged.lines) if _FAILURE_RE.search(ln)]
-        quoted = failures or fresh or list(_unique(check.staged.lines))
+        said = _unique(check.staged.lines)
+        quoted = [ln for ln in said if _FAILURE_RE.search(ln)] or said
         return (
             "; ".join(quoted) if quoted else f"`postfix check` failed with exit code {check.staged.rc} and no message"
         )
-    warnings = [ln for ln in fresh if "warning:" in ln]
+    warnings = _unique(maincf.new_warnings(list(check.staged.lines), list(check.live.lines), restored))
     return "; ".join(warnings) if warnings else None
 
 
-def _unique(lines: tuple[str, ...]) -> list[str]:
+def _unique(lines: Iterable[str]) -> list[str]:
+    """Each message once, in order: postfix-script runs postconf many times and each repeats it."""
     seen: set[str] = set()
     return [ln for ln in lines if not (ln in seen or seen.add(ln))]

@@ -139,9 +139,12 @@ class PostfixHost:
         return None
 
     # -- validating, swapping, reloading ------------------------------------
-    def check_staged(self, text: str, config_directory: str) -> None:
-        """`postconf -n` and `postfix check` on the staged copy alone; a warning it adds counts as an error."""
-        problem = postfix_output.rejection(self.staged_check_report(text, config_directory))
+    def check_staged(self, text: str, config_directory: str, restored: tuple[str, ...] = ()) -> None:
+        """`postconf -n` and `postfix check` on the staged copy alone; a warning it adds counts as an error.
+
+        Duplicates of `restored` names are the original file's own, put back on purpose.
+        """
+        problem = postfix_output.rejection(self.staged_check_report(text, config_directory), restored)
         if problem:
             raise PostfixError(f"{self.label}: Postfix rejects the new main.cf: {problem}")
 
