@@ -146,6 +146,22 @@ def parse_host_keys(text: str) -> list[paramiko.PKey]:
     return keys
 
 
+# The signature algorithms a host can prove each key type with (RSA keys sign with SHA-2 today).
+_ALGORITHMS_OF_KEY_TYPE = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
+
+
+def disabled_host_key_algorithms(pinned_types: Sequence[str]) -> list[str]:
+    """Host key algorithms to leave out of the negotiation so the server proves a pinned key.
+
+    A server offering several keys otherwise shows the one the client prefers (ed25519), and a
+    pinned ECDSA or RSA key would look like a mismatch. Nothing is left out when nothing is pinned.
+    """
+    if not pinned_types:
+        return []
+    wanted = {alg for t in pinned_types for alg in _ALGORITHMS_OF_KEY_TYPE.get(t, (t,))}
+    return [alg for alg in paramiko.Transport._preferred_keys if alg not in wanted]
+
+
 def fingerprint(key: paramiko.PKey) -> str:
     return f"{key.get_name()} {key.fingerprint}"
 
@@ -186,6 +202,7 @@ class Session:
                     auth_timeout=t.connect_timeout,
                     allow_agent=False,
                     look_for_keys=False,
+                    disabled_algorithms={"keys": disabled_host_key_algorithms([p.get_name() for p in pinned])},
                 )
                 transport = client.get_transport()
                 if transport is not None and t.keepalive_interval > 0:

@@ -47,3 +47,19 @@ def test_a_failure_without_message_says_so():
 def test_duplicates_put_back_on_purpose_are_not_new():
     assert rejection(check([], [DUP_STAGED]), restored=("x_limit",)) is None
     assert rejection(check([], [DUP_STAGED])) == DUP_STAGED
+
+
+def test_host_key_algorithms_follow_the_pinned_types():
+    from components.remote.ssh import disabled_host_key_algorithms
+
+    assert disabled_host_key_algorithms([]) == []
+    left_out = disabled_host_key_algorithms(["ecdsa-sha2-nistp256"])
+    assert "ssh-ed25519" in left_out and "ecdsa-sha2-nistp256" not in left_out
+    rsa = disabled_host_key_algorithms(["ssh-rsa"])
+    assert not {"rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"} & set(rsa) and "ssh-ed25519" in rsa
+    assert set(disabled_host_key_algorithms(["ssh-ed25519", "ssh-rsa"])) == {
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "ssh-dss",
+    }
