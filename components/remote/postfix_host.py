@@ -248,7 +248,12 @@ class PostfixHost:
         return digests
 
     def backup_files(self, paths: list[str]) -> None:
-        self.s.sh('for f in "$@"; do [ -e "$f" ] && cp -p -- "$f" "$f.secure-postfix-prev"; done; true', *paths)
+        # A backup name someone else made (a symlink, say) is removed first, never written through.
+        script = (
+            'for f in "$@"; do b="$f.secure-postfix-prev"; rm -f -- "$b"; '
+            'if [ -e "$f" ] || [ -L "$f" ]; then cp -P -p -- "$f" "$b"; fi; done'
+        )
+        self.s.sh(script, *paths, what="backing up " + ", ".join(paths))
 
     def restore_files(self, paths: list[str]) -> None:
         """Put backups back; files that had none did not exist before and are removed."""
@@ -262,9 +267,18 @@ class PostfixHost:
         self.s.run(["rm", "-f", "--", *[f"{p}.secure-postfix-prev" for p in paths]])
 
     def ensure_directory(self, path: str) -> bool:
-        """Create `path` (mode 0755) if missing; True when it was created here."""
-        script = 'if [ -d "$1" ]; then echo existed; else mkdir -m 0755 -- "$1" && echo created; fi'
-        return self.s.sh(script, path).out.strip() == "created"
+        """Create `path` (mode 0755) if missing; True when it was created here. A symlink there is refused."""
+        script = (
+            'if [ -L "$1" ]; then echo symlink; elif [ -d "$1" ]; then echo existed; '
+            'else mkdir -m 0755 -- "$1" && echo created; fi'
+        )
+        found = self.s.sh(script, path, what=f"creating {path}").out.strip()
+        if found == "symlink":
+            raise PostfixError(
+                f"{self.label}: {path} is a symlink, which this project did not make; refusing to write through it. "
+                "Replace it with a directory owned by root."
+            )
+        return found == "created"
 
     def remove_files(self, paths: list[str]) -> None:
         """Remove files, then directories (given with a trailing slash) if they are empty."""
