@@ -98,7 +98,8 @@ def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
 class DovecotAuthServiceProvider(dyn.ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
         where = conn.host_label(news)
-        failures = [dyn.CheckFailure("", f"{where}: {p}") for p in check_props(news)]
+        named = {*conn.NAMED_PROPERTIES, *SETTINGS}
+        failures = [dyn.CheckFailure(conn.failure_property(p.field, named), f"{where}: {p}") for p in check_props(news)]
         return dyn.CheckResult(checked_inputs(news), failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
@@ -122,7 +123,7 @@ class DovecotAuthServiceProvider(dyn.ResourceProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         target = conn.ssh_target(props)
-        with host_lock(target.label), Session(target) as session:
+        with host_lock(target.label), Session(target) as session, session.host_lock("a DovecotAuthService change"):
             host = DovecotHost(session)
             facts = host.facts()
             book = load_ledger(session, LEDGER)
@@ -149,7 +150,7 @@ class DovecotAuthServiceProvider(dyn.ResourceProvider):
         listener = listener_from(props)
         mechanisms = str(props.get("auth_mechanisms") or dc.DEFAULT_MECHANISMS)
         text = props["managed_file"]
-        with host_lock(target.label), Session(target) as session:
+        with host_lock(target.label), Session(target) as session, session.host_lock("a DovecotAuthService change"):
             host = DovecotHost(session)
             facts = host.facts()
             book = load_ledger(session, LEDGER)
@@ -193,7 +194,7 @@ def _apply_file(host: DovecotHost, facts: DovecotFacts, text: str, listener: dc.
     except DovecotError as exc:
         raise ApplyError(f"{exc}. Nothing was changed.") from None
     offset = host.s.file_size(facts.log_file)
-    host.write(text)
+    host.write(text, expect_sha256=facts.current_sha256)
     try:
         host.reload()
         host.verify(listener, mechanisms)

@@ -27,7 +27,7 @@ import pulumi
 import pulumi.dynamic as dyn
 
 from components import connection as conn
-from components.core import ledger, maincf
+from components.core import compliance, ledger, maincf
 from components.core import postfix_features as features
 from components.core import postfix_rules as rules
 from components.core.postfix_plan import Plan, live_values, plan_edit, plan_restore
@@ -149,14 +149,19 @@ def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
     inputs = {k: props.get(k) for k in (*conn.CONNECTION_FIELDS, *conn.OPTION_FIELDS)}
     inputs["main_cf"] = fold_main_cf(props)
     tls = props.get("tls") or {}
+    inputs["compliance"] = _compliance(inputs["main_cf"], public_mx=bool(tls.get("public_mx", True)))
     inputs["tls_cert_pem"] = tls.get("cert_pem") if tls else None
     inputs["tls_key_pem"] = props.get("tls_key_pem") if tls else None
     return {k: v for k, v in inputs.items() if v is not None}
 
 
+def _compliance(main_cf: Mapping[str, Any], public_mx: bool) -> dict[str, str]:
+    return compliance.report(main_cf, public_mx, pending=[k for k, v in main_cf.items() if conn.is_unknown(v)])
+
+
 def _failures(props: Mapping[str, Any], problems: list[rules.Problem]) -> list[dyn.CheckFailure]:
     where = conn.host_label(props)
-    return [dyn.CheckFailure("", f"{where}: {p}") for p in problems]
+    return [dyn.CheckFailure(conn.failure_property(p.field), f"{where}: {p}") for p in problems]
 
 
 # -- the provider ----------------------------------------------------------------------
@@ -190,12 +195,13 @@ class PostfixConfigProvider(dyn.ResourceProvider):
         live = live_values(text, props.get("main_cf") or {})
         # Pulumi drops null map values; an absent directive reads as "" so the drift still shows.
         refreshed = {**props, "main_cf": {k: "" if v is None else maincf.printable(v) for k, v in live.items()}}
+        refreshed["compliance"] = _compliance(refreshed["main_cf"], compliance.public_mx_of(props.get("compliance")))
         inputs = {k: v for k, v in refreshed.items() if k not in COMPUTED_OUTPUTS}
         return dyn.ReadResult(id_=id_, outs=refreshed, inputs=inputs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         target = conn.ssh_target(props)
-        with host_lock(target.label), Session(target) as session:
+        with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixConfig delete"):
             host = PostfixHost(session)
             facts = host.facts()
             path = ledger_path(facts.config_directory)
@@ -233,7 +239,7 @@ class PostfixConfigProvider(dyn.ResourceProvider):
         desired = {k: str(v) for k, v in (props.get("main_cf") or {}).items()}
         files = _tls_files(props)
         cert = props.get("tls_cert_pem")
-        with host_lock(target.label), Session(target) as session:
+        with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixConfig apply"):
             host = PostfixHost(session)
             facts = host.facts()
             path = ledger_path(facts.config_directory)
@@ -407,6 +413,7 @@ def _apply_plan(
     failing_before = _failure_before(host, facts, offset)
     paths = list(files)
     made: list[str] = []
+    host.expect_unchanged(facts)
     if paths:
         host.backup_files(paths)
         for directory in sorted({p.rsplit("/", 1)[0] for p in paths}):
@@ -414,7 +421,7 @@ def _apply_plan(
                 made.append(directory + "/")
         for path, (content, mode) in files.items():
             host.s.write_file_atomic(path, content.encode(), mode=mode, owner="root:root")
-    host.swap_in(plan.text, facts.config_directory)
+    host.swap_in(plan.text, facts.config_directory, expect_sha256=facts.main_cf_sha256)
     try:
         _load(host, facts, offset, failing_before)
         _verify(host, facts, offset, tls_fingerprint)
@@ -575,6 +582,7 @@ class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
     overridden: pulumi.Output[dict]
     created_files: pulumi.Output[list]
     postfix_version: pulumi.Output[str]
+    compliance: pulumi.Output[dict]
 
     def __init__(
         self,
@@ -601,5 +609,6 @@ class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
             "overridden": None,
             "created_files": None,
             "postfix_version": None,
+            "compliance": None,
         }
         super().__init__(PostfixConfigProvider(), resource_name, props, opts)

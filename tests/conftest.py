@@ -21,10 +21,10 @@ _OWN_BASETEMP = pytest.StashKey[str]()
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     config.addinivalue_line("markers", "engine: needs the local test bed (root, Linux namespaces, daemons)")
-    # pytest's shared /tmp/pytest-of-USER is pruned by every new session: a second bed's session would delete
-    # this one's scratch projects. Each test-bed instance gets a folder of its own, removed at the end.
+    # pytest's shared /tmp/pytest-of-USER is pruned by every new session: a second session would delete this
+    # one's scratch projects. Each session gets a folder of its own, removed at the end.
     if not config.option.basetemp:
-        config.option.basetemp = str(Path(tempfile.gettempdir()) / f"secure-postfix-tests-{INSTANCE}")
+        config.option.basetemp = tempfile.mkdtemp(prefix=f"secure-postfix-tests-{INSTANCE}-")
         config.stash[_OWN_BASETEMP] = config.option.basetemp
 
 
