@@ -413,27 +413,41 @@ def _apply_plan(
     failing_before = _failure_before(host, facts, offset)
     paths = list(files)
     made: list[str] = []
+    written: list[str] = []
     host.expect_unchanged(facts)
     if paths:
         host.backup_files(paths)
+    swapped = False
+    try:
+        # The TLS files and main.cf are one transaction: all new, or all as they were.
         for directory in sorted({p.rsplit("/", 1)[0] for p in paths}):
             if host.ensure_directory(directory):
                 made.append(directory + "/")
         for path, (content, mode) in files.items():
             host.s.write_file_atomic(path, content.encode(), mode=mode, owner="root:root")
-    host.swap_in(plan.text, facts.config_directory, expect_sha256=facts.main_cf_sha256)
-    try:
+            written.append(path)
+        host.swap_in(plan.text, facts.config_directory, expect_sha256=facts.main_cf_sha256)
+        swapped = True
         _load(host, facts, offset, failing_before)
         _verify(host, facts, offset, tls_fingerprint)
     except Exception as exc:  # whatever went wrong, the host must not keep a half-applied change
-        if paths:
-            host.restore_files(paths)
-            host.remove_files(made)
-        answering = _roll_back(host, facts, patient=failing_before is None)
         reason = str(exc).removeprefix(f"{label}: ")
+        if written:
+            host.restore_files(written)
+        if paths:
+            host.drop_backups(paths)
+        host.remove_files(made)
+        if not swapped:
+            files_back = f" {', '.join(written)} put back as they were;" if written else ""
+            raise ApplyError(
+                f"{label}: the change of {changed} could not be written: {reason}.{files_back} main.cf was not "
+                "changed and Postfix was not reloaded."
+            ) from None
+        answering = _roll_back(host, facts, patient=failing_before is None)
         raise ApplyError(
-            f"{label}: Postfix failed after the change of {changed}: {reason}. The previous configuration was put "
-            f"back and Postfix restarted; {_after_rollback(answering, failing_before)}."
+            f"{label}: Postfix failed after the change of {changed}: {reason}. The previous configuration"
+            f"{' and TLS files were' if written else ' was'} put back and Postfix restarted; "
+            f"{_after_rollback(answering, failing_before)}."
         ) from None
     if paths:
         host.drop_backups(paths)
