@@ -1,30 +1,43 @@
 """`python -m compliance --stack NAME [--markdown FILE] [--html FILE]`: report of the stack's last state.
 
 The state is read with `pulumi stack export` on the pinned CLI and the local file backend,
-as stackctl runs it; nothing contacts the hosts. Run `python -m stackctl refresh` first for
+as stackctl runs it; nothing contacts the hosts. Run `python -m stackctl --stack NAME refresh --yes` first for
 the hosts' live values.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 from compliance.state import report_from_deployment
 from components.core import compliance_render as render
-from stackctl.engine import LOCAL_PASSPHRASE, PROJECT_DIR, EngineSettings, open_stack
-
-
-def _no_program() -> None:
-    raise RuntimeError("the report only reads state")
+from stackctl.engine import LOCAL_PASSPHRASE, PROJECT_DIR, EngineSettings, pulumi_bin
 
 
 def load(stack_name: str, work_dir: Path, state_dir: Path | None) -> dict:
-    passphrase = LOCAL_PASSPHRASE if stack_name == "local" else None
-    settings = EngineSettings(work_dir=work_dir, state_dir=state_dir or work_dir / ".state", passphrase=passphrase)
-    stack = open_stack(stack_name, _no_program, settings)
-    return stack.export_stack().deployment or {}
+    """`pulumi stack export` of the stack, in the environment stackctl gives the CLI (no secret is decrypted)."""
+    settings = EngineSettings(
+        work_dir=work_dir,
+        state_dir=state_dir or work_dir / ".state",
+        passphrase=LOCAL_PASSPHRASE if stack_name == "local" else None,
+        backend_url=None if state_dir else os.environ.get("PULUMI_BACKEND_URL") or None,
+    )
+    done = subprocess.run(
+        [str(pulumi_bin()), "stack", "export", "--stack", stack_name],
+        cwd=work_dir,
+        env=settings.cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"cannot read the state of stack {stack_name}: {done.stderr.strip()}")
+    return json.loads(done.stdout)
 
 
 def cli(argv: list[str] | None = None) -> int:
@@ -35,7 +48,7 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=PROJECT_DIR, help="the project folder (Pulumi.yaml)")
     parser.add_argument("--state-dir", type=Path, help="the file backend's folder (default: WORK_DIR/.state)")
     args = parser.parse_args(argv)
-    report = report_from_deployment({"deployment": load(args.stack, args.work_dir, args.state_dir)})
+    report = report_from_deployment(load(args.stack, args.work_dir, args.state_dir))
     if not report:
         print(
             f"stack {args.stack}: no PostfixConfig with a compliance report in its state (run up first)",

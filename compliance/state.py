@@ -23,4 +23,4 @@ def report_from_deployment(exported: Mapping[str, Any]) -> dict[str, list[Findin
             continue
         name = str(resource.get("urn", "")).rsplit("::", 1)[-1]
         report[f"{outputs.get('host', '?')} ({name})"] = from_cells(table)
-    return report
+    return dict(sorted(report.items()))

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PULUMI_VERSION=v3.259.0
+# The workflow linter the tests run on .github/workflows.
+ACTIONLINT_VERSION=v1.7.12
 # Go only builds the pinned CLI. Without one on the machine, this toolchain comes from the Go module proxy,
 # checked against the digest below.
 GO_TOOLCHAIN=v0.0.1-go1.26.8.linux-amd64
@@ -15,7 +17,8 @@ BIN=$CACHE/bin
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 apt_packages() {
-  local wanted=(postfix dovecot-core openssh-server iproute2 openssl procps psmisc sudo curl ca-certificates)
+  # chromium: the tests check the compliance report's HTML page in headless Chromium.
+  local wanted=(postfix dovecot-core openssh-server iproute2 openssl procps psmisc sudo curl ca-certificates chromium)
   local missing=()
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -66,6 +69,18 @@ dynamic_provider_shim() {
   chmod 0755 "$shim"
 }
 
+policy_analyzer_shim() {
+  # Without a Python language host (the inline runner), the CLI runs a Python policy pack through this plugin,
+  # as the official tarball's script does: `python -m pulumi.policy ENGINE_ADDRESS PACK_DIR`.
+  local shim=$BIN/pulumi-analyzer-policy-python
+  local body
+  body=$(printf '#!/bin/sh\nexec "${PULUMI_PYTHON_CMD:-%s}" -u -m pulumi.policy "$1" "$2"\n' "$ROOT/.venv/bin/python")
+  if [ "$(cat "$shim" 2>/dev/null)" = "$body" ]; then return; fi
+  mkdir -p "$BIN"
+  printf '%s\n' "$body" > "$shim"
+  chmod 0755 "$shim"
+}
+
 language_host() {
   # The CLI runs `runtime: python` projects through a plugin named pulumi-language-python, taken from
   # PATH before the one beside the CLI. A real one on PATH (an official Pulumi install) is left to be used.
@@ -83,6 +98,17 @@ language_host() {
   mkdir -p "$BIN"
   printf '%s\n' "$body" > "$host"
   chmod 0755 "$host"
+}
+
+actionlint_ready() {
+  [ -x "$BIN/actionlint" ] && [ "$("$BIN/actionlint" -version 2>/dev/null | head -1)" = "$ACTIONLINT_VERSION" ]
+}
+
+actionlint_bin() {
+  actionlint_ready && return
+  log "building actionlint $ACTIONLINT_VERSION with Go"
+  mkdir -p "$BIN"
+  GOBIN=$BIN go install -trimpath -ldflags "-s -w" "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 }
 
 go_toolchain() {
@@ -111,9 +137,11 @@ pulumi_ready() {
 
 apt_packages
 python_env
-# Go is needed only while the CLI is missing.
-pulumi_ready || go_toolchain
+# Go is needed only while the CLI or actionlint is missing.
+{ pulumi_ready && actionlint_ready; } || go_toolchain
 pulumi_cli
+actionlint_bin
 dynamic_provider_shim
 language_host
+policy_analyzer_shim
 log "ready: $("$BIN/pulumi" version), Python SDK $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("pulumi"))')"

@@ -9,7 +9,7 @@ on a public MX, with the reason.
 Sources (IDs, titles and check text as published; read from ComplianceAsCode/content at
 b3a2cca, 2026-08-21, which carries DISA's XCCDF files and the CIS mappings):
 - the RHEL security hardening guide, 8.8 "Securing the Postfix service" and 8.8.3
-  "Configuring Postfix to use SASL". The guide numbers no rules; the IDs `guide-8.8/...`
+  "Configuring Postfix to use SASL". The guide numbers no rules; the IDs `guide-8.8-...`
   are this project's labels for its items.
 - DISA STIG for RHEL 8 V2R8 and RHEL 9 V2R9 (shared/references/disa-stig-rhel{8,9}-*-xccdf-manual.xml).
 - CIS Benchmarks for RHEL 8 v4.0.0, RHEL 9 v2.0.0 and Debian 12 v1.1.0, as mapped to SSG rules
@@ -259,84 +259,84 @@ _ALIASES = "needs /etc/aliases and postmap -q on the host, not main.cf"
 
 RULES: tuple[Rule, ...] = (
     Rule(
-        "guide-8.8/message_size_limit",
+        "guide-8.8-message_size_limit",
         GUIDE,
         "message_size_limit bounds the size of a message, envelope included",
         ("message_size_limit",),
         positive("message_size_limit", _NO_LIMIT),
     ),
     Rule(
-        "guide-8.8/header_size_limit",
+        "guide-8.8-header_size_limit",
         GUIDE,
         "header_size_limit bounds the memory for a message header, at most message_size_limit",
         ("header_size_limit",),
         _header_bounded,
     ),
     Rule(
-        "guide-8.8/queue_minfree",
+        "guide-8.8-queue_minfree",
         GUIDE,
         "queue_minfree is at least 1.5 x message_size_limit",
         ("queue_minfree",),
         _queue_minfree_bounded,
     ),
     Rule(
-        "guide-8.8/default_process_limit",
+        "guide-8.8-default_process_limit",
         GUIDE,
         "default_process_limit bounds the child processes per service",
         ("default_process_limit",),
         positive("default_process_limit", "no process could start"),
     ),
     Rule(
-        "guide-8.8/smtpd_client_connection_rate_limit",
+        "guide-8.8-smtpd_client_connection_rate_limit",
         GUIDE,
         "smtpd_client_connection_rate_limit bounds a client's connection attempts per time unit",
         ("smtpd_client_connection_rate_limit",),
         positive("smtpd_client_connection_rate_limit", _NO_LIMIT),
     ),
     Rule(
-        "guide-8.8/smtpd_client_message_rate_limit",
+        "guide-8.8-smtpd_client_message_rate_limit",
         GUIDE,
         "smtpd_client_message_rate_limit bounds a client's message deliveries per time unit",
         ("smtpd_client_message_rate_limit",),
         positive("smtpd_client_message_rate_limit", _NO_LIMIT),
     ),
     Rule(
-        "guide-8.8/anvil_rate_time_unit",
+        "guide-8.8-anvil_rate_time_unit",
         GUIDE,
         "anvil_rate_time_unit is a time unit above zero for the rate limits",
         ("anvil_rate_time_unit",),
         _time_positive,
     ),
     Rule(
-        "guide-8.8/smtpd_client_event_limit_exceptions",
+        "guide-8.8-smtpd_client_event_limit_exceptions",
         GUIDE,
         "smtpd_client_event_limit_exceptions exempts trusted networks only, not every client",
         ("smtpd_client_event_limit_exceptions",),
         _exceptions_bounded,
     ),
     Rule(
-        "guide-8.8.3/sasl_dovecot",
+        "guide-8.8.3-sasl_dovecot",
         GUIDE_SASL,
         "SMTP AUTH through Dovecot: smtpd_sasl_auth_enable = yes, smtpd_sasl_type = dovecot, smtpd_sasl_path set",
         ("smtpd_sasl_auth_enable", "smtpd_sasl_type", "smtpd_sasl_path"),
         _sasl_dovecot,
     ),
     Rule(
-        "guide-8.8.3/smtpd_sasl_security_options",
+        "guide-8.8.3-smtpd_sasl_security_options",
         GUIDE_SASL,
         "smtpd_sasl_security_options = noanonymous, noplaintext (no anonymous or plaintext AUTH without TLS)",
         ("smtpd_sasl_security_options",),
         options_include("smtpd_sasl_security_options", ("noanonymous", "noplaintext")),
     ),
     Rule(
-        "guide-8.8.3/smtpd_sasl_tls_security_options",
+        "guide-8.8.3-smtpd_sasl_tls_security_options",
         GUIDE_SASL,
         "smtpd_sasl_tls_security_options = noanonymous (no anonymous AUTH over TLS)",
         ("smtpd_sasl_tls_security_options",),
         options_include("smtpd_sasl_tls_security_options", ("noanonymous",)),
     ),
     Rule(
-        "guide-8.8/tls",
+        "guide-8.8-tls",
         GUIDE,
         "the SMTP server uses encryption: smtpd_tls_security_level may or encrypt, with a certificate and key",
         ("smtpd_tls_security_level", "smtpd_tls_cert_file", "smtpd_tls_key_file"),
@@ -508,7 +508,7 @@ def records(table: Mapping[str, str]) -> dict[str, dict[str, str]]:
 # -- Dovecot's side of the guide (DovecotAuthService settings) -----------------------------
 
 DOVECOT_LISTENER = Rule(
-    "guide-8.8.3/dovecot_auth_listener",
+    "guide-8.8.3-dovecot_auth_listener",
     GUIDE_SASL,
     "Dovecot's auth unix_listener for Postfix has mode 0660, user postfix, group postfix",
 )

@@ -55,8 +55,11 @@ _STYLE = """
 body { font: 14px/1.4 sans-serif; margin: 24px; color: #1f2328; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }
-table.matrix td.cell { width: 28px; height: 28px; padding: 0; }
-table.matrix th.rule { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; font-weight: normal; }
+/* One fixed square per cell, so a screenshot shows each status as a known area. */
+table.matrix td.cell, table.matrix th.rule { width: 28px; min-width: 28px; max-width: 28px; padding: 0; }
+table.matrix td.cell { height: 28px; }
+table.matrix th.rule { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; font-weight: normal;
+  padding: 4px 0; }
 .legend span { display: inline-block; padding: 2px 8px; margin-right: 6px; color: #fff; }
 """
 

@@ -60,19 +60,19 @@ class TestGuide:
     @pytest.mark.parametrize(
         ("name", "value", "rule_id"),
         [
-            ("smtpd_client_connection_rate_limit", "0", "guide-8.8/smtpd_client_connection_rate_limit"),
-            ("smtpd_client_message_rate_limit", "0", "guide-8.8/smtpd_client_message_rate_limit"),
-            ("message_size_limit", "0", "guide-8.8/message_size_limit"),
-            ("default_process_limit", "0", "guide-8.8/default_process_limit"),
-            ("anvil_rate_time_unit", "0s", "guide-8.8/anvil_rate_time_unit"),
-            ("header_size_limit", "20480000", "guide-8.8/header_size_limit"),
-            ("queue_minfree", "0", "guide-8.8/queue_minfree"),
-            ("queue_minfree", "15359999", "guide-8.8/queue_minfree"),
-            ("smtpd_client_event_limit_exceptions", "0.0.0.0/0", "guide-8.8/smtpd_client_event_limit_exceptions"),
-            ("smtpd_sasl_type", "cyrus", "guide-8.8.3/sasl_dovecot"),
-            ("smtpd_sasl_security_options", "noanonymous", "guide-8.8.3/smtpd_sasl_security_options"),
-            ("smtpd_sasl_tls_security_options", "noplaintext", "guide-8.8.3/smtpd_sasl_tls_security_options"),
-            ("smtpd_tls_security_level", "none", "guide-8.8/tls"),
+            ("smtpd_client_connection_rate_limit", "0", "guide-8.8-smtpd_client_connection_rate_limit"),
+            ("smtpd_client_message_rate_limit", "0", "guide-8.8-smtpd_client_message_rate_limit"),
+            ("message_size_limit", "0", "guide-8.8-message_size_limit"),
+            ("default_process_limit", "0", "guide-8.8-default_process_limit"),
+            ("anvil_rate_time_unit", "0s", "guide-8.8-anvil_rate_time_unit"),
+            ("header_size_limit", "20480000", "guide-8.8-header_size_limit"),
+            ("queue_minfree", "0", "guide-8.8-queue_minfree"),
+            ("queue_minfree", "15359999", "guide-8.8-queue_minfree"),
+            ("smtpd_client_event_limit_exceptions", "0.0.0.0/0", "guide-8.8-smtpd_client_event_limit_exceptions"),
+            ("smtpd_sasl_type", "cyrus", "guide-8.8.3-sasl_dovecot"),
+            ("smtpd_sasl_security_options", "noanonymous", "guide-8.8.3-smtpd_sasl_security_options"),
+            ("smtpd_sasl_tls_security_options", "noplaintext", "guide-8.8.3-smtpd_sasl_tls_security_options"),
+            ("smtpd_tls_security_level", "none", "guide-8.8-tls"),
         ],
     )
     def test_a_weakened_directive_fails_its_rule_only(self, name, value, rule_id):
@@ -81,37 +81,37 @@ class TestGuide:
         assert f"{name} = {value}" in findings[rule_id].value
         failed = {i for i, f in findings.items() if f.status is c.Status.FAIL}
         # With no size limit, no queue_minfree is 1.5 x enough either.
-        knock_on = {"guide-8.8/queue_minfree"} if name == "message_size_limit" else set()
+        knock_on = {"guide-8.8-queue_minfree"} if name == "message_size_limit" else set()
         assert failed == {rule_id} | knock_on
 
     def test_queue_minfree_names_the_bound(self):
-        finding = by_id(c.judge({**GUIDE_MAIN_CF, "queue_minfree": "100"}))["guide-8.8/queue_minfree"]
+        finding = by_id(c.judge({**GUIDE_MAIN_CF, "queue_minfree": "100"}))["guide-8.8-queue_minfree"]
         assert "1.5 x message_size_limit (10240000) = 15360000" in finding.value
 
     def test_unmanaged_message_size_limit_counts_with_postfix_default(self):
-        assert status({"queue_minfree": "15360000"}, "guide-8.8/queue_minfree") is c.Status.PASS
-        assert status({"queue_minfree": "15000000"}, "guide-8.8/queue_minfree") is c.Status.FAIL
+        assert status({"queue_minfree": "15360000"}, "guide-8.8-queue_minfree") is c.Status.PASS
+        assert status({"queue_minfree": "15000000"}, "guide-8.8-queue_minfree") is c.Status.FAIL
 
     def test_a_directive_removed_on_the_host_is_judged_with_postfix_default(self):
         # read() reports an absent directive as "": Postfix then runs on its default (no rate limit).
         finding = by_id(c.judge({"smtpd_client_connection_rate_limit": ""}))
-        rate = finding["guide-8.8/smtpd_client_connection_rate_limit"]
+        rate = finding["guide-8.8-smtpd_client_connection_rate_limit"]
         assert rate.status is c.Status.FAIL
         assert "unset: Postfix default" in rate.value
 
     def test_unmanaged_directives_are_not_managed(self):
-        assert status({}, "guide-8.8/smtpd_client_connection_rate_limit") is c.Status.NOT_MANAGED
-        assert status({}, "guide-8.8.3/sasl_dovecot") is c.Status.NOT_MANAGED
+        assert status({}, "guide-8.8-smtpd_client_connection_rate_limit") is c.Status.NOT_MANAGED
+        assert status({}, "guide-8.8.3-sasl_dovecot") is c.Status.NOT_MANAGED
 
     def test_sasl_path_computed_by_dovecot_counts_as_set(self):
         main_cf = {k: v for k, v in GUIDE_MAIN_CF.items() if k != "smtpd_sasl_path"}
-        finding = by_id(c.judge(main_cf, pending=["smtpd_sasl_path"]))["guide-8.8.3/sasl_dovecot"]
+        finding = by_id(c.judge(main_cf, pending=["smtpd_sasl_path"]))["guide-8.8.3-sasl_dovecot"]
         assert finding.status is c.Status.PASS
         assert c.PENDING in finding.value
 
     def test_tls_options_default_to_the_plain_options(self):
         main_cf = {"smtpd_sasl_security_options": "noanonymous", "smtpd_sasl_tls_security_options": ""}
-        assert status(main_cf, "guide-8.8.3/smtpd_sasl_tls_security_options") is c.Status.PASS
+        assert status(main_cf, "guide-8.8.3-smtpd_sasl_tls_security_options") is c.Status.PASS
 
 
 class TestBaselines:
@@ -160,11 +160,11 @@ class TestStateForm:
     def test_cells_round_trip_with_scope(self):
         table = c.report({**GUIDE_MAIN_CF, "queue_minfree": "1"}, public_mx=False)
         assert table[c.SCOPE_KEY] == c.NOT_PUBLIC_MX and not c.public_mx_of(table)
-        assert table["guide-8.8/queue_minfree"].startswith("fail: queue_minfree = 1:")
+        assert table["guide-8.8-queue_minfree"].startswith("fail: queue_minfree = 1:")
         shuffled = dict(sorted(table.items(), reverse=True))  # state maps keep no order
         assert [f.rule.id for f in c.from_cells(shuffled)] == [r.id for r in c.RULES]
         back = {f.rule.id: f for f in c.from_cells(shuffled)}
-        assert back["guide-8.8/queue_minfree"].status is c.Status.FAIL
+        assert back["guide-8.8-queue_minfree"].status is c.Status.FAIL
         assert back["RHEL-09-252050"].status is c.Status.NOT_MANAGED
         assert back["RHEL-09-215101"].status is c.Status.NOT_CHECKED
         assert len(back) == len(c.RULES)

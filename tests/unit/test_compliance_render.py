@@ -20,15 +20,15 @@ def test_cli_table_has_one_line_per_rule_with_id_status_and_value():
     lines = text.splitlines()
     assert lines[0].startswith("compliance of mx: ") and "1 fail" in lines[0]
     assert len(lines) == 1 + len(c.RULES)
-    row = next(ln for ln in lines if "guide-8.8/queue_minfree" in ln)
-    assert re.search(r"guide-8.8/queue_minfree\s+fail\s+queue_minfree = 100: below", row)
+    row = next(ln for ln in lines if "guide-8.8-queue_minfree" in ln)
+    assert re.search(r"guide-8.8-queue_minfree\s+fail\s+queue_minfree = 100: below", row)
 
 
 def test_markdown_has_a_table_per_host_with_source():
     text = render.markdown(report())
     assert "### mx" in text and "### edge" in text
     assert "| `RHEL-09-252050` | fail | smtpd_client_restrictions" not in text  # not managed on edge
-    assert "| `guide-8.8/smtpd_client_connection_rate_limit` | fail | smtpd_client_connection_rate_limit = 0" in text
+    assert "| `guide-8.8-smtpd_client_connection_rate_limit` | fail | smtpd_client_connection_rate_limit = 0" in text
     assert "DISA STIG for RHEL 9 V2R9: V-257951" in text
 
 
@@ -39,7 +39,7 @@ def test_markdown_escapes_pipes_in_values():
 
 def test_html_matrix_cells_carry_status_and_colour():
     page = render.html(report())
-    cell = re.search(r'<td class="cell" data-rule="guide-8.8/queue_minfree" data-status="fail" style="([^"]+)"', page)
+    cell = re.search(r'<td class="cell" data-rule="guide-8.8-queue_minfree" data-status="fail" style="([^"]+)"', page)
     assert cell and render.COLOURS[c.Status.FAIL] in cell.group(1)
     rows = re.findall(r'<tr><th class="host">([^<]+)</th>', page)
     assert rows == ["mx", "edge"]
@@ -63,9 +63,10 @@ def test_report_from_deployment_reads_each_postfix_config():
                 "outputs": {"host": "192.0.2.25", "compliance": table},
             },
             {"urn": "urn:x::old", "type": POSTFIX_TYPE, "delete": True, "outputs": {"compliance": table}},
+            {"urn": "urn:x::edge-postfix", "type": POSTFIX_TYPE, "outputs": {"host": "192.0.2.10", "compliance": {}}},
         ]
     }
     found = report_from_deployment({"deployment": deployment})
-    assert list(found) == ["192.0.2.25 (solo-postfix)"]
+    assert list(found) == ["192.0.2.10 (edge-postfix)", "192.0.2.25 (solo-postfix)"]  # sorted
     statuses = {f.rule.id: f.status for f in found["192.0.2.25 (solo-postfix)"]}
-    assert statuses["guide-8.8/queue_minfree"] is c.Status.FAIL
+    assert statuses["guide-8.8-queue_minfree"] is c.Status.FAIL

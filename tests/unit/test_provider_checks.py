@@ -33,7 +33,7 @@ CONNECTION = {
     "host": "10.0.0.2",
     "port": 22,
     "user": "root",
-    "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey",
+    "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
     "private_key": "placeholder: check_props only needs a non-empty key",
 }
 
@@ -197,6 +197,7 @@ def test_checked_inputs_store_connection_main_cf_and_tls_material(pair):
             "insecure_ignore_host_key",
             "use_sudo",
             "main_cf",
+            "compliance",
             "tls_cert_pem",
             "tls_key_pem",
         ]

@@ -1,0 +1,48 @@
+"""What the policy pack reports: the compliance rules' failures on one resource's planned properties (pure).
+
+The pack in policy/ wraps each rule in a CrossGuard ResourceValidationPolicy named by the
+rule's ID, so `--policy-pack-config` can set each rule's enforcement level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from components.core import compliance as c
+
+POSTFIX_TYPE = "pulumi-python:dynamic/postfix:PostfixConfig"
+DOVECOT_TYPE = "pulumi-python:dynamic/dovecot:DovecotAuthService"
+DOVECOT_SETTINGS = ("listener", "socket_mode", "socket_user", "socket_group")
+
+
+@dataclass(frozen=True)
+class Judged:
+    resource_type: str
+    rule: c.Rule
+
+
+# Only rules that can be judged from the planned values become policies.
+POLICY_RULES: tuple[Judged, ...] = (
+    *(Judged(POSTFIX_TYPE, r) for r in c.RULES if r.judge is not None),
+    Judged(DOVECOT_TYPE, c.DOVECOT_LISTENER),
+)
+
+
+def findings_for(resource_type: str, props: Mapping[str, Any], pending: Iterable[str] = ()) -> list[c.Finding]:
+    """`pending`: main.cf names whose value is not known yet (another resource computes it)."""
+    if resource_type == POSTFIX_TYPE:
+        main_cf = {k: str(v) for k, v in (props.get("main_cf") or {}).items() if v is not None}
+        return c.judge(main_cf, c.public_mx_of(props.get("compliance")), pending)
+    if resource_type == DOVECOT_TYPE:
+        return c.judge_dovecot({k: props.get(k) for k in DOVECOT_SETTINGS})
+    return []
+
+
+def violation(rule_id: str, host: str, findings: Iterable[c.Finding]) -> str | None:
+    """The message for a failed rule: rule ID, host and the value seen (the policy's description cites the source)."""
+    finding = next((f for f in findings if f.rule.id == rule_id), None)
+    if finding is None or finding.status is not c.Status.FAIL:
+        return None
+    return f"{rule_id} fails on {host}: {finding.value}"

@@ -1,0 +1,117 @@
+"""The HTML report in headless Chromium (Debian's package): the screenshot shows the hosts x rules matrix."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from components.core import compliance as c
+from components.core import compliance_render as render
+from tests.unit.test_compliance import GUIDE_MAIN_CF
+
+pytestmark = pytest.mark.engine
+
+
+def decode_png(data: bytes) -> tuple[int, int, int, list[bytes]]:
+    """Width, height, bytes per pixel and rows of an 8-bit RGB(A) PNG, as Chromium writes it."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+    assert header is not None
+    width, height, depth, colour_type = header[:4]
+    assert depth == 8 and colour_type in (2, 6), header
+    bpp = 3 if colour_type == 2 else 4
+    raw, stride, rows, prev, i = zlib.decompress(idat), width * bpp, [], bytearray(width * bpp), 0
+    for _ in range(height):
+        kind, line = raw[i], bytearray(raw[i + 1 : i + 1 + stride])
+        i += 1 + stride
+        for x in range(stride):
+            a = line[x - bpp] if x >= bpp else 0
+            b = prev[x]
+            up_left = prev[x - bpp] if x >= bpp else 0
+            if kind == 1:
+                line[x] = (line[x] + a) & 255
+            elif kind == 2:
+                line[x] = (line[x] + b) & 255
+            elif kind == 3:
+                line[x] = (line[x] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - up_left
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - up_left)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else up_left)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return width, height, bpp, rows
+
+
+def screenshot(page: str, folder: Path, name: str) -> Counter:
+    """Pixels per colour of the page as headless Chromium draws it (1400 x 1000, scale 1)."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("needs Debian's chromium package (scripts/setup.sh installs it)")
+    html, png = folder / f"{name}.html", folder / f"{name}.png"
+    html.write_text(page)
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+            "--window-size=1400,1000",
+            f"--screenshot={png}",
+            html.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    _, _, bpp, rows = decode_png(png.read_bytes())
+    return Counter(row[x : x + 3] for row in rows for x in range(0, len(row), bpp))
+
+
+def status_areas(page: str, folder: Path, name: str) -> dict[c.Status, int]:
+    """Pixels drawn in each status colour by the matrix (the legend's share taken off)."""
+    legend = screenshot(render.html({}), folder, f"{name}-legend")
+    shot = screenshot(page, folder, name)
+    return {s: shot[bytes.fromhex(col[1:])] - legend[bytes.fromhex(col[1:])] for s, col in render.COLOURS.items()}
+
+
+def cell_area(areas: dict[c.Status, int], report) -> float:
+    cells = sum(len(findings) for findings in report.values())
+    return sum(areas.values()) / cells
+
+
+def test_screenshot_shows_one_coloured_cell_per_host_and_rule(tmp_path):
+    report = {
+        "mx": c.judge({**GUIDE_MAIN_CF, "queue_minfree": "100"}),
+        "edge": c.judge({"smtpd_client_connection_rate_limit": "0"}, public_mx=False),
+    }
+    areas = status_areas(render.html(report), tmp_path, "matrix")
+    per_cell = cell_area(areas, report)
+    assert per_cell >= 28 * 28, areas  # every cell is a visible block of its own
+    for status in c.Status:
+        expected = sum(1 for findings in report.values() for f in findings if f.status is status)
+        assert areas[status] == expected * per_cell, (status, areas)
+    assert areas[c.Status.FAIL] == 2 * per_cell  # mx's queue_minfree, edge's rate limit
+
+
+def test_screenshot_of_an_all_pass_host_has_no_red(tmp_path):
+    report = {"mx": c.judge({**GUIDE_MAIN_CF, "smtpd_banner": "$myhostname ESMTP"})}
+    areas = status_areas(render.html(report), tmp_path, "clean")
+    assert areas[c.Status.FAIL] == 0
+    assert areas[c.Status.PASS] == 13 * cell_area(areas, report)
