@@ -30,9 +30,9 @@ def hosts(**mx):
     }
 
 
-def refused(*args) -> str:
+def refused(hosts_raw, sites, bastions=None) -> str:
     with pytest.raises(ConfigError) as caught:
-        parse_stack(*args)
+        parse_stack(hosts_raw, sites, bastions_raw=bastions)
     return str(caught.value)
 
 
@@ -45,7 +45,7 @@ def test_host_names_another_host_as_its_bastion():
 
 def test_host_names_an_entry_of_bastions():
     bastions = {"jump": {"address": "192.0.2.9", "port": 2222, "user": "hop", "host_key": KEY}}
-    spec = parse_stack(hosts(bastion="jump"), SITES, bastions)
+    spec = parse_stack(hosts(bastion="jump"), SITES, bastions_raw=bastions)
     fields = reach.host_fields(spec.hosts["mx"])
     assert fields == {
         "bastion_name": "jump",
@@ -97,7 +97,10 @@ def test_bastion_opt_out_is_a_real_boolean():
     bastion["jump"]["insecure_ignore_host_key"] = "false"
     assert "bastions.jump.host_key is required" in refused(hosts(bastion="jump"), SITES, bastion)
     bastion["jump"]["insecure_ignore_host_key"] = True
-    assert parse_stack(hosts(bastion="jump"), SITES, bastion).hosts["mx"].bastion.insecure_ignore_host_key is True
+    assert (
+        parse_stack(hosts(bastion="jump"), SITES, bastions_raw=bastion).hosts["mx"].bastion.insecure_ignore_host_key
+        is True
+    )
 
 
 def test_managed_bastion_without_pinned_key_refused():
