@@ -14,13 +14,14 @@ import secrets
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from components.remote.ssh import RemoteError, Session, SshTarget, parse_host_keys
+from components.remote.ssh import HostKeyError, RemoteError, Session, SshTarget, parse_host_keys
 from testbed.jumpnet import behind_bastion
 from testbed.layout import SUBNET
 from tests.engine import mail_client
@@ -145,6 +146,11 @@ def test_targets_are_reachable_only_through_the_bastion(testbed):
             through = direct_target(testbed, host, bastion=direct_target(testbed, BASTION), bastion_name=BASTION)
             with Session(through) as session:
                 assert session.run(["hostname"]).out.strip() == testbed.hosts[host].hostname
+        # The target's own key is checked end to end, inside the tunnel: edge's key pinned for mx is refused.
+        wrong = direct_target(testbed, "mx", host_key=testbed.hosts["edge"].host_key)
+        with pytest.raises(HostKeyError, match="mismatch") as refused:
+            Session(replace(wrong, bastion=direct_target(testbed, BASTION), bastion_name=BASTION)).__enter__()
+        assert str(refused.value).startswith(testbed.hosts["mx"].address), refused.value
         assert testbed.smtp_banner("mx").startswith("220 ")
     with Session(direct_target(testbed, "mx")) as session:  # the block is gone with the context
         assert session.run(["true"]).rc == 0
