@@ -197,7 +197,10 @@ def test_up_refresh_destroy_through_the_bastion_match_a_direct_run(testbed, site
     via = EngineProject(tmp_path / "via", "via")
     via.configure(behind(bed_config(testbed, sites)))
     with behind_bastion(testbed, TARGETS, BASTION):
+        on_bastion = ssh_logins(testbed, [BASTION])
         timed_up(via, "up, 3 hosts, mx and edge through auth")
+        # One login to reach mx and edge, one for the Dovecot resource on auth itself (reached directly).
+        assert ssh_logins(testbed, [BASTION]) - on_bastion == 2
         same_files(snapshot(testbed), applied)
         check_mail_clients_see_the_declared_hosts(testbed, password)
         refreshed = via.refresh()
@@ -209,7 +212,7 @@ def test_up_refresh_destroy_through_the_bastion_match_a_direct_run(testbed, site
 
 
 def test_one_bastion_login_per_up_of_two_hosts(testbed, tmp_path):
-    sites = {"solo": {"postfix_host": "mx", "limits": LIMITS}, "edge": {"postfix_host": "edge", "limits": LIMITS}}
+    sites = {"fleet": {"postfix_hosts": TARGETS, "limits": LIMITS}}  # one policy on both hosts
     direct = EngineProject(tmp_path / "direct2", "direct2")
     direct.configure(bed_config(testbed, sites, hosts=TARGETS))
     timed_up(direct, "up, 2 hosts, direct")
