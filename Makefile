@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 STACK ?= local
 
-.PHONY: setup testbed testbed-down preview up refresh destroy down test unit lint bench compliance
+.PHONY: setup testbed testbed-down preview up refresh destroy pr-preview down test unit lint bench compliance
 
 setup:
 	bash scripts/setup.sh
@@ -27,6 +27,10 @@ refresh: setup
 
 destroy: setup
 	$(PY) -m stackctl --stack $(STACK) destroy --yes
+
+# The Markdown comment a pull request gets: one line per changed directive (no SSH connection).
+pr-preview: setup
+	$(PY) -m stackctl.pr_preview --stack $(STACK)
 
 down: destroy testbed-down
 

@@ -8,19 +8,23 @@ secret property of its own, never part of a larger value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pulumi
 from pulumi.output import Unknown
 
 from components.core.postfix_rules import Problem
-from components.remote.ssh import SshTarget
+from components.remote.ssh import SshTarget, parse_host_keys
 
 CONNECTION_FIELDS = ("host", "port", "user", "host_key", "private_key", "private_key_password")
 SECRET_FIELDS = ("private_key", "private_key_password")
 OPTION_FIELDS = ("insecure_ignore_host_key", "use_sudo")
 REPLACE_ON = ("host", "port")
+# Pulumi shows a CheckFailure's property together with that property's whole value, in plaintext even
+# when the value is a secret (seen with tls_key_pem). So only properties that never hold a secret, a
+# certificate or a map of directives are named; the message itself still names the field.
+NAMED_PROPERTIES = frozenset({"host", "port", "user", "host_key", *OPTION_FIELDS})
 
 
 def connection_props(connection: Any, insecure_ignore_host_key: bool = False, use_sudo: bool = False) -> dict:
@@ -57,6 +61,12 @@ def _option(given: Any, argument: Any) -> Any:
     return given is True or argument is True
 
 
+def failure_property(field: str, named: Iterable[str] = NAMED_PROPERTIES) -> str:
+    """The input property a problem's field belongs to, for Pulumi to show; "" when it must not be shown."""
+    name = field.split(".")[0]
+    return name if name in frozenset(named) else ""
+
+
 def host_label(props: Mapping[str, Any]) -> str:
     host = props.get("host")
     return host if isinstance(host, str) and host else "(host not known yet)"
@@ -76,6 +86,11 @@ def check_connection(props: Mapping[str, Any]) -> list[Problem]:
         value = props.get(name)
         if not is_unknown(value) and value is not None and not isinstance(value, bool):
             problems.append(Problem(name, f"must be true or false (a real boolean), got {value!r}"))
+    host_key = props.get("host_key")
+    if host_key and not is_unknown(host_key):
+        problem = host_key_problem(host_key)
+        if problem:
+            problems.append(Problem("host_key", problem))
     ignore = props.get("insecure_ignore_host_key")
     if not props.get("host_key") and ignore is not True and not is_unknown(ignore):
         problems.append(
@@ -86,6 +101,29 @@ def check_connection(props: Mapping[str, Any]) -> list[Problem]:
             )
         )
     return problems
+
+
+_KEY_TYPE_PREFIXES = ("ssh-", "ecdsa-", "sk-")
+_HOW_TO_GET_IT = (
+    "get the host's real key with `ssh-keyscan -t ed25519 HOST`, check its fingerprint out of band, and pin the "
+    "key type and base64 text it prints after the host name"
+)
+
+
+def host_key_problem(host_key: Any) -> str | None:
+    """Why a pinned host key cannot be used, found at preview rather than at the first SSH login."""
+    if not isinstance(host_key, str):
+        return f"must be text such as 'ssh-ed25519 AAAA…', got {type(host_key).__name__}; {_HOW_TO_GET_IT}"
+    for line in host_key.strip().splitlines():
+        first = line.split()[0] if line.split() else ""
+        if not first.startswith(_KEY_TYPE_PREFIXES):
+            return f"a line starts with {first[:40]!r}, not a key type such as ssh-ed25519; {_HOW_TO_GET_IT}"
+    try:
+        parse_host_keys(host_key)
+    except Exception:  # paramiko signals bad keys with several types (InvalidHostKey, SSHException, ...)
+        shown = host_key.strip()[:40] + ("…" if len(host_key.strip()) > 40 else "")
+        return f"{shown!r} is not a valid SSH public key (a placeholder?); {_HOW_TO_GET_IT}"
+    return None
 
 
 def ssh_target(props: Mapping[str, Any]) -> SshTarget:

@@ -12,6 +12,8 @@ Its output `sasl_path` is what Postfix's smtpd_sasl_path must say.
 from __future__ import annotations
 
 import ipaddress
+import posixpath
+import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -21,8 +23,9 @@ import pulumi.dynamic as dyn
 
 from components import connection as conn
 from components.core import dovecot_conf as dc
+from components.core import ledger
 from components.core.postfix_rules import Problem
-from components.postfix_config import ApplyError, host_lock
+from components.postfix_config import ApplyError, host_lock, load_ledger, save_ledger
 from components.remote.dovecot_host import DovecotError, DovecotFacts, DovecotHost
 from components.remote.ssh import Session
 
@@ -39,6 +42,8 @@ SETTINGS = (
     "postfix_queue_directory",
 )
 COMPUTED_OUTPUTS = ("original_file", "dovecot_version")
+LEDGER = posixpath.join(posixpath.dirname(posixpath.dirname(dc.CONFIG_FILE)), ledger.FILE_NAME)
+_KEY = ledger.path_key(dc.CONFIG_FILE)
 
 
 def listener_from(props: Mapping[str, Any]) -> dc.Listener:
@@ -93,18 +98,20 @@ def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
 class DovecotAuthServiceProvider(dyn.ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
         where = conn.host_label(news)
-        failures = [dyn.CheckFailure("", f"{where}: {p}") for p in check_props(news)]
+        named = {*conn.NAMED_PROPERTIES, *SETTINGS}
+        failures = [dyn.CheckFailure(conn.failure_property(p.field, named), f"{where}: {p}") for p in check_props(news)]
         return dyn.CheckResult(checked_inputs(news), failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
         return dyn.DiffResult(changes=None, replaces=conn.replaced_fields(olds, news))
 
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
-        outs = self._apply(props, original=None, first=True)
-        return dyn.CreateResult(id_=f"dovecot-auth:{props['host']}", outs=outs)
+        id_ = f"dovecot-auth:{props['host']}:{secrets.token_hex(4)}"
+        outs = self._apply(id_, props, original=None, first=True)
+        return dyn.CreateResult(id_=id_, outs=outs)
 
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
-        return dyn.UpdateResult(outs=self._apply(news, original=olds.get("original_file") or None, first=False))
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
+        return dyn.UpdateResult(outs=self._apply(id_, news, original=olds.get("original_file") or None, first=False))
 
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
         target = conn.ssh_target(props)
@@ -114,36 +121,51 @@ class DovecotAuthServiceProvider(dyn.ResourceProvider):
         inputs = {k: v for k, v in refreshed.items() if k not in COMPUTED_OUTPUTS}
         return dyn.ReadResult(id_=id_, outs=refreshed, inputs=inputs)
 
-    def delete(self, _id: str, props: dict[str, Any]) -> None:
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
         target = conn.ssh_target(props)
-        with host_lock(target.label), Session(target) as session:
+        with host_lock(target.label), Session(target) as session, session.host_lock("a DovecotAuthService change"):
             host = DovecotHost(session)
             facts = host.facts()
-            original = props.get("original_file") or None
-            if facts.current != original:
-                host.write(original)
-                if facts.running:
-                    host.reload()
-                pulumi.log.info(
-                    f"{target.label}: removed {dc.CONFIG_FILE}"
-                    if original is None
-                    else f"{target.label}: restored {dc.CONFIG_FILE}"
-                )
+            book = load_ledger(session, LEDGER)
+            if _KEY in book.declared_by_others(id_):
+                # Another resource (this one's replacement, say) declares the file now: it stays.
+                pulumi.log.info(f"{target.label}: {dc.CONFIG_FILE} is still declared by another resource; left as is")
+            else:
+                first = book.originals.get(_KEY)
+                original = first.get("text") if first is not None else props.get("original_file") or None
+                if facts.current != original:
+                    host.write(original)
+                    if facts.running:
+                        host.reload()
+                    pulumi.log.info(
+                        f"{target.label}: removed {dc.CONFIG_FILE}"
+                        if original is None
+                        else f"{target.label}: restored {dc.CONFIG_FILE}"
+                    )
+            book.release(id_)
+            save_ledger(session, LEDGER, book)
 
-    def _apply(self, props: dict[str, Any], original: str | None, first: bool) -> dict[str, Any]:
+    def _apply(self, id_: str, props: dict[str, Any], original: str | None, first: bool) -> dict[str, Any]:
         target = conn.ssh_target(props)
         listener = listener_from(props)
         mechanisms = str(props.get("auth_mechanisms") or dc.DEFAULT_MECHANISMS)
         text = props["managed_file"]
-        with host_lock(target.label), Session(target) as session:
+        with host_lock(target.label), Session(target) as session, session.host_lock("a DovecotAuthService change"):
             host = DovecotHost(session)
             facts = host.facts()
+            book = load_ledger(session, LEDGER)
             _check_on_host(target.label, facts)
             if first:
                 original = facts.current
+            # The host's record of the file before any resource of ours wrote it wins over our own.
+            recorded = book.originals.get(_KEY)
+            if recorded is not None:
+                original = recorded.get("text")
             if facts.current != text:
                 pulumi.log.info(f"{target.label}: writing {dc.CONFIG_FILE} ({listener.kind} listener, {mechanisms})")
                 _apply_file(host, facts, text, listener, mechanisms)
+            book.claim(id_, [_KEY], {_KEY: {"text": original}})
+            save_ledger(session, LEDGER, book)
         return {**props, "original_file": original or "", "dovecot_version": facts.version_text.split()[0]}
 
 
@@ -172,7 +194,7 @@ def _apply_file(host: DovecotHost, facts: DovecotFacts, text: str, listener: dc.
     except DovecotError as exc:
         raise ApplyError(f"{exc}. Nothing was changed.") from None
     offset = host.s.file_size(facts.log_file)
-    host.write(text)
+    host.write(text, expect_sha256=facts.current_sha256)
     try:
         host.reload()
         host.verify(listener, mechanisms)

@@ -7,13 +7,15 @@ orders the two hosts by that dependency.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
 from components.dovecot_auth import DovecotAuthService
 from components.postfix_config import PostfixConfig
-from components.stack_config import HostSpec, SiteSpec
+from components.stack_config import ConfigError, HostSpec, SiteSpec
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,30 @@ def connection_for(host: HostSpec, private_key: pulumi.Input[str]) -> dict:
         "insecure_ignore_host_key": host.insecure_ignore_host_key,
         "use_sudo": host.use_sudo,
     }
+
+
+def refuse_secret_values(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """main.cf values are plain text in state, diffs and logs: a secret Output among them is refused.
+
+    The check happens while the value resolves, before it reaches the provider (which only ever
+    sees plain values and could not tell).
+    """
+    return {name: _plain(value, f"{where}.{name}") for name, value in values.items()}
+
+
+def _plain(value: Any, field: str) -> Any:
+    if not isinstance(value, pulumi.Output):
+        return value
+
+    async def checked() -> Any:
+        if await value.is_secret():
+            raise ConfigError(
+                f"{field} is a secret: main.cf values are kept in state, diffs and logs as plain text. Keep the "
+                "secret in a file on the host (for example a texthash: table) and name the file here."
+            )
+        return await value.future(with_unknowns=True)
+
+    return pulumi.Output(value.resources(), checked(), value.is_known(), value.is_secret())
 
 
 class MailSite(pulumi.ComponentResource):
@@ -79,8 +105,8 @@ class MailSite(pulumi.ComponentResource):
         self.postfix = PostfixConfig(
             f"{name}-postfix",
             connection=connection_for(hosts[site.postfix_host], private_key),
-            limits=site.limits,
-            directives=site.directives,
+            limits=refuse_secret_values(site.limits, f"sites.{name}.limits"),
+            directives=refuse_secret_values(site.directives, f"sites.{name}.directives"),
             sasl=sasl,
             tls=tls_settings,
             tls_key_pem=tls.key_pem if tls is not None else None,

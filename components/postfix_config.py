@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import posixpath
+import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi.dynamic as dyn
 
 from components import connection as conn
-from components.core import compliance, maincf
+from components.core import compliance, ledger, maincf
 from components.core import postfix_features as features
 from components.core import postfix_rules as rules
 from components.core.postfix_plan import Plan, live_values, plan_edit, plan_restore
@@ -32,7 +35,7 @@ from components.core.tls_material import certificate_problems, fingerprint
 from components.remote.postfix_host import PostfixError, PostfixFacts, PostfixHost
 from components.remote.ssh import RemoteError, Session
 
-COMPUTED_OUTPUTS = ("originals", "created_files", "postfix_version")
+COMPUTED_OUTPUTS = ("originals", "overridden", "created_files", "postfix_version")
 
 # Operations on one host must not interleave (the provider runs several on threads).
 _host_locks: dict[str, threading.Lock] = {}
@@ -73,6 +76,17 @@ def _raw_to_state(raw: str | None) -> str:
 
 def originals_from_state(stored: Mapping[str, str] | None) -> dict[str, str | None]:
     return {name: _raw_from_state(raw) for name, raw in (stored or {}).items()}
+
+
+def earlier_to_state(earlier: Mapping[str, list[tuple[int, str]]]) -> dict[str, list]:
+    """Overridden definitions the edit removed: name -> [[base position, exact text], ...]."""
+    return {name: [[pos, _raw_to_state(raw)] for pos, raw in items] for name, items in earlier.items()}
+
+
+def earlier_from_state(stored: Mapping[str, list] | None) -> dict[str, list[tuple[int, str]]]:
+    return {
+        name: [(int(pos), _raw_from_state(raw) or "") for pos, raw in items] for name, items in (stored or {}).items()
+    }
 
 
 def _raw_from_state(raw: str) -> str | None:
@@ -147,7 +161,7 @@ def _compliance(main_cf: Mapping[str, Any], public_mx: bool) -> dict[str, str]:
 
 def _failures(props: Mapping[str, Any], problems: list[rules.Problem]) -> list[dyn.CheckFailure]:
     where = conn.host_label(props)
-    return [dyn.CheckFailure("", f"{where}: {p}") for p in problems]
+    return [dyn.CheckFailure(conn.failure_property(p.field), f"{where}: {p}") for p in problems]
 
 
 # -- the provider ----------------------------------------------------------------------
@@ -163,12 +177,16 @@ class PostfixConfigProvider(dyn.ResourceProvider):
         return dyn.DiffResult(changes=None, replaces=conn.replaced_fields(olds, news))
 
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
-        outs = self._apply(props, originals={}, created=[])
-        return dyn.CreateResult(id_=f"postfix:{props['host']}", outs=outs)
+        # A fresh id per resource: two resources on one machine (a rename, another port) are two owners.
+        id_ = f"postfix:{props['host']}:{secrets.token_hex(4)}"
+        outs = self._apply(id_, props, originals={}, earlier={}, created=[])
+        return dyn.CreateResult(id_=id_, outs=outs)
 
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
         originals = originals_from_state(olds.get("originals"))
-        return dyn.UpdateResult(outs=self._apply(news, originals, list(olds.get("created_files") or [])))
+        earlier = earlier_from_state(olds.get("overridden"))
+        created = list(olds.get("created_files") or [])
+        return dyn.UpdateResult(outs=self._apply(id_, news, originals, earlier, created))
 
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
         target = conn.ssh_target(props)
@@ -181,47 +199,149 @@ class PostfixConfigProvider(dyn.ResourceProvider):
         inputs = {k: v for k, v in refreshed.items() if k not in COMPUTED_OUTPUTS}
         return dyn.ReadResult(id_=id_, outs=refreshed, inputs=inputs)
 
-    def delete(self, _id: str, props: dict[str, Any]) -> None:
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
         target = conn.ssh_target(props)
-        with host_lock(target.label), Session(target) as session:
+        with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixConfig delete"):
             host = PostfixHost(session)
             facts = host.facts()
-            plan = plan_restore(facts.main_cf, originals_from_state(props.get("originals")))
+            path = ledger_path(facts.config_directory)
+            book = load_ledger(session, path)
+            mine = Holdings.from_state(props)
+            mine = mine.merged_with(book, id_)
+            # What another resource still declares stays as it is: that one gives it back.
+            others = book.declared_by_others(id_)
+            names = [n for n in mine.originals if ledger.directive_key(n) not in others]
+            plan = plan_restore(
+                facts.main_cf,
+                {n: mine.originals[n] for n in names},
+                {n: mine.earlier[n] for n in names if n in mine.earlier},
+            )
             _log(target.label, plan.changes, "restoring")
             if not plan.empty:
                 _apply_plan(host, facts, plan, files={}, tls_fingerprint=None)
-            created = list(props.get("created_files") or [])
+            created = [p for p in mine.created if ledger.path_key(p) not in others]
             if created:
                 host.remove_files(created)
                 pulumi.log.info(f"{target.label}: removed {', '.join(created)}")
+            book.release(id_)
+            save_ledger(session, path, book)
 
     # -- the apply pipeline -------------------------------------------------------------
-    def _apply(self, props: dict[str, Any], originals: Mapping[str, str | None], created: list[str]) -> dict:
+    def _apply(
+        self,
+        id_: str,
+        props: dict[str, Any],
+        originals: Mapping[str, str | None],
+        earlier: Mapping[str, list[tuple[int, str]]],
+        created: list[str],
+    ) -> dict:
         target = conn.ssh_target(props)
         desired = {k: str(v) for k, v in (props.get("main_cf") or {}).items()}
         files = _tls_files(props)
         cert = props.get("tls_cert_pem")
-        with host_lock(target.label), Session(target) as session:
+        with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixConfig apply"):
             host = PostfixHost(session)
             facts = host.facts()
+            path = ledger_path(facts.config_directory)
+            book = load_ledger(session, path)
             _check_on_host(target.label, desired, facts)
-            plan = plan_edit(facts.main_cf, desired, originals)
+            declared = [*files, *sorted({p.rsplit("/", 1)[0] + "/" for p in files})]
+            mine = Holdings(dict(originals), dict(earlier), list(created)).merged_with(book, id_, desired, declared)
+            others = book.declared_by_others(id_)
+            # A name this resource leaves that another still declares is not given back here.
+            known = {n: r for n, r in mine.originals.items() if n in desired or ledger.directive_key(n) not in others}
+            plan = plan_edit(facts.main_cf, desired, known, {n: e for n, e in mine.earlier.items() if n in known})
             _check_sasl_endpoint(host, facts, plan)
             digests = host.file_digests(list(files)) if files else {}
             changed_files = {p: f for p, f in files.items() if digests.get(p) != _sha256(f[0])}
-            created = sorted(set(created) | {p for p in changed_files if digests.get(p) is None})
+            created = sorted(set(mine.created) | {p for p in changed_files if digests.get(p) is None})
             _log(target.label, plan.changes, "setting")
-            for path in changed_files:
-                pulumi.log.info(f"{target.label}: deploying {path}")
+            for file_path in changed_files:
+                pulumi.log.info(f"{target.label}: deploying {file_path}")
             if not plan.empty or changed_files:
                 made = _apply_plan(host, facts, plan, changed_files, fingerprint(cert) if cert else None)
                 created = sorted(set(created) | set(made))
+            held = Holdings(plan.originals, plan.earlier, created)
+            book.claim(id_, held.keys(declared), held.ledger_originals(declared))
+            save_ledger(session, path, book)
         return {
             **props,
             "originals": originals_to_state(plan.originals),
+            "overridden": earlier_to_state(plan.earlier),
             "created_files": created,
             "postfix_version": facts.version,
         }
+
+
+@dataclass
+class Holdings:
+    """What one resource holds on its host: first originals of its directives, files it created."""
+
+    originals: dict[str, str | None]
+    earlier: dict[str, list[tuple[int, str]]]
+    created: list[str]
+
+    @classmethod
+    def from_state(cls, props: Mapping[str, Any]) -> Holdings:
+        return cls(
+            originals_from_state(props.get("originals")),
+            earlier_from_state(props.get("overridden")),
+            list(props.get("created_files") or []),
+        )
+
+    def merged_with(
+        self, book: ledger.Ledger, owner: str, desired: Iterable[str] = (), paths: Iterable[str] = ()
+    ) -> Holdings:
+        """The host's first originals win over this resource's own record (which may be a hand-over's)."""
+        owned = book.owners.get(owner, [])
+        names = set(self.originals) | set(desired) | {ledger.key_name(k) for k in owned if k.startswith("main.cf:")}
+        originals, earlier = dict(self.originals), dict(self.earlier)
+        for name in names:
+            first = book.originals.get(ledger.directive_key(name))
+            if first is not None:
+                originals[name] = first.get("raw")
+                earlier.pop(name, None)
+                if first.get("earlier"):
+                    earlier[name] = [(int(pos), raw) for pos, raw in first["earlier"]]
+        created = set(self.created)
+        for key in {*owned, *(ledger.path_key(p) for p in paths)}:
+            first = book.originals.get(key)
+            if key.startswith("path:") and first is not None:
+                (created.discard if first.get("existed") else created.add)(ledger.key_name(key))
+        return Holdings(originals, earlier, sorted(created))
+
+    def keys(self, paths: Iterable[str]) -> list[str]:
+        return [*(ledger.directive_key(n) for n in self.originals), *(ledger.path_key(p) for p in paths)]
+
+    def ledger_originals(self, paths: Iterable[str]) -> dict[str, Any]:
+        firsts: dict[str, Any] = {
+            ledger.directive_key(n): {"raw": raw, "earlier": [list(e) for e in self.earlier.get(n, [])]}
+            for n, raw in self.originals.items()
+        }
+        firsts.update({ledger.path_key(p): {"existed": p not in self.created} for p in paths})
+        return firsts
+
+
+def ledger_path(config_directory: str) -> str:
+    return posixpath.join(config_directory, ledger.FILE_NAME)
+
+
+def load_ledger(session: Session, path: str) -> ledger.Ledger:
+    data = session.read_file(path)
+    try:
+        return ledger.Ledger.parse(data.decode("ascii") if data else None)
+    except (ledger.LedgerError, UnicodeDecodeError) as exc:
+        raise ApplyError(
+            f"{session.target.label}: {path}, the project's record of first originals, {exc}; mend or remove it "
+            "by hand. Nothing was changed."
+        ) from None
+
+
+def save_ledger(session: Session, path: str, book: ledger.Ledger) -> None:
+    if book.empty:
+        session.run(["rm", "-f", "--", path])
+    else:
+        session.write_file_atomic(path, book.render().encode("ascii"), mode="0600", owner="root:root")
 
 
 def _tls_files(props: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
@@ -286,7 +406,7 @@ def _apply_plan(
     label = host.label
     changed = ", ".join([c.name for c in plan.changes] + list(files)) or "nothing"
     try:
-        host.check_staged(plan.text, facts.config_directory)
+        host.check_staged(plan.text, facts.config_directory, plan.restored_duplicates)
     except PostfixError as exc:
         raise ApplyError(f"{exc} (changed: {changed}). Nothing was changed.") from None
     offset = host.s.file_size(facts.log_file)
@@ -294,6 +414,7 @@ def _apply_plan(
     was_serving = _answers(host)
     paths = list(files)
     made: list[str] = []
+    host.expect_unchanged(facts)
     if paths:
         host.backup_files(paths)
         for directory in sorted({p.rsplit("/", 1)[0] for p in paths}):
@@ -301,7 +422,7 @@ def _apply_plan(
                 made.append(directory + "/")
         for path, (content, mode) in files.items():
             host.s.write_file_atomic(path, content.encode(), mode=mode, owner="root:root")
-    host.swap_in(plan.text, facts.config_directory)
+    host.swap_in(plan.text, facts.config_directory, expect_sha256=facts.main_cf_sha256)
     try:
         if was_serving:
             host.reload()
@@ -405,6 +526,7 @@ class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
 
     main_cf: pulumi.Output[dict]
     originals: pulumi.Output[dict]
+    overridden: pulumi.Output[dict]
     created_files: pulumi.Output[list]
     postfix_version: pulumi.Output[str]
     compliance: pulumi.Output[dict]
@@ -431,6 +553,7 @@ class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
             "tls_key_pem": pulumi.Output.secret(tls_key_pem) if tls_key_pem is not None else None,
             "main_cf": None,
             "originals": None,
+            "overridden": None,
             "created_files": None,
             "postfix_version": None,
             "compliance": None,

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pulumi
+from pulumi.runtime import is_config_secret
 
 from components.core import compliance, compliance_render
 from components.mail_site import MailSite, TlsMaterial
 from components.stack_config import NAMESPACE, ConfigError, SiteSpec, parse_stack, read_inventory
+
+# Keys whose values reach main.cf, Dovecot's file and the resources' state as plain text.
+PLAIN_KEYS = ("hosts", "sites")
 
 
 def _project_path(value: str) -> Path:
@@ -30,8 +35,26 @@ def _private_key(config: pulumi.Config) -> pulumi.Output[str]:
     return pulumi.Output.secret(_project_path(path).read_text())
 
 
+def refuse_secrets(secret: Callable[[str], bool] = is_config_secret) -> None:
+    """A secret set inside hosts or sites (`pulumi config set --secret --path`) would be kept in plaintext.
+
+    Pulumi marks the whole key secret and the program cannot tell which value was meant, so
+    the key is refused as a whole, without ever showing a value.
+    """
+    for key in PLAIN_KEYS:
+        if secret(f"{NAMESPACE}:{key}"):
+            raise ConfigError(
+                f"{NAMESPACE}:{key} holds a secret value (set with `pulumi config set --secret --path`). Values "
+                f"under {key}, directives included, are written to the hosts' config files and kept in state, "
+                "diffs and logs as plain text, so a secret is refused there. Keep it in a file on the host (for "
+                "example a texthash: table for smtp_sasl_password_maps) and name the file in the directive; a TLS "
+                "key goes in tls.key_secret."
+            )
+
+
 def main() -> None:
     config = pulumi.Config(NAMESPACE)
+    refuse_secrets()
     hosts_raw = dict(config.get_object("hosts") or {})
     inventory = config.get("inventory_file")
     if inventory:

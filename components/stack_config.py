@@ -127,7 +127,35 @@ def parse_sites(raw: Mapping[str, Any], hosts: Mapping[str, HostSpec]) -> dict[s
             sasl=sasl,
             tls=tls,
         )
+    _refuse_shared_hosts(sites, hosts)
     return sites
+
+
+# What each role owns on its host: two sites in one role on one machine would own it twice.
+_OWNED = {
+    "postfix_host": "the managed lines of main.cf (each site would record the other's values as the originals)",
+    "dovecot_host": "the whole Dovecot file conf.d/99-secure-postfix-auth.conf (each would overwrite or delete it)",
+}
+
+
+def _refuse_shared_hosts(sites: Mapping[str, SiteSpec], hosts: Mapping[str, HostSpec]) -> None:
+    """One site per machine and role: the resources do not share what they own (two host names may be one machine)."""
+    for role, owned in _OWNED.items():
+        seen: dict[tuple[str, int], str] = {}
+        for name, site in sites.items():
+            host_name = getattr(site, role)
+            if host_name is None:
+                continue
+            host = hosts[host_name]
+            machine = (host.address.lower(), host.port)
+            if machine in seen:
+                first = seen[machine]
+                raise ConfigError(
+                    f"{NAMESPACE}:sites.{first}.{role} ({getattr(sites[first], role)}) and "
+                    f"{NAMESPACE}:sites.{name}.{role} ({host_name}) are the same host ({host.address}): both sites "
+                    f"would own {owned}. Put both sites' settings in one site, or use different hosts"
+                )
+            seen[machine] = name
 
 
 def parse_sasl(raw: Any, prefix: str, postfix_host: str, dovecot_host: str | None) -> SaslSpec | None:

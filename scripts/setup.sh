@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PULUMI_VERSION=v3.259.0
+# The workflow linter the tests run on .github/workflows.
+ACTIONLINT_VERSION=v1.7.12
 # Go only builds the pinned CLI. Without one on the machine, this toolchain comes from the Go module proxy,
 # checked against the digest below.
 GO_TOOLCHAIN=v0.0.1-go1.26.8.linux-amd64
@@ -98,6 +100,17 @@ language_host() {
   chmod 0755 "$host"
 }
 
+actionlint_ready() {
+  [ -x "$BIN/actionlint" ] && [ "$("$BIN/actionlint" -version 2>/dev/null | head -1)" = "$ACTIONLINT_VERSION" ]
+}
+
+actionlint_bin() {
+  actionlint_ready && return
+  log "building actionlint $ACTIONLINT_VERSION with Go"
+  mkdir -p "$BIN"
+  GOBIN=$BIN go install -trimpath -ldflags "-s -w" "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+}
+
 go_toolchain() {
   # Go's official tarball lives in /usr/local/go when its bin folder is not on PATH.
   command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
@@ -124,9 +137,10 @@ pulumi_ready() {
 
 apt_packages
 python_env
-# Go is needed only while the CLI is missing.
-pulumi_ready || go_toolchain
+# Go is needed only while the CLI or actionlint is missing.
+{ pulumi_ready && actionlint_ready; } || go_toolchain
 pulumi_cli
+actionlint_bin
 dynamic_provider_shim
 language_host
 policy_analyzer_shim

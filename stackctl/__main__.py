@@ -19,11 +19,13 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--stack", default="local")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the pulumi command, e.g. preview --diff")
     ns = parser.parse_args(argv)
-    settings = EngineSettings.for_stack(ns.stack)
     if ns.args[:1] == ["env"]:
+        ns = parser.parse_args([a for a in argv if a != "env"])
+        settings = EngineSettings.for_stack(ns.stack)
         for key, value in sorted(settings.cli_vars().items()):
             print(f"export {key}={shlex.quote(value)}")
         return 0
+    settings = EngineSettings.for_stack(ns.stack)
     if not ns.args:
         parser.error("give a pulumi command, e.g. preview --diff")
     env = settings.cli_env()

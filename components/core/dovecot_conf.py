@@ -11,7 +11,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from components.core.postfix_rules import Problem
+from components.core.postfix_rules import Problem, unprintable_character
 
 CONFIG_FILE = "/etc/dovecot/conf.d/99-secure-postfix-auth.conf"
 DEFAULT_SOCKET = "/var/spool/postfix/private/auth"
@@ -43,8 +43,13 @@ KNOWN_MECHANISMS = frozenset(
     }
 )
 PLAINTEXT_MECHANISMS = frozenset({"plain", "login"})
-_MODE_RE = re.compile(r"^0?[0-7]{3}$")
-_NAME_RE = re.compile(r"^[a-z_][a-z0-9_.\-]*$")
+_MODE_RE = re.compile(r"0?[0-7]{3}")
+# A socket path is a section name in Dovecot's syntax: whitespace, braces, quotes, # (comment),
+# $ (expansion), < (read a file) or = would change the file's structure, so only these characters.
+_SOCKET_PATH_RE = re.compile(r"/[A-Za-z0-9._+\-/]*")
+# Characters Dovecot's config parser gives a meaning to, anywhere in a value.
+DOVECOT_SPECIAL = frozenset("{}\"'#$<=\\")
+_NAME_RE = re.compile(r"[a-z_][a-z0-9_.\-]*")
 
 
 @dataclass(frozen=True)
@@ -68,13 +73,11 @@ def listener_problems(listener: Listener, allow_all_interfaces: object = False) 
         got = repr(allow_all_interfaces)
         return [Problem("allow_all_interfaces", f"must be true or false (a real boolean), got {got}")]
     if listener.kind == "unix":
-        problems = []
-        if not listener.path.startswith("/") or ".." in listener.path.split("/"):
-            problems.append(Problem("socket_path", f"{listener.path!r} must be an absolute path"))
-        if not _MODE_RE.match(listener.mode):
+        problems = socket_path_problems(listener.path)
+        if not _MODE_RE.fullmatch(listener.mode):
             problems.append(Problem("socket_mode", f"{listener.mode!r} is not an octal mode such as 0660"))
         for field, name in (("socket_user", listener.user), ("socket_group", listener.group)):
-            if not _NAME_RE.match(name):
+            if not _NAME_RE.fullmatch(name):
                 problems.append(Problem(field, f"{name!r} is not a user or group name"))
         return problems
     if listener.kind != "inet":
@@ -82,10 +85,12 @@ def listener_problems(listener: Listener, allow_all_interfaces: object = False) 
     problems = []
     if not 0 < listener.port < 65536:
         problems.append(Problem("listen_port", f"{listener.port} is not a TCP port"))
-    try:
-        address = ipaddress.ip_address(listener.address)
-    except ValueError:
-        return [*problems, Problem("bind_address", f"{listener.address!r} is not an IP address of the Dovecot host")]
+    address = plain_ip_address(listener.address)
+    if address is None:
+        message = f"{listener.address!r} is not an IP address of the Dovecot host"
+        if ipaddress_accepts(listener.address):
+            message += " (only a plain one: no %zone, since the value is written into Dovecot's config)"
+        return [*problems, Problem("bind_address", message)]
     if address.is_unspecified and allow_all_interfaces is not True:
         problems.append(
             Problem(
@@ -97,7 +102,54 @@ def listener_problems(listener: Listener, allow_all_interfaces: object = False) 
     return problems
 
 
+def plain_ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IPv4 or IPv6 address and nothing else.
+
+    ipaddress accepts any text after % in an IPv6 address (a scope), newlines and braces included.
+    """
+    if not re.fullmatch(r"[0-9A-Fa-f:.]+", text):
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def ipaddress_accepts(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def socket_path_problems(path: str) -> list[Problem]:
+    if not _SOCKET_PATH_RE.fullmatch(path) or ".." in path.split("/") or "//" in path or path.endswith("/"):
+        return [
+            Problem(
+                "socket_path",
+                f"{path!r} must be an absolute path of letters, digits and . _ + - / (no .. and no empty part): "
+                "it is written into Dovecot's config as a section name",
+            )
+        ]
+    return []
+
+
+def value_problems(field: str, value: str) -> list[Problem]:
+    """What no value written into a Dovecot file may hold: line breaks, control characters, syntax."""
+    bad = unprintable_character(value)
+    if bad:
+        return [Problem(field, f"contains a line break or control character ({bad}); it must be one line of text")]
+    special = sorted(set(value) & DOVECOT_SPECIAL)
+    if special:
+        return [Problem(field, f"contains {' '.join(special)}, which Dovecot's config syntax gives a meaning to")]
+    return []
+
+
 def mechanism_problems(text: str) -> list[Problem]:
+    syntax = value_problems("auth_mechanisms", text)
+    if syntax:
+        return syntax
     found = mechanisms(text)
     if not found:
         return [Problem("auth_mechanisms", "lists no mechanism; the guide uses: plain login")]

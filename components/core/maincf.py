@@ -14,6 +14,7 @@ not UTF-8 keeps every byte through parse and render.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 _NAME_RE = re.compile(r"^([A-Za-z0-9_.\-]+)[ \t\r\f\v]*=[ \t\r\f\v]?(.*)$", re.DOTALL)
@@ -133,6 +134,32 @@ class MainCf:
         idx = self._last_index(name)
         return None if idx is None else self.entries[idx].raw
 
+    def positions(self, name: str) -> list[int]:
+        """Indices (in `entries`) of every definition of `name`, in file order."""
+        return [idx for idx, e in enumerate(self.entries) if e.name == name]
+
+    def insert_raw(self, idx: int, name: str, raw: str) -> None:
+        """Put a definition back at an index (clamped to the file); the file's final newline is kept as it is."""
+        idx = max(0, min(idx, len(self.entries)))
+        if idx == len(self.entries):
+            self.set_raw_appended(name, raw)
+            return
+        self.entries.insert(idx, Entry(raw=raw if raw.endswith("\n") else raw + "\n", name=name))
+
+    def set_raw_appended(self, name: str, raw: str) -> None:
+        open_ended = self._open_ended
+        self.entries.append(Entry(raw=raw if raw.endswith("\n") else raw + "\n", name=name))
+        if open_ended:
+            self._with_end(len(self.entries) - 2, newline=True)
+            self._with_end(len(self.entries) - 1, newline=False)
+
+    def keep_last(self, name: str) -> list[int]:
+        """Remove every definition of `name` but the effective one; returns the indices removed."""
+        earlier = self.positions(name)[:-1]
+        for idx in reversed(earlier):
+            del self.entries[idx]
+        return earlier
+
     def names(self) -> list[str]:
         return [e.name for e in self.entries if e.name is not None]
 
@@ -155,11 +182,9 @@ class MainCf:
         open_ended = self._open_ended
         entry = Entry(raw=raw if raw.endswith("\n") else raw + "\n", name=name)
         if idx is None:
-            self.entries.append(entry)
-            if open_ended:
-                self._with_end(len(self.entries) - 2, newline=True)
-        else:
-            self.entries[idx] = entry
+            self.set_raw_appended(name, entry.raw)
+            return
+        self.entries[idx] = entry
         if open_ended:
             self._with_end(len(self.entries) - 1, newline=False)
 
@@ -188,6 +213,26 @@ def _definition_end(lines: list[str], start: int) -> int:
         else:
             break
     return end
+
+
+_LINE_NUMBER_RE = re.compile(r", line \d+:")
+_PROGRAM_RE = re.compile(r"^\S*?([^/\s]+): ")
+
+
+def _warning_key(line: str) -> str:
+    return _PROGRAM_RE.sub(r"\1: ", _LINE_NUMBER_RE.sub(",", line.strip()))
+
+
+def new_warnings(staged: list[str], live: list[str], restored: Iterable[str] = ()) -> list[str]:
+    """Warnings about a staged main.cf that the live one does not already cause (line numbers aside).
+
+    Duplicates of `restored` names are the original file's own, put back on purpose.
+    """
+    known = {_warning_key(ln) for ln in live if "warning:" in ln}
+    expected = tuple(f"overriding earlier entry: {name}=" for name in restored)
+    return [
+        ln for ln in staged if "warning:" in ln and _warning_key(ln) not in known and not any(e in ln for e in expected)
+    ]
 
 
 def references(value: str) -> set[str]:

@@ -41,8 +41,8 @@ TLS_DIRECTIVES = (
     "smtp_tls_security_level",
 )
 
-_INET_PATH_RE = re.compile(r"^inet:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
-_RELATIVE_PATH_RE = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
+_INET_PATH_RE = re.compile(r"inet:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):([0-9]{1,5})")
+_RELATIVE_PATH_RE = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
 
 
 def sasl_directives(sasl: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,11 +80,11 @@ def sasl_path_problems(path: str) -> list[Problem]:
             )
         ]
     if path.startswith("inet:"):
-        match = _INET_PATH_RE.match(path)
+        match = _INET_PATH_RE.fullmatch(path)
         if match is None or not 0 < int(match.group(2)) < 65536:
             return [Problem("sasl.path", f"{path!r} is not inet:ADDRESS:PORT")]
         return []
-    if not _RELATIVE_PATH_RE.match(path) or ".." in path.split("/"):
+    if not _RELATIVE_PATH_RE.fullmatch(path) or ".." in path.split("/"):
         return [Problem("sasl.path", f"{path!r} is not a socket path inside the queue directory (e.g. private/auth)")]
     return []
 

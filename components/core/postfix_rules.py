@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 from importlib import resources
 
 
@@ -41,11 +43,21 @@ POSTFIX_DEFAULTS: dict[str, str] = {
     "queue_minfree": "0",
 }
 
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
-_TIME_RE = re.compile(r"^(\d+)([smhdw]?)$")
-_HOSTNAME_RE = re.compile(r"^\.?(?!-)[A-Za-z0-9-]{1,63}(?:\.(?!-)[A-Za-z0-9-]{1,63})*\.?$")
-_TABLE_RE = re.compile(r"^[a-z0-9_]+:.+$")
+# The C types Postfix reads numbers into (LP64 Linux): strtol() then a range check, else the daemon exits.
+INT_MAX = 2**31 - 1
+LONG_MAX = 2**63 - 1
+TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# postconf(5): the only numeric parameter documented with a meaningful negative value.
+SIGNED_PARAMETERS = frozenset({"postscreen_dnsbl_allowlist_threshold", "postscreen_dnsbl_whitelist_threshold"})
+
+_INTEGER_RE = re.compile(r"-?[0-9]+")
+_REFERENCE_MARK_RE = re.compile("\x00([A-Za-z0-9_]+)\x01")
+# A typed value with more ways to expand than this is refused rather than judged in part.
+MAX_VARIANTS = 16
+_NAME_RE = re.compile(r"[A-Za-z0-9_]+")
+_TIME_RE = re.compile(r"([0-9]+)([smhdw]?)")
+_HOSTNAME_RE = re.compile(r"\.?(?!-)[A-Za-z0-9-]{1,63}(?:\.(?!-)[A-Za-z0-9-]{1,63})*\.?")
+_TABLE_RE = re.compile(r"[a-z0-9_]+:.+")
 
 
 @dataclass(frozen=True)
@@ -59,10 +71,40 @@ class Problem:
         return f"{self.field}: {self.message}"
 
 
+@dataclass(frozen=True)
+class ParamType:
+    """How Postfix reads one parameter: int, long, time or bool, with its own bounds (0 = none)."""
+
+    kind: str
+    minimum: int = 0
+    maximum: int = 0
+    unit: str = "s"  # time only: the unit of a bare number
+
+
+@cache
 def known_parameters() -> frozenset[str]:
     """Parameter names of Postfix 3.7 (`postconf -d`), for checks made without a host."""
     text = resources.files(__package__).joinpath("postfix-3.7-parameters.txt").read_text()
     return frozenset(line.strip() for line in text.splitlines() if line.strip())
+
+
+@cache
+def parameter_types() -> dict[str, ParamType]:
+    """The typed parameters of Postfix 3.7 (see the header of postfix-3.7-types.txt)."""
+    text = resources.files(__package__).joinpath("postfix-3.7-types.txt").read_text()
+    types = {}
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, kind, low, high, unit = line.split()
+            bounds = (int(low), int(high)) if kind in ("int", "long", "time") else (0, 0)
+            types[name] = ParamType(kind, *bounds, unit=unit if kind == "time" else "s")
+    return types
+
+
+@cache
+def legacy_parameters() -> frozenset[str]:
+    """Old names that Postfix's own defaults still expand, such as $virtual_maps."""
+    return frozenset(name for name, ptype in parameter_types().items() if ptype.kind == "legacy")
 
 
 def as_text(value: object) -> str:
@@ -78,23 +120,236 @@ def as_text(value: object) -> str:
 
 def check_value_text(name: str, text: str) -> list[Problem]:
     """Rules for every directive: no control characters, no empty name."""
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         return [Problem(name, "is not a valid main.cf parameter name (letters, digits and _ only)")]
-    if _CONTROL_RE.search(text):
-        return [Problem(name, "contains a newline or control character; a value must be one line of printable text")]
+    bad = unprintable_character(text)
+    if bad:
+        message = f"contains a newline or control character ({bad}); a value must be one line of printable text"
+        return [Problem(name, message)]
     return []
 
 
+# Control, format (bidi overrides, zero-width), surrogate, and line/paragraph separators.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def unprintable_character(text: str) -> str | None:
+    """The first character that a config line must not hold, as U+XXXX; None when there is none.
+
+    That is every character str.splitlines() ends a line at (U+0085, U+2028, U+2029, U+001C..U+001E
+    as well as CR and LF): a reader that splits that way would see a second line.
+    """
+    for char in text:
+        if unicodedata.category(char) in _UNPRINTABLE_CATEGORIES or len(f"a{char}b".splitlines()) > 1:
+            return f"U+{ord(char):04X}"
+    return None
+
+
+def check_typed_value(name: str, text: str, types: Mapping[str, ParamType] | None = None) -> list[Problem]:
+    """A number, time or boolean exactly as Postfix reads it; anything else makes its daemons exit.
+
+    A value with $-expressions is judged on every text it can expand to: `${stress?{10}:{300}}s`
+    is 10s or 300s, `${name?5}` is 5 or empty (and empty is refused).
+    """
+    table = parameter_types() if types is None else types
+    ptype = table.get(name)
+    if ptype is None or ptype.kind == "raw":
+        return []
+    variants = expansion_variants(text)
+    if variants is None:
+        return [Problem(name, f"has more than {MAX_VARIANTS} ways to expand; simplify its $-expressions")]
+    for variant in variants:
+        error = _variant_error(name, ptype, variant, table)
+        if error:
+            shown = _REFERENCE_MARK_RE.sub(r"$\1", variant)
+            return [Problem(name, error if shown == text else f"can expand to {shown!r}, which {error}")]
+    return []
+
+
+def _variant_error(name: str, ptype: ParamType, variant: str, table: Mapping[str, ParamType]) -> str | None:
+    refs = _REFERENCE_MARK_RE.findall(variant)
+    if refs and _REFERENCE_MARK_RE.fullmatch(variant):
+        return _reference_type_error(name, ptype, refs[0], table)
+    if refs:
+        shown = _REFERENCE_MARK_RE.sub(r"$\1", variant)
+        return f"must be {_describe(name, ptype)} or one $parameter of that kind, got {shown!r}"
+    return {"int": _number_error, "long": _number_error, "time": _time_error, "bool": _bool_error}[ptype.kind](
+        name, variant, ptype
+    )
+
+
+def _describe(name: str, ptype: ParamType) -> str:
+    if ptype.kind == "bool":
+        return "yes or no"
+    if ptype.kind == "time":
+        return f"a Postfix time value such as 60s, 5m or 1h (a bare number counts in {ptype.unit})"
+    kind = DOS_DIRECTIVES.get(name)
+    return "a whole number of bytes" if kind is Kind.BYTES else "a whole number"
+
+
+def _bounds(name: str, ptype: ParamType) -> tuple[int, int]:
+    ceiling = LONG_MAX if ptype.kind == "long" else INT_MAX
+    floor = -ceiling - 1 if name in SIGNED_PARAMETERS else 0
+    return (ptype.minimum or floor), (ptype.maximum or ceiling)
+
+
+def _number_error(name: str, text: str, ptype: ParamType) -> str | None:
+    low, high = _bounds(name, ptype)
+    expected = f"{_describe(name, ptype)} from {low} to {high} (ASCII digits only)"
+    if not _INTEGER_RE.fullmatch(text) or (text.startswith("-") and name not in SIGNED_PARAMETERS):
+        return f"must be {expected}, got {text!r}"
+    if not low <= int(text) <= high:
+        return (
+            f"is {text} but must be {expected}: Postfix reads it as a C {ptype.kind} and every daemon that reads "
+            "it would exit (bad numerical configuration)"
+        )
+    return None
+
+
+def _time_error(name: str, text: str, ptype: ParamType) -> str | None:
+    match = _TIME_RE.fullmatch(text)
+    if match is None:
+        return f"must be {_describe(name, ptype)}, got {text!r}"
+    number, unit = int(match.group(1)), match.group(2) or ptype.unit
+    factor = TIME_UNITS[unit]
+    # conv_time(): a number with a unit above seconds must stay below INT_MAX / unit.
+    if number > INT_MAX or (factor > 1 and number >= INT_MAX // factor):
+        return f"is {text} but Postfix cannot hold that many seconds (at most {INT_MAX}); use a smaller value"
+    seconds, (low, high) = number * factor, _bounds(name, ptype)
+    if not low <= seconds <= high:
+        limits = f"at least {low} s" + (f" and at most {high} s" if ptype.maximum else "")
+        return f"is {text} but must be {_describe(name, ptype)}, {limits}"
+    return None
+
+
+def _bool_error(name: str, text: str, ptype: ParamType) -> str | None:
+    return None if text.lower() in ("yes", "no") else f"must be yes or no, got {text!r}"
+
+
+def _reference_type_error(name: str, ptype: ParamType, target: str, table: Mapping[str, ParamType]) -> str | None:
+    """`$other` in a typed parameter is fine when other holds the same kind of value."""
+    other = table.get(target)
+    numeric = {"int", "long"}
+    if other is not None and (other.kind == ptype.kind or {other.kind, ptype.kind} <= numeric):
+        return None
+    return f"refers to ${target}, which is not {_describe(name, ptype)} in Postfix"
+
+
+def expansion_variants(text: str) -> list[str] | None:
+    """Every text a well-formed value can expand to, a reference kept as a mark; None when too many."""
+    scan = _Expansions(text)
+    variants = scan.parse()
+    return None if scan.too_many else variants
+
+
+def expansion_problems(name: str, text: str, known: frozenset[str]) -> list[Problem]:
+    """`$name`, `${name}`, `$(name)` for names Postfix knows, `${name?text}`, `${name:text}`; `$$` is a dollar.
+
+    A conditional may test any name: being undefined is what it asks about (Postfix's own default of
+    smtpd_client_event_limit_exceptions tests a name that 3.7 no longer has).
+    """
+    scan = _Expansions(text)
+    scan.parse()
+    problems = [Problem(name, message) for message in scan.errors[:1]]
+    unknown = sorted({n for n in scan.names if n not in known})
+    if unknown and not problems:
+        problems.append(
+            Problem(
+                name,
+                "refers to " + ", ".join(f"${n}" for n in unknown) + ", which Postfix does not know "
+                "(postconf -d); write $$ for a literal dollar sign",
+            )
+        )
+    return problems
+
+
+class _Expansions:
+    """One pass over main.cf's $-expressions (mac_expand's syntax).
+
+    It collects the names referenced outright, the syntax errors, and every text the value can
+    expand to (a reference kept as a mark, since its value is the host's business).
+    """
+
+    def __init__(self, text: str):
+        self.text = text
+        self.names: list[str] = []
+        self.errors: list[str] = []
+        self.too_many = False
+
+    def parse(self) -> list[str]:
+        return self._text(0, None)[0]
+
+    def _text(self, i: int, closer: str | None) -> tuple[list[str], int]:
+        """Text from i up to `closer` (inside ${name?...} or { }) or the end; returns the index after it."""
+        text, out = self.text, [""]
+        while i < len(text) and not self.errors:
+            char = text[i]
+            if closer is not None and char == closer:
+                return out, i + 1
+            if char == "{":
+                inner, i = self._text(i + 1, "}")
+                parts = [f"{{{v}}}" for v in inner]
+            elif char == "}":
+                # Postfix groups list items with { }: a stray closer would end a group nobody opened.
+                self.errors.append("has a } with no { before it")
+                break
+            elif char == "$":
+                parts, i = self._dollar(i)
+            else:
+                parts, i = [char], i + 1
+            out = self._product(out, parts)
+        if closer is not None and not self.errors:
+            self.errors.append(f"has an unclosed {'${' if closer == '}' else '$('} or {{ (missing {closer!r})")
+        return out, len(text)
+
+    def _dollar(self, i: int) -> tuple[list[str], int]:
+        text, after = self.text, self.text[i + 1 : i + 2]
+        if after == "$":
+            return ["$"], i + 2
+        if after not in ("{", "("):
+            match = _NAME_RE.match(text, i + 1)
+            if match is None:
+                self.errors.append("has a $ that starts no parameter name; write $$ for a literal dollar sign")
+                return [], len(text)
+            return [self._reference(match.group(0))], match.end()
+        closer = "}" if after == "{" else ")"
+        match = _NAME_RE.match(text, i + 2)
+        following = text[match.end() : match.end() + 1] if match else ""
+        if match is None or following not in (closer, "?", ":"):
+            self.errors.append(
+                f"has {text[i : i + 12]!r}, which is not $name, ${{name}}, $(name), ${{name?value}} or "
+                "${name:value}; write $$ for a literal dollar sign"
+            )
+            return [], len(text)
+        j = match.end() + 1
+        if following == closer:
+            return [self._reference(match.group(0))], j
+        # ${name?value} / ${name:value}: the value or nothing; ${name?{a}:{b}}: one of the two.
+        if text[j : j + 1] != "{":
+            value, j = self._text(j, closer)
+            return [*value, ""], j
+        first, j = self._text(j + 1, "}")
+        second = [""]
+        if text[j : j + 2] == ":{":
+            second, j = self._text(j + 2, "}")
+        rest, j = self._text(j, closer)
+        return self._product(first + second, rest), j
+
+    def _reference(self, name: str) -> str:
+        self.names.append(name)
+        return f"\x00{name}\x01"
+
+    def _product(self, heads: list[str], tails: list[str]) -> list[str]:
+        combined = list(dict.fromkeys(h + t for h in heads for t in tails))
+        if len(combined) > MAX_VARIANTS:
+            self.too_many = True
+            return combined[:MAX_VARIANTS]
+        return combined
+
+
 def check_dos_value(name: str, text: str) -> list[Problem]:
-    kind = DOS_DIRECTIVES[name]
-    if kind in (Kind.BYTES, Kind.COUNT):
-        if not text.isdigit():
-            return [Problem(name, f"must be {kind.value}, got {text!r}")]
-    elif kind is Kind.TIME:
-        match = _TIME_RE.match(text)
-        if match is None or int(match.group(1)) == 0:
-            return [Problem(name, f"must be {kind.value} (greater than zero), got {text!r}")]
-    elif kind is Kind.NETWORKS:
+    """The guide's limits beyond their Postfix type: the exempt clients must be a network list."""
+    if DOS_DIRECTIVES[name] is Kind.NETWORKS:
         return [Problem(name, msg) for msg in network_list_errors(text)]
     return []
 
@@ -121,12 +376,12 @@ def _is_network_item(item: str) -> bool:
             return False
     if ":" in item:
         # A bare IPv6 address needs brackets in main.cf; anything else with a colon is a table.
-        return not _looks_like_ipv6(item) and bool(_TABLE_RE.match(item))
-    return bool(_HOSTNAME_RE.match(item))
+        return not _looks_like_ipv6(item) and bool(_TABLE_RE.fullmatch(item))
+    return bool(_HOSTNAME_RE.fullmatch(item))
 
 
 def _is_bracketed_ipv6(item: str) -> bool:
-    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?:/(\d{1,3}))?", item)
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?:/([0-9]{1,3}))?", item)
     if match is None:
         return False
     try:
@@ -145,7 +400,7 @@ def _looks_like_ipv6(item: str) -> bool:
 
 
 def time_seconds(text: str) -> int:
-    match = _TIME_RE.match(text)
+    match = _TIME_RE.fullmatch(text)
     if match is None:
         raise ValueError(f"not a Postfix time value: {text!r}")
     factor = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
@@ -160,7 +415,7 @@ def check_cross_fields(values: Mapping[str, str], unknown: Iterable[str] = ()) -
     """
     pending = set(unknown)
     effective = {**POSTFIX_DEFAULTS, **values}
-    if not all(effective[k].isdigit() for k in POSTFIX_DEFAULTS):
+    if not all(_INTEGER_RE.fullmatch(effective[k]) for k in POSTFIX_DEFAULTS):
         return []  # type errors are reported on their own
     size = int(effective["message_size_limit"])
     header = int(effective["header_size_limit"])
@@ -191,8 +446,14 @@ def check_directives(
             continue
         if name not in names:
             problems.append(Problem(name, "is not a parameter that Postfix knows (postconf -d); check the spelling"))
-        elif name in DOS_DIRECTIVES:
-            problems += check_dos_value(name, text)
+            continue
+        raw = parameter_types().get(name, ParamType("text")).kind == "raw"
+        value_problems = [] if raw else expansion_problems(name, text, names | legacy_parameters())
+        if not value_problems:
+            value_problems = check_typed_value(name, text)
+        if not value_problems and name in DOS_DIRECTIVES:
+            value_problems = check_dos_value(name, text)
+        problems += value_problems
     if not problems:
         problems += check_cross_fields({k: v for k, v in directives.items() if k in POSTFIX_DEFAULTS}, unknown)
     return problems

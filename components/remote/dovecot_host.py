@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from paramiko import SSHException
+
 from components.core.dovecot_conf import CONFIG_FILE, Listener, mechanisms
 from components.remote.ssh import RemoteError, Session
 
@@ -26,6 +28,7 @@ include='^[[:space:]]*!include[[:space:]]+conf\.d/\*\.conf'
 if grep -Eq "$include" /etc/dovecot/dovecot.conf; then echo included; else echo missing; fi
 doveconf -h log_path 2>/dev/null || echo
 if doveadm service status auth >/dev/null 2>&1 || pgrep -x dovecot >/dev/null; then echo running; else echo stopped; fi
+if [ -e "$1" ]; then sum=$(sha256sum < "$1"); echo "${sum%% *}"; else echo -; fi
 if [ -e "$1" ]; then echo '--- managed file'; cat -- "$1"; fi
 """
 
@@ -41,6 +44,8 @@ class DovecotFacts:
     log_file: str | None
     running: bool
     current: str | None
+    # SHA-256 of our file as read ("-" when absent): the swap happens only if the file still has it.
+    current_sha256: str | None = None
 
 
 class DovecotHost:
@@ -50,9 +55,9 @@ class DovecotHost:
 
     def facts(self) -> DovecotFacts:
         """Version, include, log path, daemon state and our file, in one round trip."""
-        out = self.s.run(["bash", "-c", _FACTS, "bash", CONFIG_FILE]).out
+        out = self.s.run(["bash", "-c", _FACTS, "bash", CONFIG_FILE], what="reading Dovecot's facts").out
         head, found, current = out.partition("--- managed file\n")
-        lines = [*head.splitlines(), "", "", "", ""][:4]
+        lines = [*head.splitlines(), "", "", "", "", ""][:5]
         log_file = lines[2].strip()
         return DovecotFacts(
             version_text=lines[0].strip(),
@@ -60,22 +65,31 @@ class DovecotHost:
             log_file=log_file if log_file.startswith("/") else None,
             running=lines[3].strip() == "running",
             current=current if found else None,
+            current_sha256=lines[4].strip() or None,
         )
 
     def check_staged(self, text: str) -> None:
         result = self.s.run(
-            ["bash", "-c", _STAGE_AND_CHECK, "bash", CONFIG_FILE.rsplit("/", 1)[1]], stdin=text.encode(), check=False
+            ["bash", "-c", _STAGE_AND_CHECK, "bash", CONFIG_FILE.rsplit("/", 1)[1]],
+            stdin=text.encode(),
+            check=False,
+            what="the staged check of the Dovecot configuration",
         )
         if result.rc != 0:
             detail = result.out.strip() or f"exit code {result.rc}"
             raise DovecotError(f"{self.label}: doveconf rejects the new configuration: {detail}")
 
-    def write(self, text: str | None) -> None:
-        """Put our file in place (atomically), or remove it when `text` is None."""
+    def write(self, text: str | None, expect_sha256: str | None = None) -> None:
+        """Put our file in place (atomically), or remove it when `text` is None.
+
+        With `expect_sha256`, only if the live file still has that digest ("-": still absent).
+        """
         if text is None:
             self.s.run(["rm", "-f", "--", CONFIG_FILE])
         else:
-            self.s.write_file_atomic(CONFIG_FILE, text.encode(), mode="0644", owner="root:root")
+            self.s.write_file_atomic(
+                CONFIG_FILE, text.encode(), mode="0644", owner="root:root", expect_sha256=expect_sha256
+            )
 
     def log_errors(self, log_file: str | None, offset: int | None) -> list[str]:
         markers = ("Fatal:", "Error: Error reading configuration", "Error: service(")
@@ -138,17 +152,24 @@ class DovecotHost:
             )
 
 
-def auth_handshake(session: Session, address: str, port: int) -> set[str]:
+def auth_handshake(session: Session, address: str, port: int, timeout: float = 5.0) -> set[str]:
     """Speak the first turn of Dovecot's auth protocol from the host; returns the mechanisms offered.
 
-    Raises DovecotError when something else answers there, RemoteError when nothing does.
+    The whole handshake must be over within `timeout`, even from a server that trickles bytes.
+    Raises DovecotError when something else (or nothing in time) answers there, RemoteError when
+    nothing listens.
     """
     label = session.target.label
-    chan = session.open_tcp(address, port, timeout=5)
+    deadline = time.monotonic() + timeout
+    chan = session.open_tcp(address, port, timeout=timeout)
     try:
         chan.sendall(b"VERSION\t1\t2\nCPID\t1\n")
         data = b""
         while b"\nDONE" not in data:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            chan.settimeout(left)
             chunk = chan.recv(4096)
             if not chunk:
                 raise DovecotError(f"{label}: {address}:{port} closed the connection during the auth handshake")
@@ -157,7 +178,9 @@ def auth_handshake(session: Session, address: str, port: int) -> set[str]:
                 first = data.split(b"\n", 1)[0].decode(errors="replace")[:60]
                 raise DovecotError(f"{label}: {address}:{port} is not Dovecot's auth service (it answered {first!r})")
     except TimeoutError:
-        raise DovecotError(f"{label}: no auth handshake from {address}:{port}") from None
+        raise DovecotError(f"{label}: no complete auth handshake from {address}:{port} within {timeout:g} s") from None
+    except (OSError, SSHException, EOFError) as exc:
+        raise DovecotError(f"{label}: the auth handshake with {address}:{port} failed: {exc}") from None
     finally:
         chan.close()
     return {ln.split("\t")[1] for ln in data.decode(errors="replace").splitlines() if ln.startswith("MECH\t")}

@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from paramiko import Channel
+from paramiko import Channel, SSHException
 
 from components.core import maincf
 from components.core.smtp import Reply, SmtpProtocolError, take_reply
 from components.remote.dovecot_host import DovecotError, auth_handshake
-from components.remote.ssh import RemoteError, Session
+from components.remote.ssh import ChangedMeanwhileError, RemoteError, Session
 
 MAIN_CF = "/etc/postfix/main.cf"
 
@@ -30,6 +30,9 @@ cp -p -- "$1/master.cf" "$stage/master.cf" || exit 91
 out=$(postconf -c "$stage" -n 2>&1 >/dev/null); rc=$?
 check=$(postfix -c "$stage" check 2>&1); crc=$?
 printf '%s\n' "$out" "$check" | sed "s#$stage#$1#g"
+# `postfix check` also reads the live main.cf (multi-instance lookups): its warnings are the baseline.
+echo '--- live'
+postconf -c "$1" -n 2>&1 >/dev/null
 [ $rc -eq 0 ] && [ $crc -eq 0 ] || exit 1
 """
 
@@ -43,6 +46,8 @@ log=$(postconf -h maillog_file)
 if [ -z "$log" ] && [ -f /var/log/mail.log ]; then log=/var/log/mail.log; fi
 printf '%s\n' "$log"
 postconf -h queue_directory
+sum=$(sha256sum < "$cfg/main.cf" 2>/dev/null) || sum=-
+printf '%s\n' "${sum%% *}"
 echo '--- defaults'
 postconf -d | cut -d= -f1
 echo '--- main.cf'
@@ -64,6 +69,8 @@ class PostfixFacts:
     config_directory: str
     log_file: str | None
     queue_directory: str = "/var/spool/postfix"
+    # SHA-256 of main.cf's bytes as read: the swap happens only if the file still has it.
+    main_cf_sha256: str | None = None
 
 
 class PostfixHost:
@@ -74,12 +81,12 @@ class PostfixHost:
     # -- reading ----------------------------------------------------------
     def facts(self) -> PostfixFacts:
         """Everything a plan needs, in one round trip."""
-        out = maincf.decode(self.s.run(["sh", "-c", _FACTS]).stdout)
+        out = maincf.decode(self.s.run(["sh", "-c", _FACTS], what="reading Postfix's facts (postconf, main.cf)").stdout)
         if out.startswith("NO-POSTFIX"):
             raise PostfixError(f"{self.label}: postconf is not installed; is Postfix installed?")
         head, _, rest = out.partition("\n--- defaults\n")
         names, found, main_cf = rest.partition("\n--- main.cf\n")
-        config_directory, version, log_file, queue_directory = [*head.splitlines(), "", "", "", ""][:4]
+        config_directory, version, log_file, queue_directory, digest = [*head.splitlines(), "", "", "", "", ""][:5]
         if not found or main_cf.startswith("NO-MAIN-CF"):
             raise PostfixError(f"{self.label}: {config_directory}/main.cf does not exist; is Postfix installed?")
         return PostfixFacts(
@@ -90,6 +97,7 @@ class PostfixHost:
             config_directory=config_directory.strip() or "/etc/postfix",
             log_file=log_file.strip() or None,
             queue_directory=queue_directory.strip() or "/var/spool/postfix",
+            main_cf_sha256=digest.strip() or None,
         )
 
     def read_main_cf(self, config_directory: str = "/etc/postfix") -> str:
@@ -120,20 +128,39 @@ class PostfixHost:
         return None
 
     # -- validating, swapping, reloading ------------------------------------
-    def check_staged(self, text: str, config_directory: str) -> None:
-        """`postconf -n` and `postfix check` on a staged copy; a warning counts as an error."""
-        result = self.s.sh(_STAGE_AND_CHECK, config_directory, stdin=maincf.encode(text), check=False)
-        messages = [ln for ln in result.out.splitlines() if ln.strip()]
-        new_warnings = [ln for ln in messages if "warning:" in ln]
+    def check_staged(self, text: str, config_directory: str, restored: tuple[str, ...] = ()) -> None:
+        """`postconf -n` and `postfix check` on a staged copy; a new warning counts as an error."""
+        result = self.s.sh(
+            _STAGE_AND_CHECK,
+            config_directory,
+            stdin=maincf.encode(text),
+            check=False,
+            what="the staged check of main.cf",
+        )
+        staged, _, live = result.out.partition("\n--- live\n")
+        messages = [ln for ln in staged.splitlines() if ln.strip()]
+        new_warnings = maincf.new_warnings(messages, live.splitlines(), restored)
+        messages = [ln for ln in messages if "warning:" not in ln or ln in new_warnings]
         if result.rc != 0 or new_warnings:
             detail = "; ".join(messages) or f"exit code {result.rc}"
             raise PostfixError(f"{self.label}: Postfix rejects the new main.cf: {detail}")
 
-    def swap_in(self, text: str, config_directory: str) -> None:
+    def swap_in(self, text: str, config_directory: str, expect_sha256: str | None = None) -> None:
         # Postfix re-opens a main.cf younger than about two seconds in 300 ms steps until it is older,
         # in case it is still being written. Ours appears whole (rename), so it is dated 5 s back and
         # `postfix reload` does not stall for 1.6 s.
-        self.s.write_file_atomic(posixpath.join(config_directory, "main.cf"), maincf.encode(text), age=5)
+        path = posixpath.join(config_directory, "main.cf")
+        self.s.write_file_atomic(path, maincf.encode(text), age=5, expect_sha256=expect_sha256)
+
+    def expect_unchanged(self, facts: PostfixFacts) -> None:
+        """Stop before anything is written when main.cf is no longer the file `facts` read."""
+        path = posixpath.join(facts.config_directory, "main.cf")
+        now = self.file_digests([path]).get(path) or "-"
+        if facts.main_cf_sha256 and now != facts.main_cf_sha256:
+            raise ChangedMeanwhileError(
+                f"{self.label}: {path} was changed on the host after this operation read it (by hand or by another "
+                "tool); it was left as it is and nothing was written. Check the change, then run again."
+            )
 
     def log_fatals(self, log_file: str | None, offset: int | None) -> list[str]:
         return [ln for ln in self.s.read_appended(log_file, offset) if _FATAL_RE.search(ln)]
@@ -146,7 +173,7 @@ class PostfixHost:
 
     def restart(self) -> None:
         """Stop and start: the only way to lift the master's throttle after an smtpd crash."""
-        self.s.sh("postfix stop >/dev/null 2>&1; postfix start </dev/null >/dev/null 2>&1")
+        self.s.sh("postfix stop >/dev/null 2>&1; postfix start </dev/null >/dev/null 2>&1", what="restarting Postfix")
 
     # -- probing ------------------------------------------------------------
     def probe_smtp(
@@ -167,21 +194,28 @@ class PostfixHost:
         chan = self.s.open_tcp(address, port, timeout)
         chan.settimeout(1.0)
         try:
-            buffer = b""
-            banner, buffer = _read_reply(chan, buffer, timeout, self.label, "banner", while_waiting)
-            if banner.code != 220:
-                raise PostfixError(f"{self.label}: SMTP banner was {banner.code} {banner.text}")
-            chan.sendall(b"EHLO secure-postfix.probe\r\n")
-            ehlo, buffer = _read_reply(chan, buffer, timeout, self.label, "EHLO reply", while_waiting)
-            if ehlo.code != 250:
-                raise PostfixError(f"{self.label}: EHLO was answered {ehlo.code} {ehlo.text}")
-            if tls_fingerprint is not None:
-                _check_starttls(chan, buffer, timeout, self.label, tls_fingerprint)
-            else:
-                chan.sendall(b"QUIT\r\n")
-            return banner, ehlo
+            return self._probe(chan, timeout, while_waiting, tls_fingerprint)
+        except (OSError, SSHException, EOFError) as exc:  # the forwarded stream broke
+            raise PostfixError(f"{self.label}: the SMTP probe of {address}:{port} failed: {exc}") from None
         finally:
             chan.close()
+
+    def _probe(
+        self, chan: Channel, timeout: float, while_waiting: Callable[[], None], tls_fingerprint: str | None
+    ) -> tuple[Reply, Reply]:
+        buffer = b""
+        banner, buffer = _read_reply(chan, buffer, timeout, self.label, "banner", while_waiting)
+        if banner.code != 220:
+            raise PostfixError(f"{self.label}: SMTP banner was {banner.code} {banner.text}")
+        chan.sendall(b"EHLO secure-postfix.probe\r\n")
+        ehlo, buffer = _read_reply(chan, buffer, timeout, self.label, "EHLO reply", while_waiting)
+        if ehlo.code != 250:
+            raise PostfixError(f"{self.label}: EHLO was answered {ehlo.code} {ehlo.text}")
+        if tls_fingerprint is not None:
+            _check_starttls(chan, buffer, timeout, self.label, tls_fingerprint)
+        else:
+            chan.sendall(b"QUIT\r\n")
+        return banner, ehlo
 
     def file_digests(self, paths: list[str]) -> dict[str, str | None]:
         """SHA-256 of each file on the host (None when absent), in one round trip."""

@@ -7,25 +7,33 @@ no value ever reaches a shell unquoted. Nothing secret is ever put in a message.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
 import shlex
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import paramiko
+
+if TYPE_CHECKING:
+    from components.remote.host_lock import HostLock
 
 # paramiko logs transport chatter; the provider's stderr ends up in the CLI output.
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 # The host checks what arrived against the announced length and SHA-256 before the rename: a link
 # that drops mid-send, or a controller that dies, leaves a short temporary file, never a short live one.
+# With `expect` (the SHA-256 the live file had when it was read, "-" for absent) the rename is a
+# compare-and-swap: a file changed meanwhile, by hand or by another tool, is left as it is.
 _ATOMIC_WRITE = r"""
 set -eu
-path=$1 mode=$2 owner=$3 age=$4 size=$5 digest=$6
+path=$1 mode=$2 owner=$3 age=$4 size=$5 digest=$6 expect=$7
 dir=$(dirname -- "$path")
 base=$(basename -- "$path")
 tmp=$(mktemp "$dir/.$base.XXXXXX")
@@ -43,14 +51,23 @@ fi
 if [ -n "$mode" ]; then chmod -- "$mode" "$tmp"; fi
 if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
 if [ "$age" -gt 0 ]; then touch -d "@$(( $(date +%s) - age ))" -- "$tmp"; fi
+if [ -n "$expect" ]; then
+  if [ -e "$path" ]; then cur=$(sha256sum < "$path"); cur=${cur%% *}; else cur=-; fi
+  if [ "$cur" != "$expect" ]; then echo "$path changed since it was read" >&2; exit 66; fi
+fi
 mv -f -- "$tmp" "$path"
 trap - EXIT
 """
 _CUT_SHORT = 65
+_CHANGED_MEANWHILE = 66
 
 
 class RemoteError(Exception):
     """Something went wrong talking to a host; the message names the host."""
+
+
+class ChangedMeanwhileError(RemoteError):
+    """The live file is no longer the one read at the start; nothing was written."""
 
 
 class HostKeyError(RemoteError):
@@ -60,7 +77,7 @@ class HostKeyError(RemoteError):
 class CommandError(RemoteError):
     def __init__(self, target: str, command: str, rc: int, stderr: str):
         detail = stderr.strip() or "(no output)"
-        super().__init__(f"{target}: `{command}` failed with exit code {rc}: {detail}")
+        super().__init__(f"{target}: {command} failed with exit code {rc}: {detail}")
         self.rc = rc
         self.stderr = stderr
 
@@ -80,6 +97,8 @@ class SshTarget:
     connect_timeout: float = 15.0
     command_timeout: float = 120.0
     connect_attempts: int = 3
+    # Traffic on an idle connection, so that NAT and firewall state does not expire during a long apply.
+    keepalive_interval: float = 15.0
 
     @property
     def label(self) -> str:
@@ -168,6 +187,9 @@ class Session:
                     allow_agent=False,
                     look_for_keys=False,
                 )
+                transport = client.get_transport()
+                if transport is not None and t.keepalive_interval > 0:
+                    transport.set_keepalive(max(1, round(t.keepalive_interval)))
                 return client
             except HostKeyError:
                 client.close()
@@ -219,38 +241,90 @@ class Session:
         stdin: bytes | None = None,
         check: bool = True,
         timeout: float | None = None,
+        what: str | None = None,
     ) -> Result:
-        """Run argv on the host. `argv[0]` names the program; nothing is shell-expanded."""
+        """Run argv on the host. `argv[0]` names the program; nothing is shell-expanded.
+
+        Every step (channel, start, input, output, exit status) is bounded by the command's time
+        limit, and every failure is a RemoteError naming the host and `what` (default: the command).
+        """
         limit = timeout if timeout is not None else self.target.command_timeout
-        line = self.command_line(argv)
-        transport = self.client.get_transport()
-        if transport is None or not transport.is_active():
-            raise RemoteError(f"{self.target.label}: SSH connection was lost")
-        chan = transport.open_session(timeout=self.target.connect_timeout)
+        label = self.target.label
+        step = what or _describe(argv)
+        chan = self.open_channel(step)
+        finished, expired = threading.Event(), threading.Event()
+        watchdog = threading.Timer(limit, self._expire, (chan, finished, expired, min(limit, 5.0)))
+        watchdog.daemon = True
+        started = time.monotonic()
+        watchdog.start()
         try:
-            chan.exec_command(line)
+            chan.settimeout(limit)
+            chan.exec_command(self.command_line(argv))
             if stdin:
                 chan.sendall(stdin)
             chan.shutdown_write()
-            out, err = _drain(chan, limit, self.target.label, argv[0])
+            out, err = _drain(chan, started + limit, label, step, limit)
             rc = chan.recv_exit_status()
+            if expired.is_set():  # the channel closed under the command: no real exit status
+                raise RemoteError(_late(label, step, limit))
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            if expired.is_set() or time.monotonic() - started >= limit:
+                raise RemoteError(_late(label, step, limit)) from None
+            raise RemoteError(f"{label}: {step}: the SSH channel failed: {exc or type(exc).__name__}") from None
         finally:
+            finished.set()
+            watchdog.cancel()
             chan.close()
         result = Result(rc, out, err)
         if check and rc != 0:
-            raise CommandError(self.target.label, _describe(argv), rc, result.err or result.out)
+            raise CommandError(label, step, rc, result.err or result.out)
         return result
 
-    def sh(self, script: str, *args: str, stdin: bytes | None = None, check: bool = True) -> Result:
+    def _expire(
+        self, chan: paramiko.Channel, finished: threading.Event, expired: threading.Event, grace: float
+    ) -> None:
+        """A command's time is up: wake whatever waits for it.
+
+        paramiko waits for exec_command's reply and the exit status without any limit, and a write
+        to a dead link blocks inside the transport; closing the channel wakes the first, and if the
+        caller is still stuck after `grace` the link is taken as dead and the connection closed.
+        """
+        expired.set()
+        threading.Thread(target=_close_quietly, args=(chan,), daemon=True).start()
+        if not finished.wait(grace):
+            self.client.close()
+
+    def open_channel(self, step: str) -> paramiko.Channel:
+        """A new session channel, opened within the connect timeout; errors name host and step."""
+        label, limit = self.target.label, self.target.connect_timeout
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise RemoteError(f"{label}: the SSH connection was lost before {step}")
+        try:
+            return transport.open_session(timeout=limit)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise RemoteError(
+                f"{label}: could not open an SSH channel for {step} within {limit:g} s: {exc or type(exc).__name__}"
+            ) from None
+
+    def sh(
+        self, script: str, *args: str, stdin: bytes | None = None, check: bool = True, what: str | None = None
+    ) -> Result:
         """Run a fixed shell script; values go in as positional parameters, never into the text."""
-        return self.run(["sh", "-c", script, "sh", *args], stdin=stdin, check=check)
+        return self.run(["sh", "-c", script, "sh", *args], stdin=stdin, check=check, what=what)
+
+    def host_lock(self, what: str, wait: float | None = None) -> HostLock:
+        """The host's own lock (see host_lock.py): applies from any controller take turns."""
+        from components.remote.host_lock import DEFAULT_WAIT, HostLock
+
+        return HostLock(self, what, DEFAULT_WAIT if wait is None else wait)
 
     def read_file(self, path: str) -> bytes | None:
-        result = self.sh('if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi', path, check=False)
+        result = self.sh('if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi', path, check=False, what=f"reading {path}")
         if result.rc == 3:
             return None
         if result.rc != 0:
-            raise CommandError(self.target.label, f"read {path}", result.rc, result.err)
+            raise CommandError(self.target.label, f"reading {path}", result.rc, result.err)
         return result.stdout
 
     def file_size(self, path: str | None) -> int | None:
@@ -265,20 +339,36 @@ class Session:
             return []
         return self.sh('tail -c +"$2" -- "$1" 2>/dev/null || true', path, str(offset + 1)).out.splitlines()
 
-    def write_file_atomic(self, path: str, data: bytes, mode: str = "", owner: str = "", age: int = 0) -> None:
+    def write_file_atomic(
+        self,
+        path: str,
+        data: bytes,
+        mode: str = "",
+        owner: str = "",
+        age: int = 0,
+        expect_sha256: str | None = None,
+    ) -> None:
         """Write via a temporary file in the same directory, then rename: readers see old or new, never half.
 
         `age` sets the file's mtime that many seconds in the past (see PostfixHost.swap_in).
+        With `expect_sha256` ("-" for a file that did not exist) the live file is replaced only if
+        it still has that digest; otherwise ChangedMeanwhileError, and the live file is kept.
         """
-        argv = atomic_write_argv(path, len(data), hashlib.sha256(data).hexdigest(), mode, owner, age)
-        result = self.run(argv, stdin=data, check=False)
+        digest = hashlib.sha256(data).hexdigest()
+        argv = atomic_write_argv(path, len(data), digest, mode, owner, age, expect_sha256 or "")
+        result = self.run(argv, stdin=data, check=False, what=f"writing {path}")
         if result.rc == _CUT_SHORT:
             raise RemoteError(
                 f"{self.target.label}: the upload of {path} was cut short ({result.err.strip()}); "
                 f"{path} was left as it was"
             )
+        if result.rc == _CHANGED_MEANWHILE:
+            raise ChangedMeanwhileError(
+                f"{self.target.label}: {path} was changed on the host after this operation read it (by hand or by "
+                f"another tool); it was left as it is and nothing was written. Check the change, then run again."
+            )
         if result.rc != 0:
-            raise CommandError(self.target.label, f"write {path}", result.rc, result.err or result.out)
+            raise CommandError(self.target.label, f"writing {path}", result.rc, result.err or result.out)
 
     def open_tcp(self, host: str, port: int, timeout: float = 10.0) -> paramiko.Channel:
         """A TCP stream from the host itself (SSH port forwarding), for probing its local services."""
@@ -293,9 +383,11 @@ class Session:
         return chan
 
 
-def atomic_write_argv(path: str, size: int, sha256: str, mode: str = "", owner: str = "", age: int = 0) -> list[str]:
+def atomic_write_argv(
+    path: str, size: int, sha256: str, mode: str = "", owner: str = "", age: int = 0, expect: str = ""
+) -> list[str]:
     """The host-side write of `size` bytes with digest `sha256` to `path` (see _ATOMIC_WRITE)."""
-    return ["sh", "-c", _ATOMIC_WRITE, "sh", path, mode, owner, str(age), str(size), sha256]
+    return ["sh", "-c", _ATOMIC_WRITE, "sh", path, mode, owner, str(age), str(size), sha256, expect]
 
 
 class _PinnedKeyPolicy(paramiko.MissingHostKeyPolicy):
@@ -318,8 +410,7 @@ class _PinnedKeyPolicy(paramiko.MissingHostKeyPolicy):
         )
 
 
-def _drain(chan: paramiko.Channel, limit: float, label: str, program: str) -> tuple[bytes, bytes]:
-    deadline = time.monotonic() + limit
+def _drain(chan: paramiko.Channel, deadline: float, label: str, step: str, limit: float) -> tuple[bytes, bytes]:
     out, err = bytearray(), bytearray()
     while True:
         busy = False
@@ -333,13 +424,23 @@ def _drain(chan: paramiko.Channel, limit: float, label: str, program: str) -> tu
         if chan.exit_status_ready() and drained and (chan.eof_received or chan.closed):
             return bytes(out), bytes(err)
         if time.monotonic() > deadline:
-            raise RemoteError(f"{label}: `{program}` did not finish within {limit:.0f} s")
+            raise RemoteError(_late(label, step, limit))
         if not busy:
             time.sleep(0.002)
 
 
+def _close_quietly(chan: paramiko.Channel) -> None:
+    # The connection is going down anyway; the waiting caller reports it.
+    with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
+        chan.close()
+
+
+def _late(label: str, step: str, limit: float) -> str:
+    return f"{label}: {step} did not finish within {limit:g} s (the host or the link to it did not answer)"
+
+
 def _describe(argv: Sequence[str]) -> str:
     """A short, secret-free description of a command for error messages."""
-    if list(argv[:2]) == ["sh", "-c"]:
-        return "sh script " + " ".join(shlex.quote(a) for a in argv[4:])
-    return shlex.join(argv)
+    if len(argv) > 1 and argv[0] in ("sh", "bash") and argv[1] == "-c":
+        return "a shell script with arguments `" + " ".join(shlex.quote(a) for a in argv[4:]) + "`"
+    return f"`{shlex.join(argv)}`"

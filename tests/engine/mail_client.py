@@ -16,11 +16,18 @@ class Attempt:
     text: str
 
 
-def connect(address: str, source: str, port: int = 25) -> smtplib.SMTP:
+def connect(address: str, source: str, port: int = 25, timeout: float = TIMEOUT) -> smtplib.SMTP:
     """A client bound to `source` (anvil counts per client address)."""
-    client = smtplib.SMTP(local_hostname="client.testbed.invalid", timeout=TIMEOUT, source_address=(source, 0))
+    client = smtplib.SMTP(local_hostname="client.testbed.invalid", timeout=timeout, source_address=(source, 0))
     client._host = address  # starttls() needs the server name, connect() alone does not set it
-    code, text = client.connect(address, port)
+    try:
+        code, text = client.connect(address, port)
+    except smtplib.SMTPServerDisconnected as exc:
+        client.close()
+        # smtplib reports a banner that never came as a disconnect; a throttled master is exactly that.
+        if timed_out(exc):
+            raise TimeoutError(f"no banner from {address}:{port} within {timeout:.0f} s") from exc
+        raise
     if code != 220:
         client.close()
         raise smtplib.SMTPConnectError(code, text)
@@ -56,3 +63,34 @@ def tls_context() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def auth_mechanisms(address: str, port: int, timeout: float = 5) -> set[str]:
+    """The mechanisms Dovecot's auth listener offers in its handshake, as a client on the bridge sees them.
+
+    ConnectionRefusedError when nothing listens there.
+    """
+    with socket.create_connection((address, port), timeout=timeout) as sock:
+        sock.sendall(b"VERSION\t1\t2\nCPID\t1\n")
+        data = b""
+        while b"\nDONE" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    assert data.startswith(b"VERSION\t"), data[:80]
+    return {ln.split("\t")[1] for ln in data.decode().splitlines() if ln.startswith("MECH\t")}
+
+
+def refused(address: str, port: int, timeout: float = 5) -> bool:
+    """True when a TCP connection to address:port is refused (nothing listens)."""
+    try:
+        socket.create_connection((address, port), timeout=timeout).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def timed_out(exc: BaseException) -> bool:
+    """True when smtplib's SMTPServerDisconnected hides a read timeout (the server said nothing), not a close."""
+    return isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)

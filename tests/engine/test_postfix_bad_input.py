@@ -60,3 +60,42 @@ def test_invalid_tls_level_is_caught_by_the_probe_and_rolled_back(testbed, proje
     assert _state(testbed) == before
     # Postfix answers again at once: the rollback restarted it, lifting the throttle.
     testbed.wait_smtp(HOST, timeout=5)
+
+
+def test_new_warning_of_the_staged_check_counts_as_an_error(testbed, project):
+    """postconf warns about an undefined $name but exits 0: the apply refuses it before touching main.cf."""
+    before = _state(testbed)
+    banner = testbed.smtp_banner(HOST)
+    project.configure(
+        bed_config(testbed, {"bad": {"postfix_host": HOST, "directives": {"smtpd_banner": "$myhostname $nosuchparam"}}})
+    )
+    assert project.preview().ok  # nothing at preview knows what the host's postconf will say
+    run = project.up()
+    assert not run.ok
+    for fragment in [
+        testbed.hosts[HOST].address,
+        "Postfix rejects the new main.cf",
+        "undefined parameter: nosuchparam",
+        "Nothing was changed",
+    ]:
+        assert fragment in run.stderr, run.stderr
+    assert _state(testbed) == before
+    assert testbed.smtp_banner(HOST) == banner  # the running smtpd still greets as before
+
+
+def test_cross_field_rule_is_checked_again_with_the_hosts_own_value(testbed, project):
+    """At preview message_size_limit is Postfix's default; the host's own 20480000 makes queue_minfree too small."""
+    before = _state(testbed)
+    testbed.run(HOST, "postconf -e message_size_limit=20480000")
+    try:
+        edited = _state(testbed)
+        project.configure(bed_config(testbed, {"bad": {"postfix_host": HOST, "limits": {"queue_minfree": 15360000}}}))
+        assert project.preview().ok
+        run = project.up()
+        assert not run.ok
+        for fragment in [testbed.hosts[HOST].address, "queue_minfree", "30720000", "Nothing was changed"]:
+            assert fragment in run.stderr, run.stderr
+        assert _state(testbed) == edited
+    finally:
+        testbed.run(HOST, "postconf -X message_size_limit")
+    assert _state(testbed) == before

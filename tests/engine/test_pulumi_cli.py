@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from stackctl import pr_preview
 from stackctl.engine import PROJECT_DIR, ensure_stack, pulumi_bin
 from tests.engine import mail_client
 from tests.engine.harness import EngineProject, bed_config, sha256
@@ -110,6 +111,7 @@ def project(testbed, tmp_path_factory):
     project.configure(bed_config(testbed, sites, list(HOSTS.values())))
     project.tls_key = certs[1].read_text()
     project.originals = originals
+    project.cert_paths = certs
     yield project
     # Whatever happened, give the hosts back.
     destroyed = project.pulumi("destroy", "--yes")
@@ -145,12 +147,39 @@ class TestPulumiCli:
     def test_converged_up_with_refresh_expects_no_changes(self, project):
         project.ok("up", "--refresh", "--yes", "--expect-no-changes")
 
-    def test_config_set_path_then_preview_shows_exactly_that_change(self, project):
+    def test_config_set_path_then_preview_shows_exactly_that_change(self, testbed, project):
         key = "secure-postfix:sites.b.limits.smtpd_client_connection_rate_limit"
         project.ok("config", "set", "--path", key, "7")
+        before = logins(testbed)
+        plain = project.ok("preview")
+        assert re.search(r"PostfixConfig\s+b-postfix\s+update", plain), plain
         diff = project.ok("preview", "--diff")
+        assert logins(testbed) == before  # a preview of a change on existing resources reads only the state
         assert changed_lines(diff) == ['~ smtpd_client_connection_rate_limit: "20" => "7"'], diff
         assert re.search(r"~ 1 to update", diff), diff
+
+    def test_pr_preview_comment_names_site_host_and_each_directive(self, testbed, project):
+        # A new certificate and key for site a, put back afterwards: the preview only reads them.
+        cert_path, key_path = (Path(p) for p in project.cert_paths)
+        saved = cert_path.read_bytes(), key_path.read_bytes()
+        make_cert(cert_path.parent, testbed.hosts["mx"].hostname)
+        before = logins(testbed)
+        try:
+            comment = pr_preview.run(STACK, project.settings)
+        finally:
+            cert_path.write_bytes(saved[0])
+            key_path.write_bytes(saved[1])
+        assert logins(testbed) == before
+        mx, edge = testbed.hosts["mx"].address, testbed.hosts["edge"].address
+        assert comment.splitlines()[1:] == [
+            f"### `pulumi preview` of stack `{STACK}`: 2 to update",
+            "",
+            f"- site `a`, host `{mx}` (`a-postfix`): `tls_cert_pem` `-----BEGIN CERTIFICATE----- …` → "
+            "`-----BEGIN CERTIFICATE----- …`",
+            f"- site `a`, host `{mx}` (`a-postfix`): `tls_key_pem` `[secret]` → `[secret]`",
+            f"- site `b`, host `{edge}` (`b-postfix`): `smtpd_client_connection_rate_limit` `20` → `7`",
+        ], comment
+        assert "PRIVATE KEY" not in comment
 
     def test_up_target_leaves_the_other_site_untouched(self, testbed, project):
         project.ok("config", "set", "--path", "secure-postfix:sites.a.limits.default_process_limit", "40")

@@ -25,11 +25,20 @@ def project(tmp_path_factory):
     project.destroy()
 
 
+DOVECOT_TREE = "set -o pipefail; find /etc/dovecot -printf '%p %m %u:%g\\n' | sort; " + (
+    "find /etc/dovecot -type f -print0 | sort -z | xargs -0 sha256sum"
+)
+
+
 def host_state(testbed) -> dict[str, str]:
-    return {
-        "edge": sha256(testbed.read_file("edge", "/etc/postfix/main.cf")),
-        "auth": testbed.run("auth", "ls /etc/dovecot/conf.d | sha256sum").stdout,
-    }
+    """main.cf of the Postfix host; names, modes, owners and contents of everything under /etc/dovecot."""
+    dovecot = testbed.run("auth", DOVECOT_TREE).stdout
+    assert "/etc/dovecot/dovecot.conf" in dovecot and "/etc/dovecot/conf.d/10-auth.conf" in dovecot, dovecot
+    return {"edge": sha256(testbed.read_file("edge", "/etc/postfix/main.cf")), "auth": dovecot}
+
+
+def dovecot_answers(testbed) -> bool:
+    return "auth failed" in testbed.run("auth", "doveadm auth test nobody-here x; true").stdout
 
 
 def site(files, **changes) -> dict:
@@ -97,6 +106,45 @@ def test_listener_that_cannot_bind_is_rolled_back(testbed, tls, project):
     assert "is not Dovecot's auth service" in run.stderr or "listen(" in run.stderr, run.stderr
     assert "previous file was put back" in run.stderr
     assert host_state(testbed) == before
-    # Dovecot still serves: its auth-client socket answers.
-    out = testbed.run("auth", "doveadm auth test nobody-here x; true").stdout
-    assert "auth failed" in out
+    # Dovecot still serves: its auth-client socket answers, and nothing listens on the refused port's behalf.
+    assert dovecot_answers(testbed)
+
+
+def test_staged_doveconf_check_refuses_before_any_change(testbed, tls, project):
+    """A host whose own Dovecot config no longer parses: `doveconf -n` on the staged copy says so first."""
+    broken = "/etc/dovecot/conf.d/98-broken-by-hand.conf"
+    testbed.run("auth", f"echo 'broken_section {{' > {broken}")
+    try:
+        project.configure(bed_config(testbed, {"bad": site(tls)}, ["edge", "auth"]))
+        before = host_state(testbed)
+        run = project.up()
+        assert not run.ok
+        for fragment in ["doveconf rejects the new configuration", "broken_section", "Nothing was changed"]:
+            assert fragment in run.stderr, run.stderr
+        assert host_state(testbed) == before
+    finally:
+        testbed.run("auth", f"rm -f {broken}")
+    assert dovecot_answers(testbed)
+
+
+def test_dovecot_must_be_running(testbed, tls, project):
+    testbed.run("auth", "doveadm stop >/dev/null 2>&1; sleep 0.3; ! pgrep -x dovecot")
+    try:
+        project.configure(bed_config(testbed, {"bad": site(tls)}, ["edge", "auth"]))
+        before = host_state(testbed)
+        run = project.up()
+        assert not run.ok
+        for fragment in [
+            testbed.hosts["auth"].address,
+            "Dovecot is not running; start it first",
+            "Nothing was changed",
+        ]:
+            assert fragment in run.stderr, run.stderr
+        assert host_state(testbed) == before
+    finally:
+        testbed.run("auth", "pgrep -x dovecot >/dev/null || dovecot </dev/null >/dev/null 2>&1")
+    for _ in range(50):
+        if dovecot_answers(testbed):
+            break
+        testbed.run("auth", "sleep 0.1")
+    assert dovecot_answers(testbed)

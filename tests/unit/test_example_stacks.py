@@ -16,7 +16,7 @@ def test_stack_file_parses(path):
     hosts_raw = config.get("secure-postfix:hosts") or {}
     if "secure-postfix:inventory_file" in config:
         # The local stack takes its hosts from the test bed's record; stand in for it.
-        hosts_raw = {name: {"address": "10.231.7.11"} for name in ("mx", "edge", "auth")}
+        hosts_raw = {name: {"address": f"10.231.7.{11 + i}"} for i, name in enumerate(("mx", "edge", "auth"))}
     sites = parse_sites(config["secure-postfix:sites"], parse_hosts(hosts_raw))
     assert sites
     for site in sites.values():

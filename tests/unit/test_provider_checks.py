@@ -32,7 +32,7 @@ CONNECTION = {
     "host": "10.0.0.2",
     "port": 22,
     "user": "root",
-    "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey",
+    "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
     "private_key": "placeholder: check_props only needs a non-empty key",
 }
 

@@ -61,6 +61,7 @@ def test_absent_flags_take_their_defaults():
 # -- the library's own inputs (connection dicts, resource arguments) ----------------------------
 
 
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 CONNECTION = {"host": "10.0.0.2", "port": 22, "private_key": "KEY", "host_key": None}
 
 
@@ -87,14 +88,14 @@ def test_flag_as_a_resource_argument_is_kept_for_check_too(value):
 
 
 def test_text_use_sudo_does_not_turn_sudo_on():
-    props = {**CONNECTION, "host_key": "ssh-ed25519 AAAA", "use_sudo": "false"}
+    props = {**CONNECTION, "host_key": HOST_KEY, "use_sudo": "false"}
     assert [p.field for p in conn.check_connection(props)] == ["use_sudo"]
     assert conn.ssh_target(props).use_sudo is False
 
 
 @pytest.mark.parametrize("value", ["false", "no", 1])
 def test_dovecot_all_interfaces_needs_a_real_true(value):
-    props = {**CONNECTION, "host_key": "ssh-ed25519 AAAA", "listener": "inet", "bind_address": "0.0.0.0"}
+    props = {**CONNECTION, "host_key": HOST_KEY, "listener": "inet", "bind_address": "0.0.0.0"}
     problems = dovecot_auth.check_props({**props, "allow_all_interfaces": value})
     assert [p.field for p in problems] == ["allow_all_interfaces"]
     assert dovecot_auth.check_props({**props, "allow_all_interfaces": True}) == []

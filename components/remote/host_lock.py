@@ -1,0 +1,110 @@
+"""A lock on the host itself, so that applies from any number of controllers take turns.
+
+The lock is a `flock` held by a process on the host whose input is the SSH channel: when the
+channel closes (the apply is over, or the controller died and its connection dropped), that
+process reads end of input and exits, and the kernel releases the lock. Nothing is left to clean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from datetime import UTC, datetime
+
+import paramiko
+
+from components.remote.ssh import RemoteError, Session
+
+# A folder only root can write, so no other user can plant a symlink where the lock file goes.
+LOCK_FILE = "/run/secure-postfix/host.lock"
+DEFAULT_WAIT = 120.0
+_HELD = 75
+
+_TAKE = r"""
+set -u
+lock=$1 wait=$2 who=$3
+mkdir -p -m 0700 -- "${lock%/*}" || exit 90
+[ -L "$lock" ] && { echo "$lock is a symlink" >&2; exit 90; }
+exec 9>>"$lock" || exit 90
+if ! flock -w "$wait" 9; then cat -- "$lock"; exit 75; fi
+printf '%s\n' "$who" > "$lock"
+echo LOCKED
+exec cat >/dev/null
+"""
+
+
+class HostLockError(RemoteError):
+    """Another apply held the host's lock for longer than we wait."""
+
+
+class HostLock:
+    """Context manager: the host's lock, held for the `with` block."""
+
+    def __init__(self, session: Session, what: str, wait: float = DEFAULT_WAIT):
+        self.s = session
+        self.what = what
+        self.wait = wait
+        self._chan: paramiko.Channel | None = None
+
+    def __enter__(self) -> HostLock:
+        label = self.s.target.label
+        who = f"{self.what} from {socket.gethostname()} (pid {os.getpid()}) since {datetime.now(UTC):%H:%M:%S} UTC"
+        argv = ["sh", "-c", _TAKE, "sh", LOCK_FILE, f"{self.wait:g}", who]
+        chan = self.s.open_channel("taking the host lock")
+        # Bounded like any command: the wait itself plus the usual time to start one.
+        limit = self.wait + self.s.target.connect_timeout
+        watchdog = threading.Timer(limit, chan.close)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            chan.settimeout(limit)
+            chan.exec_command(self.s.command_line(argv))
+            out = _read_until_exit_or_line(chan, time.monotonic() + limit)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            chan.close()
+            raise RemoteError(f"{label}: taking the host lock {LOCK_FILE} failed: {exc}") from None
+        finally:
+            watchdog.cancel()
+        if out == b"LOCKED\n":
+            self._chan = chan
+            return self
+        status = chan.recv_exit_status() if chan.status_event.wait(5) else -1
+        err = chan.recv_stderr(4096).decode(errors="replace").strip() if chan.recv_stderr_ready() else ""
+        chan.close()
+        if status == _HELD:
+            holder = out.decode(errors="replace").strip() or "a holder that left no name"
+            raise HostLockError(
+                f"{label}: another apply holds the host lock {LOCK_FILE}: {holder}. Waited {self.wait:g} s for it; "
+                "nothing was changed. Run this apply again when that one is over."
+            )
+        raise RemoteError(f"{label}: could not take the host lock {LOCK_FILE}: {err or f'exit code {status}'}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._chan is not None:
+            # End of input: the holder process exits and the lock goes with it.
+            with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
+                self._chan.shutdown_write()
+            self._chan.close()
+            self._chan = None
+
+
+def _read_until_exit_or_line(chan: paramiko.Channel, deadline: float) -> bytes:
+    """`LOCKED\\n` once the lock is ours, or all the output of a holder that gave up."""
+    data = b""
+    chan.settimeout(0.2)
+    while True:
+        try:
+            chunk = chan.recv(4096)
+        except TimeoutError:
+            chunk = None
+        if chunk:
+            data += chunk
+            if data == b"LOCKED\n":
+                return data
+        elif chunk == b"" or chan.closed:
+            return data
+        if time.monotonic() > deadline:
+            raise TimeoutError("no answer from the host in time")

@@ -1,0 +1,163 @@
+"""`python -m stackctl.pr_preview [--stack NAME]`: the Markdown comment a pull request gets from a preview.
+
+It runs `pulumi preview --json` (no SSH connection: the state is the reference) and writes one line per
+changed directive, naming the site and the host. Values the engine holds as secrets arrive as `[secret]`
+and stay so; the comment never shows more than the engine's own display does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stackctl.engine import EngineSettings, ensure_stack, pulumi_bin
+
+SECRET = "[secret]"
+# How the engine marks a secret value inside a property map.
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"
+MARKER = "<!-- secure-postfix preview -->"
+
+
+@dataclass(frozen=True)
+class Change:
+    site: str
+    host: str
+    resource: str
+    name: str
+    old: str | None
+    new: str | None
+
+    def line(self) -> str:
+        if self.old is None:
+            what = f"set to `{self.new}`"
+        elif self.new is None:
+            what = f"`{self.old}` → back to the host's original"
+        else:
+            what = f"`{self.old}` → `{self.new}`"
+        return f"- site `{self.site}`, host `{self.host}` (`{self.resource}`): `{self.name}` {what}"
+
+
+def _text(value: Any) -> str:
+    """A value as one short line: secrets as [secret], a PEM block or other multi-line text by its first line."""
+    if value == SECRET or (isinstance(value, Mapping) and _SECRET_SIG in value):
+        return SECRET
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    first, newline, _ = text.partition("\n")
+    return f"{first} …" if newline else text
+
+
+def _leaves(props: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(name, value) of every leaf; the directives of `main_cf` go by their own names."""
+    for key, value in props.items():
+        if key.startswith("__"):  # the engine's own fields, e.g. the pickled provider
+            continue
+        name = key if prefix in ("", "main_cf.") else prefix + key
+        if isinstance(value, Mapping) and _SECRET_SIG not in value and value:
+            yield from _leaves(value, f"{key}.")
+        else:
+            yield name, value
+
+
+def _urn_parts(urn: str) -> tuple[str, str]:
+    """(type chain, name) of `urn:pulumi:STACK::PROJECT::TYPES::NAME`."""
+    parts = urn.split("::")
+    return (parts[2], parts[3]) if len(parts) == 4 else ("", urn)
+
+
+def _site(state: Mapping[str, Any], name: str) -> str:
+    """The MailSite a resource belongs to (its parent), else the resource itself."""
+    parent_types, parent_name = _urn_parts(state.get("parent") or "")
+    return parent_name if parent_types.endswith("MailSite") else name
+
+
+def _lookup(props: Mapping[str, Any], path: str) -> tuple[bool, Any]:
+    """The value at a detailed-diff path such as `main_cf.message_size_limit`."""
+    value: Any = props
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+def _display_name(path: str) -> str:
+    return path.removeprefix("main_cf.")
+
+
+def _step_changes(step: Mapping[str, Any]) -> Iterator[tuple[str, str | None, str | None]]:
+    """(name, old, new) per changed property: the engine's own detailed diff where it gives one."""
+    old_inputs = (step.get("oldState") or {}).get("inputs") or {}
+    new_inputs = (step.get("newState") or {}).get("inputs") or {}
+    detailed = step.get("detailedDiff")
+    if detailed:
+        for path in sorted(detailed):
+            had, before = _lookup(old_inputs, path)
+            has, after = _lookup(new_inputs, path)
+            yield _display_name(path), _text(before) if had else None, _text(after) if has else None
+        return
+    old, new = dict(_leaves(old_inputs)), dict(_leaves(new_inputs))
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) != new.get(name) or name not in old or name not in new:
+            yield name, _text(old[name]) if name in old else None, _text(new[name]) if name in new else None
+
+
+def changes(preview: Mapping[str, Any]) -> list[Change]:
+    """The changed properties of every step that touches a host (the components themselves hold none)."""
+    found: list[Change] = []
+    for step in preview.get("steps") or []:
+        op = step.get("op", "")
+        if op in ("same", "read", "refresh"):
+            continue
+        types, resource = _urn_parts(step.get("urn", ""))
+        if not types.endswith(("PostfixConfig", "DovecotAuthService")):
+            continue
+        state = step.get("newState") or step.get("oldState") or {}
+        host = _text((state.get("inputs") or {}).get("host", "?"))
+        site = _site(state, resource)
+        for name, old, new in _step_changes(step):
+            found.append(Change(site=site, host=host, resource=resource, name=name, old=old, new=new))
+    return found
+
+
+def render(stack: str, preview: Mapping[str, Any]) -> str:
+    """The comment: a heading, the change summary, one line per changed directive."""
+    summary = preview.get("changeSummary") or {}
+    counts = ", ".join(f"{n} to {op}" for op, n in sorted(summary.items()) if op != "same" and n) or "no changes"
+    lines = [MARKER, f"### `pulumi preview` of stack `{stack}`: {counts}", ""]
+    found = sorted(changes(preview), key=lambda c: (c.site, c.resource, c.name))
+    lines += [c.line() for c in found] if found else ["Every managed directive is as the stack asks."]
+    return "\n".join(lines) + "\n"
+
+
+def run(stack: str, settings: EngineSettings) -> str:
+    env = settings.cli_env()
+    ensure_stack(stack, settings, env)
+    out = subprocess.run(
+        [str(pulumi_bin()), "preview", "--json", "--non-interactive", "--stack", stack],
+        cwd=settings.work_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if out.returncode != 0:
+        # With --json the engine's diagnostics are in the JSON document; stderr holds the rest.
+        raise SystemExit(f"pulumi preview failed for stack {stack}:\n{out.stdout}\n{out.stderr}")
+    return render(stack, json.loads(out.stdout))
+
+
+def cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stackctl.pr_preview", description=__doc__)
+    parser.add_argument("--stack", default="local")
+    args = parser.parse_args(argv)
+    sys.stdout.write(run(args.stack, EngineSettings.for_stack(args.stack)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli(sys.argv[1:]))

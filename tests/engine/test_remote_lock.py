@@ -1,0 +1,180 @@
+"""The host's own lock and the compare-and-swap of the files an apply changes.
+
+Two controllers are two processes, each with its own engine and provider process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from components.core.dovecot_conf import CONFIG_FILE
+from components.remote.dovecot_host import DovecotHost
+from components.remote.host_lock import LOCK_FILE, HostLockError
+from components.remote.ssh import ChangedMeanwhileError, Session, SshTarget
+from stackctl.engine import PROJECT_DIR
+from tests.engine.harness import EngineProject, bed_config
+
+pytestmark = pytest.mark.engine
+
+HOST = "edge"
+
+
+def target(testbed, host: str = HOST) -> SshTarget:
+    return SshTarget(
+        host=testbed.hosts[host].address,
+        private_key=testbed.client_key_path.read_text(),
+        host_key=testbed.hosts[host].host_key,
+        connect_timeout=5.0,
+        command_timeout=20.0,
+    )
+
+
+def lock_waiters(testbed) -> int:
+    """Processes on the host waiting for (not holding) the lock."""
+    out = testbed.run(HOST, f"pgrep -fc 'sh -c .* {LOCK_FILE}' || true").stdout
+    return int(out.strip() or 0)
+
+
+HOLDER = """
+import sys, time
+from components.remote.ssh import Session, SshTarget
+t = SshTarget(host=sys.argv[1], private_key=open(sys.argv[2]).read(), host_key=sys.argv[3])
+with Session(t) as s, s.host_lock("a test holder"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_lock_wait_is_bounded_and_names_host_and_holder(testbed):
+    with Session(target(testbed)) as a, Session(target(testbed)) as b:
+        with a.host_lock("apply one"):
+            started = time.monotonic()
+            with pytest.raises(HostLockError) as held, b.host_lock("apply two", wait=1):
+                pass
+            assert time.monotonic() - started < 4
+        message = str(held.value)
+        assert message.startswith(testbed.hosts[HOST].address + ":")
+        assert "apply one" in message and f"pid {os.getpid()}" in message and "Waited 1 s" in message
+        # Released at the end of the block: the next one gets it at once.
+        with b.host_lock("apply two", wait=2):
+            pass
+
+
+def test_lock_goes_when_its_controller_dies(testbed):
+    h = testbed.hosts[HOST]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, h.address, str(testbed.client_key_path), h.host_key],
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with Session(target(testbed)) as s:
+            held_by = rf"a test holder from .* \(pid {holder.pid}\)"
+            with pytest.raises(HostLockError, match=held_by), s.host_lock("x", 0.5):
+                pass
+            holder.send_signal(signal.SIGKILL)  # no cleanup of its own: its connection just drops
+            holder.wait(10)
+            started = time.monotonic()
+            with s.host_lock("after the holder died", wait=10):
+                assert time.monotonic() - started < 3
+    finally:
+        holder.kill()
+        holder.wait(10)
+
+
+UP = """
+import json, sys
+from pathlib import Path
+from tests.engine.harness import EngineProject
+run = EngineProject(Path(sys.argv[1]), sys.argv[2]).up()
+print(json.dumps({"ok": run.ok, "text": run.text[-3000:]}))
+"""
+
+
+def test_two_controllers_apply_in_turn_and_lose_nothing(testbed, tmp_path):
+    before = testbed.read_file(HOST, "/etc/postfix/main.cf")
+    projects = {
+        "one": ("message_size_limit", "5242880"),
+        "two": ("default_process_limit", "60"),
+    }
+    made = {}
+    for name, (key, value) in projects.items():
+        made[name] = EngineProject(tmp_path / name, name)
+        made[name].configure(bed_config(testbed, {name: {"postfix_host": HOST, "limits": {key: value}}}, [HOST]))
+    try:
+        with Session(target(testbed)) as s, s.host_lock("the test, so both applies meet at the lock"):
+            ups = [
+                subprocess.Popen(
+                    [sys.executable, "-c", UP, str(tmp_path / name), name],
+                    cwd=PROJECT_DIR,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                for name in projects
+            ]
+            deadline = time.monotonic() + 60
+            while lock_waiters(testbed) < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        results = [json.loads(p.communicate(timeout=120)[0]) for p in ups]
+        for result in results:
+            assert result["ok"], result["text"]
+        live = testbed.run(HOST, "postconf -h message_size_limit default_process_limit").stdout.split()
+        assert live == ["5242880", "60"]
+    finally:
+        for project in made.values():
+            assert project.destroy().ok
+    assert testbed.read_file(HOST, "/etc/postfix/main.cf") == before
+
+
+# Runs on the host: waits for the staged check of an apply (after the facts were read, before the
+# swap) and edits main.cf by hand at that moment.
+HAND_EDIT = (
+    "for i in $(seq 3000); do pgrep -f 'postfix-scrip[t] check' >/dev/null && break; sleep 0.01; done; "
+    "printf '# edited by hand during the apply\\n' >> /etc/postfix/main.cf"
+)
+
+
+def test_hand_edit_between_read_and_swap_stops_the_apply(testbed, tmp_path):
+    before = testbed.read_file(HOST, "/etc/postfix/main.cf")
+    project = EngineProject(tmp_path / "cas", "cas")
+    project.configure(bed_config(testbed, {"cas": {"postfix_host": HOST, "limits": {"header_size_limit": 40960}}}))
+    testbed.run(HOST, f"({HAND_EDIT}) </dev/null >/dev/null 2>&1 &")
+    try:
+        run = project.up()
+        assert not run.ok
+        assert f"{testbed.hosts[HOST].address}: /etc/postfix/main.cf was changed on the host" in run.text
+        after = testbed.read_file(HOST, "/etc/postfix/main.cf")
+        assert after == before + b"# edited by hand during the apply\n"  # the hand edit is kept, ours not written
+        assert testbed.run(HOST, "postconf -h header_size_limit").stdout.strip() == "102400"
+    finally:
+        testbed.run(HOST, "pkill -f 'seq 3000' || true", check=False)
+        project.destroy()
+        Path(testbed.hosts[HOST].root / "etc/postfix/main.cf").write_bytes(before)
+
+
+def test_dovecot_file_changed_since_read_is_kept(testbed):
+    with Session(target(testbed, "auth")) as s:
+        host = DovecotHost(s)
+        facts = host.facts()
+        assert facts.current is None and facts.current_sha256 == "-"
+        testbed.run("auth", f"printf '# written by hand\\n' > {CONFIG_FILE}")
+        try:
+            with pytest.raises(ChangedMeanwhileError) as changed:
+                host.write("# ours\n", expect_sha256=facts.current_sha256)
+            assert str(changed.value).startswith(f"{testbed.hosts['auth'].address}: {CONFIG_FILE} was changed")
+            assert testbed.read_file("auth", CONFIG_FILE) == b"# written by hand\n"
+            # Unchanged since read: the swap goes ahead.
+            host.write("# ours\n", expect_sha256=host.facts().current_sha256)
+            assert testbed.read_file("auth", CONFIG_FILE) == b"# ours\n"
+        finally:
+            testbed.run("auth", f"rm -f {CONFIG_FILE}")

@@ -1,0 +1,79 @@
+"""The pull-request comment rendered from `pulumi preview --json` (the shape the pinned CLI writes)."""
+
+from __future__ import annotations
+
+from stackctl import pr_preview
+
+SITE_A = "urn:pulumi:prod::secure-postfix::secure-postfix:index:MailSite::a"
+POSTFIX = "secure-postfix:index:MailSite$pulumi-python:dynamic/postfix:PostfixConfig"
+
+
+def _state(name: str, inputs: dict) -> dict:
+    return {"urn": f"urn:pulumi:prod::secure-postfix::{POSTFIX}::{name}", "parent": SITE_A, "inputs": inputs}
+
+
+def _update(old: dict, new: dict, detailed: dict | None) -> dict:
+    return {
+        "op": "update",
+        "urn": f"urn:pulumi:prod::secure-postfix::{POSTFIX}::a-postfix",
+        "oldState": _state("a-postfix", old),
+        "newState": _state("a-postfix", new),
+        "detailedDiff": detailed,
+    }
+
+
+BASE = {"__provider": "gASV...", "host": "192.0.2.25", "private_key": "[secret]"}
+
+
+def test_one_line_per_changed_directive_from_the_engines_detailed_diff():
+    step = _update(
+        {**BASE, "main_cf": {"message_size_limit": "10240000", "queue_minfree": "0"}, "tls_key_pem": "[secret]"},
+        {**BASE, "main_cf": {"message_size_limit": "20480000", "queue_minfree": "0"}, "tls_key_pem": "[secret]"},
+        {"main_cf.message_size_limit": {"kind": "update"}, "tls_key_pem": {"kind": "update"}},
+    )
+    stack = {"op": "same", "urn": "urn:pulumi:prod::secure-postfix::pulumi:pulumi:Stack::secure-postfix-prod"}
+    comment = pr_preview.render("prod", {"steps": [stack, step], "changeSummary": {"same": 2, "update": 1}})
+    assert comment.splitlines() == [
+        pr_preview.MARKER,
+        "### `pulumi preview` of stack `prod`: 1 to update",
+        "",
+        "- site `a`, host `192.0.2.25` (`a-postfix`): `message_size_limit` `10240000` → `20480000`",
+        "- site `a`, host `192.0.2.25` (`a-postfix`): `tls_key_pem` `[secret]` → `[secret]`",
+    ]
+
+
+def test_added_and_dropped_directives_say_so():
+    step = _update(
+        {**BASE, "main_cf": {"queue_minfree": "0"}},
+        {**BASE, "main_cf": {"message_size_limit": "2048"}},
+        {"main_cf.message_size_limit": {"kind": "add"}, "main_cf.queue_minfree": {"kind": "delete"}},
+    )
+    lines = [c.line() for c in pr_preview.changes({"steps": [step]})]
+    assert lines == [
+        "- site `a`, host `192.0.2.25` (`a-postfix`): `message_size_limit` set to `2048`",
+        "- site `a`, host `192.0.2.25` (`a-postfix`): `queue_minfree` `0` → back to the host's original",
+    ]
+
+
+def test_a_create_lists_every_input_but_the_engines_own_and_keeps_secrets_hidden():
+    secret = {pr_preview._SECRET_SIG: "1b47061264138c4ac30d75fd1eb44270", "value": "-----BEGIN KEY-----\nabc"}
+    step = {"op": "create", "urn": f"urn:pulumi:prod::secure-postfix::{POSTFIX}::a-postfix"}
+    step["newState"] = _state("a-postfix", {**BASE, "main_cf": {"message_size_limit": "2048"}, "tls_key_pem": secret})
+    names = {c.name: c.new for c in pr_preview.changes({"steps": [step]})}
+    assert names == {
+        "host": "192.0.2.25",
+        "private_key": "[secret]",
+        "message_size_limit": "2048",
+        "tls_key_pem": "[secret]",
+    }
+
+
+def test_multi_line_values_show_their_first_line():
+    assert pr_preview._text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n") == (
+        "-----BEGIN CERTIFICATE----- …"
+    )
+
+
+def test_nothing_to_change_says_so():
+    comment = pr_preview.render("prod", {"steps": [], "changeSummary": {"same": 5}})
+    assert "no changes" in comment and "Every managed directive is as the stack asks." in comment

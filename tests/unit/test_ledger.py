@@ -1,0 +1,42 @@
+"""The host's record of first originals: recorded once, owned by resources, gone when nothing is owned."""
+
+import pytest
+
+from components.core.ledger import Ledger, LedgerError, directive_key, path_key
+
+A, B = "postfix:h:aaaa", "postfix:h:bbbb"
+SIZE = directive_key("message_size_limit")
+KEY = path_key("/etc/postfix/tls/secure-postfix.key")
+
+
+def test_first_original_is_never_overwritten_by_a_later_owner():
+    book = Ledger()
+    book.claim(A, [SIZE, KEY], {SIZE: {"raw": None}, KEY: {"existed": False}})
+    book.claim(B, [SIZE, KEY], {SIZE: {"raw": "message_size_limit = 1048576\n"}, KEY: {"existed": True}})
+    assert book.originals == {SIZE: {"raw": None}, KEY: {"existed": False}}
+    assert book.declared_by_others(A) == {SIZE, KEY}
+
+
+def test_release_keeps_what_another_owner_declares_and_empties_at_the_end():
+    book = Ledger()
+    book.claim(A, [SIZE, KEY], {SIZE: {"raw": None}, KEY: {"existed": False}})
+    book.claim(B, [SIZE], {})
+    book.release(A)
+    assert book.owners == {B: [SIZE]} and book.originals == {SIZE: {"raw": None}}
+    book.release(B)
+    assert book.empty
+
+
+def test_round_trip_keeps_bytes_that_are_not_utf8():
+    book = Ledger()
+    raw = b"smtpd_banner = caf\xe9\n".decode("utf-8", "surrogateescape")
+    book.claim(A, [SIZE], {SIZE: {"raw": raw}})
+    text = book.render()
+    text.encode("ascii")
+    assert Ledger.parse(text).originals[SIZE]["raw"] == raw
+
+
+@pytest.mark.parametrize("text", ["{", '{"version": 99}', "[]"])
+def test_unreadable_ledger_is_refused(text):
+    with pytest.raises(LedgerError):
+        Ledger.parse(text)
