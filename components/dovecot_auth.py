@@ -66,10 +66,28 @@ def _default_bind(host: Any) -> str:
         return ""
 
 
+def _port_problems(props: Mapping[str, Any]) -> list[Problem]:
+    """A library caller may pass anything: refuse it here, before listener_from turns it into an int."""
+    port = props.get("listen_port")
+    if port is None or _whole(port):
+        return []
+    return [Problem("listen_port", f"must be a whole number (a TCP port), got {port!r}")]
+
+
+def _whole(value: Any) -> bool:
+    # Numbers reach the provider as floats (protobuf); 12345.0 is the port 12345.
+    if isinstance(value, float):
+        return value.is_integer()
+    text = str(value)
+    return not isinstance(value, bool) and isinstance(value, (int, str)) and text.isascii() and text.isdigit()
+
+
 def check_props(props: Mapping[str, Any]) -> list[Problem]:
     problems = conn.check_connection(props)
     if any(conn.is_unknown(props.get(k)) for k in (*SETTINGS, "host")):
         return problems
+    if _port_problems(props):
+        return problems + _port_problems(props)
     listener = listener_from(props)
     if listener.kind == "inet" and not listener.address:
         problems.append(
@@ -86,7 +104,7 @@ def check_props(props: Mapping[str, Any]) -> list[Problem]:
 def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
     """Stored inputs: the connection, the settings, and the file and sasl_path they make."""
     inputs = {k: props.get(k) for k in (*conn.CONNECTION_FIELDS, *conn.OPTION_FIELDS, *SETTINGS)}
-    if not any(conn.is_unknown(props.get(k)) for k in (*SETTINGS, "host")):
+    if not any(conn.is_unknown(props.get(k)) for k in (*SETTINGS, "host")) and not _port_problems(props):
         listener = listener_from(props)
         mechanisms = str(props.get("auth_mechanisms") or dc.DEFAULT_MECHANISMS)
         inputs["managed_file"] = dc.render(listener, mechanisms)

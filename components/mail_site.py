@@ -7,6 +7,7 @@ orders the two hosts by that dependency.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ import pulumi
 
 from components.dovecot_auth import DovecotAuthService
 from components.postfix_config import PostfixConfig
-from components.stack_config import ConfigError, HostSpec, SiteSpec
+from components.stack_config import ConfigError, HostSpec, SaslSpec, SiteSpec
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,39 @@ def _plain(value: Any, field: str) -> Any:
             )
         return await value.future(with_unknowns=True)
 
-    return pulumi.Output(value.resources(), checked(), value.is_known(), value.is_secret())
+    # Not secret once checked; is_known runs as a task so that it is awaited even when the check raises.
+    return pulumi.Output(value.resources(), checked(), asyncio.ensure_future(value.is_known()))
+
+
+def dovecot_for(
+    resource_name: str, spec: SaslSpec, host: HostSpec, private_key: pulumi.Input[str], opts: pulumi.ResourceOptions
+) -> DovecotAuthService:
+    """The one DovecotAuthService of a Dovecot host: a site's own (older form) or one under auth_services."""
+    return DovecotAuthService(
+        resource_name,
+        connection=connection_for(host, private_key),
+        listener=spec.listener,
+        listen_port=spec.listen_port if spec.listener == "inet" else None,
+        bind_address=spec.bind_address if spec.listener == "inet" else None,
+        allow_all_interfaces=spec.allow_all_interfaces,
+        auth_mechanisms=spec.auth_mechanisms,
+        opts=opts,
+    )
+
+
+def postfix_resource_name(site: str, hosts: tuple[str, ...], host: str) -> str:
+    """A one-host site keeps its first name, so a stack written before fleets plans no replacement."""
+    return f"{site}-postfix" if len(hosts) == 1 else f"{site}-{host}-postfix"
 
 
 class MailSite(pulumi.ComponentResource):
+    """One policy on every Postfix host of the site; each host waits for the auth service it uses.
+
+    Hosts do not depend on each other, so the engine applies them in parallel.
+    """
+
     postfix: PostfixConfig
+    postfixes: dict[str, PostfixConfig]
     dovecot: DovecotAuthService | None
 
     def __init__(
@@ -72,27 +101,24 @@ class MailSite(pulumi.ComponentResource):
         private_key: pulumi.Input[str],
         tls: TlsMaterial | None = None,
         opts: pulumi.ResourceOptions | None = None,
+        auth_service: DovecotAuthService | None = None,
     ):
         super().__init__("secure-postfix:index:MailSite", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.dovecot = None
-        sasl = None
-        if site.sasl is not None and site.dovecot_host is not None:
-            spec = site.sasl
-            self.dovecot = DovecotAuthService(
-                f"{name}-dovecot",
-                connection=connection_for(hosts[site.dovecot_host], private_key),
-                listener=spec.listener,
-                listen_port=spec.listen_port if spec.listener == "inet" else None,
-                bind_address=spec.bind_address if spec.listener == "inet" else None,
-                allow_all_interfaces=spec.allow_all_interfaces,
-                auth_mechanisms=spec.auth_mechanisms,
-                opts=child,
+        if site.auth_service is not None and auth_service is None:
+            raise ConfigError(
+                f"sites.{name}.auth_service is {site.auth_service!r} but no DovecotAuthService was given for it"
             )
+        # The older form: the site owns its Dovecot host's auth service itself.
+        self.dovecot = auth_service
+        if site.sasl is not None and site.dovecot_host is not None and auth_service is None:
+            self.dovecot = dovecot_for(f"{name}-dovecot", site.sasl, hosts[site.dovecot_host], private_key, child)
+        sasl = None
+        if site.sasl is not None and self.dovecot is not None:
             sasl = {
                 "path": self.dovecot.sasl_path,
-                "security_options": spec.security_options,
-                "tls_security_options": spec.tls_security_options,
+                "security_options": site.sasl.security_options,
+                "tls_security_options": site.sasl.tls_security_options,
             }
         tls_settings = None
         if site.tls is not None and tls is not None:
@@ -102,17 +128,27 @@ class MailSite(pulumi.ComponentResource):
                 "protocols": site.tls.protocols,
                 "public_mx": site.public_mx,
             }
-        self.postfix = PostfixConfig(
-            f"{name}-postfix",
-            connection=connection_for(hosts[site.postfix_host], private_key),
-            limits=refuse_secret_values(site.limits, f"sites.{name}.limits"),
-            directives=refuse_secret_values(site.directives, f"sites.{name}.directives"),
-            sasl=sasl,
-            tls=tls_settings,
-            tls_key_pem=tls.key_pem if tls is not None else None,
-            opts=child,
-        )
-        outputs = {"postfix_host": hosts[site.postfix_host].address, "postfix_version": self.postfix.postfix_version}
+        self.postfixes = {}
+        for index, host in enumerate(site.postfix_hosts):
+            resource = postfix_resource_name(name, site.postfix_hosts, host)
+            aliases = [pulumi.Alias(name=f"{name}-postfix")] if index == 0 and resource != f"{name}-postfix" else []
+            depends = [self.dovecot] if self.dovecot is not None else []
+            self.postfixes[host] = PostfixConfig(
+                resource,
+                connection=connection_for(hosts[host], private_key),
+                limits=refuse_secret_values(site.limits, f"sites.{name}.limits"),
+                directives=refuse_secret_values(site.directives, f"sites.{name}.directives"),
+                sasl=sasl,
+                tls=tls_settings,
+                tls_key_pem=tls.key_pem if tls is not None else None,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=depends, aliases=aliases),
+            )
+        self.postfix = self.postfixes[site.postfix_hosts[0]]
+        outputs: dict[str, Any] = {
+            "postfix_host": hosts[site.postfix_host].address,
+            "postfix_version": self.postfix.postfix_version,
+            "postfix_hosts": [hosts[h].address for h in site.postfix_hosts],
+        }
         if self.dovecot is not None:
             outputs["sasl_path"] = self.dovecot.sasl_path
         self.register_outputs(outputs)

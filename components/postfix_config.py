@@ -410,60 +410,111 @@ def _apply_plan(
     except PostfixError as exc:
         raise ApplyError(f"{exc} (changed: {changed}). Nothing was changed.") from None
     offset = host.s.file_size(facts.log_file)
-    # A master already throttling smtpd (after some earlier crash) ignores a reload; restart it instead.
-    was_serving = _answers(host)
+    failing_before = _failure_before(host, facts, offset)
     paths = list(files)
     made: list[str] = []
+    written: list[str] = []
     host.expect_unchanged(facts)
     if paths:
         host.backup_files(paths)
+    swapped = False
+    try:
+        # The TLS files and main.cf are one transaction: all new, or all as they were.
         for directory in sorted({p.rsplit("/", 1)[0] for p in paths}):
             if host.ensure_directory(directory):
                 made.append(directory + "/")
         for path, (content, mode) in files.items():
             host.s.write_file_atomic(path, content.encode(), mode=mode, owner="root:root")
-    host.swap_in(plan.text, facts.config_directory, expect_sha256=facts.main_cf_sha256)
-    try:
-        if was_serving:
-            host.reload()
-            _wait_for_reload(host, facts, offset)
-        else:
-            pulumi.log.warn(
-                f"{label}: Postfix did not answer SMTP before the change; restarting it instead of a reload"
-            )
-            host.restart()
-            _wait_until_answering(host)
+            written.append(path)
+        host.swap_in(plan.text, facts.config_directory, expect_sha256=facts.main_cf_sha256)
+        swapped = True
+        _load(host, facts, offset, failing_before)
         _verify(host, facts, offset, tls_fingerprint)
     except Exception as exc:  # whatever went wrong, the host must not keep a half-applied change
-        if paths:
-            host.restore_files(paths)
-            host.remove_files(made)
-        answering = _roll_back(host, facts)
         reason = str(exc).removeprefix(f"{label}: ")
-        state = (
-            "it answers SMTP again" if answering else "it does not answer SMTP (it did not before the change either)"
-        )
+        if written:
+            host.restore_files(written)
+        if paths:
+            host.drop_backups(paths)
+        host.remove_files(made)
+        if not swapped:
+            files_back = f" {', '.join(written)} put back as they were;" if written else ""
+            raise ApplyError(
+                f"{label}: the change of {changed} could not be written: {reason}.{files_back} main.cf was not "
+                "changed and Postfix was not reloaded."
+            ) from None
+        answering = _roll_back(host, facts, patient=failing_before is None)
         raise ApplyError(
-            f"{label}: Postfix failed after the change of {changed}: {reason}. The previous configuration was put "
-            f"back and Postfix restarted; {state}."
+            f"{label}: Postfix failed after the change of {changed}: {reason}. The previous configuration"
+            f"{' and TLS files were' if written else ' was'} put back and Postfix restarted; "
+            f"{_after_rollback(answering, failing_before)}."
         ) from None
     if paths:
         host.drop_backups(paths)
     return made
 
 
+def _after_rollback(answering: bool, failing_before: str | None) -> str:
+    if failing_before is None:
+        return "it answers SMTP again" if answering else "it does not answer SMTP"
+    now = "it answers SMTP now" if answering else "it still does not answer SMTP"
+    return (
+        f"that configuration was ALREADY FAILING before the change ({failing_before}), so {now}: "
+        "fix the cause named above, or the failing setting by hand"
+    )
+
+
 # `postfix reload` only signals the master. Until the master has re-read main.cf, an idle smtpd of
-# the old generation could answer the probe; the master logs "reload" once it has.
-_RELOAD_WAIT_SECONDS = 5.0
+# the old generation could answer the probe; the master logs "reload" once it has. After that line
+# every smtpd runs the new configuration: only later log lines judge it.
+_RELOAD_MARK = "reload -- version"
+_START_MARK = "daemon started -- version"
+_MASTER_WAIT_SECONDS = 5.0
 _SETTLE_SECONDS = 0.2
 _NO_LOG_SETTLE_SECONDS = 1.0
 
 
+def _failure_before(host: PostfixHost, facts: PostfixFacts, offset: int | None) -> str | None:
+    """Why Postfix does not serve before the change (None when it does), as its own probe sees it."""
+    try:
+        host.probe_smtp(timeout=3.0)
+        return None
+    except RemoteError as exc:
+        reason = str(exc).removeprefix(f"{host.label}: ")
+    fatals = host.log_fatals(facts.log_file, offset)
+    return reason + (f"; the mail log says: {' | '.join(fatals[-2:])}" if fatals else "")
+
+
+def _load(host: PostfixHost, facts: PostfixFacts, offset: int | None, failing_before: str | None) -> None:
+    """Make the master load the new main.cf: a reload, or a restart when it was not serving."""
+    if failing_before is None:
+        host.reload()
+        _wait_for_master(host, facts, offset, _RELOAD_MARK)
+        return
+    # A master already throttling smtpd (after some earlier crash) ignores a reload; restart it instead.
+    pulumi.log.warn(
+        f"{host.label}: Postfix did not answer SMTP before the change ({failing_before}); "
+        "restarting it instead of a reload"
+    )
+    host.restart()
+    _wait_for_master(host, facts, offset, _START_MARK)
+
+
+def _fresh_log(host: PostfixHost, facts: PostfixFacts, offset: int | None, mark: str | None) -> list[str]:
+    """Log lines since the master logged `mark` (its last load): what the new configuration caused."""
+    lines = host.s.read_appended(facts.log_file, offset)
+    if mark is None:
+        return lines
+    starts = [i for i, line in enumerate(lines) if mark in line]
+    return lines[starts[-1] + 1 :] if starts else lines
+
+
 def _verify(host: PostfixHost, facts: PostfixFacts, offset: int | None, tls_fingerprint: str | None) -> None:
-    """Probe SMTP; the mail log's fatal lines, if any, are the reason given."""
+    """Probe SMTP; the mail log's fatal lines since the new configuration was loaded, if any, are the reason."""
+    mark = _last_mark(host, facts, offset)
 
     def fail_on_fatal() -> None:
-        fatals = host.log_fatals(facts.log_file, offset)
+        fatals = [ln for ln in _fresh_log(host, facts, offset, mark) if _is_fatal(ln)]
         if fatals:
             raise PostfixError(f"{host.label}: smtpd cannot start; the mail log says: " + " | ".join(fatals[-3:]))
 
@@ -471,24 +522,37 @@ def _verify(host: PostfixHost, facts: PostfixFacts, offset: int | None, tls_fing
         host.probe_smtp(while_waiting=fail_on_fatal, tls_fingerprint=tls_fingerprint)
     except PostfixError as exc:
         fail_on_fatal()
-        warnings = [ln for ln in host.s.read_appended(facts.log_file, offset) if "warning:" in ln]
+        warnings = [ln for ln in _fresh_log(host, facts, offset, mark) if "warning:" in ln]
         if warnings:
             raise PostfixError(f"{exc}; the mail log says: " + " | ".join(warnings[-3:])) from None
         raise
     fail_on_fatal()
 
 
-def _wait_for_reload(host: PostfixHost, facts: PostfixFacts, offset: int | None) -> None:
+def _is_fatal(line: str) -> bool:
+    return "fatal:" in line or "panic:" in line
+
+
+def _last_mark(host: PostfixHost, facts: PostfixFacts, offset: int | None) -> str | None:
+    lines = host.s.read_appended(facts.log_file, offset)
+    found = [m for line in lines for m in (_RELOAD_MARK, _START_MARK) if m in line]
+    return found[-1] if found else None
+
+
+def _wait_for_master(host: PostfixHost, facts: PostfixFacts, offset: int | None, mark: str) -> None:
     if facts.log_file is None or offset is None:
         time.sleep(_NO_LOG_SETTLE_SECONDS)
         return
-    deadline = time.monotonic() + _RELOAD_WAIT_SECONDS
+    deadline = time.monotonic() + _MASTER_WAIT_SECONDS
     while time.monotonic() < deadline:
-        if any("reload -- version" in line for line in host.s.read_appended(facts.log_file, offset)):
+        if any(mark in line for line in host.s.read_appended(facts.log_file, offset)):
             time.sleep(_SETTLE_SECONDS)
             return
         time.sleep(0.1)
-    raise PostfixError(f"{host.label}: the Postfix master did not log its reload within {_RELOAD_WAIT_SECONDS:.0f} s")
+    raise PostfixError(
+        f"{host.label}: the Postfix master did not log that it loaded the new main.cf ({mark!r}) within "
+        f"{_MASTER_WAIT_SECONDS:.0f} s"
+    )
 
 
 def _answers(host: PostfixHost, timeout: float = 3.0) -> bool:
@@ -508,12 +572,15 @@ def _wait_until_answering(host: PostfixHost, seconds: float = 30.0) -> bool:
     return True
 
 
-def _roll_back(host: PostfixHost, facts: PostfixFacts) -> bool:
-    """Put the previous main.cf back and restart; True when Postfix answers SMTP again."""
+def _roll_back(host: PostfixHost, facts: PostfixFacts, patient: bool = True) -> bool:
+    """Put the previous main.cf back and restart; True when Postfix answers SMTP again.
+
+    A configuration that was failing before the change gets one probe, not a 30 s wait.
+    """
     host.swap_in(facts.main_cf, facts.config_directory)
     # A crashed smtpd throttles the service; only stop + start lifts that.
     host.restart()
-    return _wait_until_answering(host)
+    return _wait_until_answering(host, 30.0 if patient else 0.0)
 
 
 def _log(label: str, changes: list, what: str) -> None:

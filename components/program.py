@@ -9,11 +9,11 @@ import pulumi
 from pulumi.runtime import is_config_secret
 
 from components.core import compliance, compliance_render
-from components.mail_site import MailSite, TlsMaterial
+from components.mail_site import MailSite, TlsMaterial, dovecot_for
 from components.stack_config import NAMESPACE, ConfigError, SiteSpec, parse_stack, read_inventory
 
 # Keys whose values reach main.cf, Dovecot's file and the resources' state as plain text.
-PLAIN_KEYS = ("hosts", "sites")
+PLAIN_KEYS = ("hosts", "sites", "auth_services")
 
 
 def _project_path(value: str) -> Path:
@@ -59,13 +59,26 @@ def main() -> None:
     inventory = config.get("inventory_file")
     if inventory:
         hosts_raw = {**read_inventory(_project_path(inventory)), **hosts_raw}
-    spec = parse_stack(hosts_raw, config.get_object("sites") or {})
+    spec = parse_stack(hosts_raw, config.get_object("sites") or {}, config.get_object("auth_services") or {})
     private_key = _private_key(config)
+    # One resource per auth service, however many sites and hosts use it: it alone owns the Dovecot file.
+    services = {
+        name: dovecot_for(
+            f"{name}-dovecot", svc.sasl, spec.hosts[svc.dovecot_host], private_key, pulumi.ResourceOptions()
+        )
+        for name, svc in spec.auth_services.items()
+    }
+    for name, service in services.items():
+        pulumi.export(f"auth_{name}_sasl_path", service.sasl_path)
     for name, site in spec.sites.items():
-        exported = MailSite(name, site, spec.hosts, private_key, _tls_material(config, site))
-        pulumi.export(f"{name}_postfix_version", exported.postfix.postfix_version)
-        _report_compliance(site.postfix_host, exported.postfix.compliance)
-        if exported.dovecot is not None:
+        service = services.get(site.auth_service) if site.auth_service else None
+        exported = MailSite(name, site, spec.hosts, private_key, _tls_material(config, site), auth_service=service)
+        versions = {host: p.postfix_version for host, p in exported.postfixes.items()}
+        one = len(versions) == 1
+        pulumi.export(f"{name}_postfix_version", exported.postfix.postfix_version if one else versions)
+        for host, postfix in exported.postfixes.items():
+            _report_compliance(host, postfix.compliance)
+        if exported.dovecot is not None and service is None:
             pulumi.export(f"{name}_sasl_path", exported.dovecot.sasl_path)
 
 

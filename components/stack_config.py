@@ -60,20 +60,42 @@ class TlsSpec:
 
 @dataclass(frozen=True)
 class SiteSpec:
+    """One policy applied to every host in `postfix_hosts`.
+
+    `dovecot_host` is the older form: the site owns a Dovecot auth service of its own there.
+    `auth_service` names one declared under auth_services, shared by any number of sites.
+    Either way `sasl` holds everything the site's Postfix hosts need to reach it.
+    """
+
     name: str
-    postfix_host: str
+    postfix_hosts: tuple[str, ...]
     dovecot_host: str | None = None
     public_mx: bool = True
     limits: dict[str, Any] = field(default_factory=dict)
     directives: dict[str, Any] = field(default_factory=dict)
     sasl: SaslSpec | None = None
     tls: TlsSpec | None = None
+    auth_service: str | None = None
+
+    @property
+    def postfix_host(self) -> str:
+        return self.postfix_hosts[0]
+
+
+@dataclass(frozen=True)
+class AuthServiceSpec:
+    """A Dovecot auth service declared once under auth_services: the one owner of its host's Dovecot file."""
+
+    name: str
+    dovecot_host: str
+    sasl: SaslSpec
 
 
 @dataclass(frozen=True)
 class StackSpec:
     hosts: dict[str, HostSpec]
     sites: dict[str, SiteSpec]
+    auth_services: dict[str, AuthServiceSpec] = field(default_factory=dict)
 
 
 def parse_hosts(raw: Mapping[str, Any], where: str = "hosts") -> dict[str, HostSpec]:
@@ -96,69 +118,224 @@ def parse_hosts(raw: Mapping[str, Any], where: str = "hosts") -> dict[str, HostS
     return hosts
 
 
-def parse_sites(raw: Mapping[str, Any], hosts: Mapping[str, HostSpec]) -> dict[str, SiteSpec]:
+def parse_sites(
+    raw: Mapping[str, Any], hosts: Mapping[str, HostSpec], auth_services: Mapping[str, Any] | None = None
+) -> dict[str, SiteSpec]:
+    """Sites, checked together with the auth services they name (see `parse_auth_services`)."""
+    services_raw = _auth_services_raw(auth_services)
     sites = {}
     for name, item in raw.items():
         prefix = f"{NAMESPACE}:sites.{name}"
         if not isinstance(item, Mapping):
             raise ConfigError(f"{prefix} must be an object")
-        postfix_host = item.get("postfix_host")
-        if postfix_host not in hosts:
-            raise ConfigError(f"{prefix}.postfix_host is {postfix_host!r}; it must name one of hosts: {sorted(hosts)}")
+        postfix_hosts = _postfix_hosts(item, prefix, hosts)
         for key in ("limits", "directives"):
             if not isinstance(item.get(key, {}), Mapping):
                 raise ConfigError(f"{prefix}.{key} must be an object of directive: value")
         dovecot_host = item.get("dovecot_host")
-        if dovecot_host is not None and dovecot_host not in hosts:
-            raise ConfigError(f"{prefix}.dovecot_host is {dovecot_host!r}; it must name one of hosts: {sorted(hosts)}")
-        sasl = parse_sasl(item.get("sasl"), prefix, postfix_host, dovecot_host)
+        auth_service = item.get("auth_service")
+        if auth_service is not None:
+            sasl = _site_sasl_for_service(item, prefix, auth_service, services_raw)
+        else:
+            if dovecot_host is not None and dovecot_host not in hosts:
+                raise ConfigError(
+                    f"{prefix}.dovecot_host is {dovecot_host!r}; it must name one of hosts: {sorted(hosts)}"
+                )
+            sasl = parse_sasl(item.get("sasl"), prefix, postfix_hosts, dovecot_host)
         tls = parse_tls(item.get("tls"), prefix)
-        if sasl is not None and tls is None:
+        if (sasl is not None or auth_service is not None) and tls is None:
             raise ConfigError(
                 f"{prefix}.sasl needs {prefix}.tls: with the guide's noplaintext and no TLS, AUTH can never succeed"
             )
         sites[name] = SiteSpec(
             name=name,
-            postfix_host=postfix_host,
+            postfix_hosts=postfix_hosts,
             dovecot_host=dovecot_host,
             public_mx=_boolean(item, "public_mx", True, prefix),
             limits=dict(item.get("limits", {})),
             directives=dict(item.get("directives", {})),
             sasl=sasl,
             tls=tls,
+            auth_service=auth_service,
         )
-    _refuse_shared_hosts(sites, hosts)
+    services = parse_auth_services(services_raw, hosts, sites)
+    sites = {name: _with_service_listener(site, services) for name, site in sites.items()}
+    _refuse_shared_hosts(sites, services, hosts)
     return sites
 
 
-# What each role owns on its host: two sites in one role on one machine would own it twice.
+def _auth_services_raw(raw: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+    services = {}
+    for name, item in (raw or {}).items():
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{NAMESPACE}:auth_services.{name} must be an object with at least 'dovecot_host'")
+        services[name] = item
+    return services
+
+
+def _postfix_hosts(item: Mapping[str, Any], prefix: str, hosts: Mapping[str, HostSpec]) -> tuple[str, ...]:
+    """`postfix_hosts` or `postfix_host`: a host name or a list of them (a one-element list is one host)."""
+    if "postfix_hosts" in item and "postfix_host" in item:
+        raise ConfigError(f"{prefix} sets both postfix_host and postfix_hosts; use one of them")
+    key = "postfix_hosts" if "postfix_hosts" in item else "postfix_host"
+    value = item.get(key)
+    names = value if isinstance(value, list) else [value]
+    if not names:
+        raise ConfigError(f"{prefix}.{key} is an empty list; name at least one of hosts: {sorted(hosts)}")
+    for index, host in enumerate(names):
+        where = f"{prefix}.{key}" if not isinstance(value, list) else f"{prefix}.{key}[{index}]"
+        if not isinstance(host, str) or host not in hosts:
+            raise ConfigError(f"{where} is {host!r}; it must name one of hosts: {sorted(hosts)}")
+        if names.index(host) != index:
+            raise ConfigError(f"{where} ({host}) is listed twice in {prefix}.{key}")
+    return tuple(names)
+
+
+# The Dovecot side of SASL: with auth_service it is set once on the service, never per site.
+_SERVICE_KEYS = ("listener", "listen_port", "bind_address", "allow_all_interfaces", "auth_mechanisms")
+_SITE_SASL_KEYS = ("security_options", "tls_security_options")
+
+
+def _site_sasl_for_service(
+    item: Mapping[str, Any], prefix: str, service: Any, services: Mapping[str, Mapping[str, Any]]
+) -> SaslSpec:
+    if not isinstance(service, str) or service not in services:
+        raise ConfigError(
+            f"{prefix}.auth_service is {service!r}; it must name one of {NAMESPACE}:auth_services: {sorted(services)}"
+        )
+    if item.get("dovecot_host") is not None:
+        raise ConfigError(
+            f"{prefix} sets both auth_service and dovecot_host; the Dovecot host is "
+            f"{NAMESPACE}:auth_services.{service}.dovecot_host"
+        )
+    raw = item.get("sasl") or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{prefix}.sasl must be an object")
+    for key in _SERVICE_KEYS:
+        if key in raw:
+            raise ConfigError(
+                f"{prefix}.sasl.{key} is set on the auth service, not on a site that uses one: "
+                f"set {NAMESPACE}:auth_services.{service}.{key}"
+            )
+    unknown = sorted(set(raw) - {*_SERVICE_KEYS, *_SITE_SASL_KEYS})
+    if unknown:
+        raise ConfigError(f"{prefix}.sasl.{unknown[0]} is not a setting of sasl ({', '.join(_SITE_SASL_KEYS)})")
+    # The listener is filled in from the service once every site using it is known.
+    return SaslSpec(
+        listener="",
+        security_options=str(raw.get("security_options", "noanonymous, noplaintext")),
+        tls_security_options=str(raw.get("tls_security_options", "noanonymous")),
+    )
+
+
+def parse_auth_services(
+    raw: Mapping[str, Mapping[str, Any]], hosts: Mapping[str, HostSpec], sites: Mapping[str, SiteSpec]
+) -> dict[str, AuthServiceSpec]:
+    """Each auth service once; its listener defaults to unix only when every host using it is Dovecot's own."""
+    services = {}
+    for name, item in raw.items():
+        prefix = f"{NAMESPACE}:auth_services.{name}"
+        dovecot_host = item.get("dovecot_host")
+        if dovecot_host not in hosts:
+            raise ConfigError(f"{prefix}.dovecot_host is {dovecot_host!r}; it must name one of hosts: {sorted(hosts)}")
+        users = [(site.name, h) for site in sites.values() if site.auth_service == name for h in site.postfix_hosts]
+        local = bool(users) and all(_same_machine(hosts[h], hosts[dovecot_host]) for _, h in users)
+        listener = item.get("listener", "unix" if local else "inet")
+        if listener == "unix":
+            for site_name, host in users:
+                if not _same_machine(hosts[host], hosts[dovecot_host]):
+                    raise ConfigError(
+                        f"{prefix}.listener is unix but {NAMESPACE}:sites.{site_name} uses it from {host} "
+                        f"({hosts[host].address}), not from Dovecot's own host {dovecot_host} "
+                        f"({hosts[dovecot_host].address}): a UNIX socket cannot cross machines; use inet"
+                    )
+        unknown = sorted(set(item) - {"dovecot_host", *_SERVICE_KEYS})
+        if unknown:
+            raise ConfigError(
+                f"{prefix}.{unknown[0]} is not a setting of an auth service "
+                f"(dovecot_host, {', '.join(_SERVICE_KEYS)}); Postfix's side goes in a site's sasl"
+            )
+        services[name] = AuthServiceSpec(
+            name=name, dovecot_host=dovecot_host, sasl=_dovecot_side({**item, "listener": listener}, prefix)
+        )
+    return services
+
+
+def _with_service_listener(site: SiteSpec, services: Mapping[str, AuthServiceSpec]) -> SiteSpec:
+    if site.auth_service is None or site.sasl is None:
+        return site
+    own = services[site.auth_service].sasl
+    sasl = SaslSpec(
+        listener=own.listener,
+        listen_port=own.listen_port,
+        bind_address=own.bind_address,
+        allow_all_interfaces=own.allow_all_interfaces,
+        auth_mechanisms=own.auth_mechanisms,
+        security_options=site.sasl.security_options,
+        tls_security_options=site.sasl.tls_security_options,
+    )
+    _refuse_plaintext_only(sasl, f"{NAMESPACE}:sites.{site.name}.sasl")
+    return SiteSpec(**{**site.__dict__, "sasl": sasl})
+
+
+def _same_machine(a: HostSpec, b: HostSpec) -> bool:
+    return (a.address.lower(), a.port) == (b.address.lower(), b.port)
+
+
+# What each role owns on its host: two owners in one role on one machine would own it twice.
 _OWNED = {
     "postfix_host": "the managed lines of main.cf (each site would record the other's values as the originals)",
     "dovecot_host": "the whole Dovecot file conf.d/99-secure-postfix-auth.conf (each would overwrite or delete it)",
 }
 
 
-def _refuse_shared_hosts(sites: Mapping[str, SiteSpec], hosts: Mapping[str, HostSpec]) -> None:
-    """One site per machine and role: the resources do not share what they own (two host names may be one machine)."""
-    for role, owned in _OWNED.items():
-        seen: dict[tuple[str, int], str] = {}
-        for name, site in sites.items():
-            host_name = getattr(site, role)
-            if host_name is None:
-                continue
+def _owners(
+    sites: Mapping[str, SiteSpec], services: Mapping[str, AuthServiceSpec]
+) -> dict[str, list[tuple[str, str, str]]]:
+    """role -> (owner, the key as the user wrote it, host name), in config order."""
+    postfix = []
+    for name, site in sites.items():
+        for index, host in enumerate(site.postfix_hosts):
+            key = (
+                f"sites.{name}.postfix_host" if len(site.postfix_hosts) == 1 else f"sites.{name}.postfix_hosts[{index}]"
+            )
+            postfix.append((f"sites.{name}", key, host))
+    dovecot = [(f"sites.{n}", f"sites.{n}.dovecot_host", s.dovecot_host) for n, s in sites.items() if s.dovecot_host]
+    dovecot += [(f"auth_services.{n}", f"auth_services.{n}.dovecot_host", s.dovecot_host) for n, s in services.items()]
+    return {"postfix_host": postfix, "dovecot_host": dovecot}
+
+
+def _refuse_shared_hosts(
+    sites: Mapping[str, SiteSpec], services: Mapping[str, AuthServiceSpec], hosts: Mapping[str, HostSpec]
+) -> None:
+    """One owner per machine and role: resources do not share what they own (two host names may be one machine)."""
+    for role, owners in _owners(sites, services).items():
+        seen: dict[tuple[str, int], tuple[str, str, str]] = {}
+        for owner, key, host_name in owners:
             host = hosts[host_name]
             machine = (host.address.lower(), host.port)
             if machine in seen:
-                first = seen[machine]
+                first_owner, first_key, first_host = seen[machine]
+                what = "sites" if first_owner.startswith("sites.") and owner.startswith("sites.") else "owners"
                 raise ConfigError(
-                    f"{NAMESPACE}:sites.{first}.{role} ({getattr(sites[first], role)}) and "
-                    f"{NAMESPACE}:sites.{name}.{role} ({host_name}) are the same host ({host.address}): both sites "
-                    f"would own {owned}. Put both sites' settings in one site, or use different hosts"
+                    f"{NAMESPACE}:{first_key} ({first_host}) and {NAMESPACE}:{key} ({host_name}) are the same host "
+                    f"({host.address}): both {what} would own {_OWNED[role]}. "
+                    + (
+                        "List each host in one site only, or use different hosts"
+                        if role == "postfix_host"
+                        else "Declare the Dovecot host once under auth_services and name it from every site "
+                        "(auth_service), or use different hosts"
+                    )
                 )
-            seen[machine] = name
+            seen[machine] = (owner, key, host_name)
 
 
-def parse_sasl(raw: Any, prefix: str, postfix_host: str, dovecot_host: str | None) -> SaslSpec | None:
+def parse_sasl(
+    raw: Any, prefix: str, postfix_hosts: tuple[str, ...] | str, dovecot_host: str | None
+) -> SaslSpec | None:
+    """The older form: a site's own Dovecot host and its whole sasl block."""
+    if isinstance(postfix_hosts, str):
+        postfix_hosts = (postfix_hosts,)
     if raw is None:
         if dovecot_host is not None:
             raise ConfigError(f"{prefix}.dovecot_host is set but {prefix}.sasl is missing")
@@ -166,32 +343,50 @@ def parse_sasl(raw: Any, prefix: str, postfix_host: str, dovecot_host: str | Non
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{prefix}.sasl must be an object")
     if dovecot_host is None:
-        raise ConfigError(f"{prefix}.sasl needs {prefix}.dovecot_host (the host that runs Dovecot)")
-    same_host = dovecot_host == postfix_host
-    listener = raw.get("listener", "unix" if same_host else "inet")
-    if listener not in ("unix", "inet"):
-        raise ConfigError(f"{prefix}.sasl.listener must be unix or inet, got {listener!r}")
-    if listener == "unix" and not same_host:
         raise ConfigError(
-            f"{prefix}.sasl.listener is unix but Dovecot ({dovecot_host}) and Postfix ({postfix_host}) are different "
+            f"{prefix}.sasl needs {prefix}.auth_service (a key of {NAMESPACE}:auth_services) or "
+            f"{prefix}.dovecot_host (the host that runs Dovecot)"
+        )
+    same_host = all(host == dovecot_host for host in postfix_hosts)
+    listener = raw.get("listener", "unix" if same_host else "inet")
+    if listener == "unix" and not same_host:
+        other = next(host for host in postfix_hosts if host != dovecot_host)
+        raise ConfigError(
+            f"{prefix}.sasl.listener is unix but Dovecot ({dovecot_host}) and Postfix ({other}) are different "
             "hosts: a UNIX socket cannot cross machines; use inet"
         )
+    spec = _dovecot_side({**raw, "listener": listener}, f"{prefix}.sasl")
     spec = SaslSpec(
-        listener=listener,
-        listen_port=_whole_number(raw.get("listen_port", DEFAULT_SASL_PORT), f"{prefix}.sasl.listen_port"),
-        bind_address=raw.get("bind_address"),
-        allow_all_interfaces=_boolean(raw, "allow_all_interfaces", False, f"{prefix}.sasl"),
-        auth_mechanisms=str(raw.get("auth_mechanisms", "plain login")),
-        security_options=str(raw.get("security_options", "noanonymous, noplaintext")),
-        tls_security_options=str(raw.get("tls_security_options", "noanonymous")),
+        **{
+            **spec.__dict__,
+            "security_options": str(raw.get("security_options", "noanonymous, noplaintext")),
+            "tls_security_options": str(raw.get("tls_security_options", "noanonymous")),
+        }
     )
+    _refuse_plaintext_only(spec, f"{prefix}.sasl")
+    return spec
+
+
+def _dovecot_side(raw: Mapping[str, Any], where: str) -> SaslSpec:
+    listener = raw.get("listener")
+    if listener not in ("unix", "inet"):
+        raise ConfigError(f"{where}.listener must be unix or inet, got {listener!r}")
+    return SaslSpec(
+        listener=listener,
+        listen_port=_whole_number(raw.get("listen_port", DEFAULT_SASL_PORT), f"{where}.listen_port"),
+        bind_address=raw.get("bind_address"),
+        allow_all_interfaces=_boolean(raw, "allow_all_interfaces", False, where),
+        auth_mechanisms=str(raw.get("auth_mechanisms", "plain login")),
+    )
+
+
+def _refuse_plaintext_only(spec: SaslSpec, where: str) -> None:
     mechanisms = {m.lower() for m in spec.auth_mechanisms.replace(",", " ").split()}
     if "noplaintext" in spec.tls_security_options and mechanisms <= PLAINTEXT_MECHANISMS:
         raise ConfigError(
-            f"{prefix}.sasl: tls_security_options has noplaintext but auth_mechanisms ({spec.auth_mechanisms}) "
+            f"{where}: tls_security_options has noplaintext but auth_mechanisms ({spec.auth_mechanisms}) "
             "offers only plaintext mechanisms, so AUTH could never succeed"
         )
-    return spec
 
 
 def parse_tls(raw: Any, prefix: str) -> TlsSpec | None:
@@ -243,9 +438,13 @@ def _whole_number(value: Any, key: str) -> int:
     return int(value)
 
 
-def parse_stack(hosts_raw: Mapping[str, Any], sites_raw: Mapping[str, Any]) -> StackSpec:
+def parse_stack(
+    hosts_raw: Mapping[str, Any], sites_raw: Mapping[str, Any], auth_services_raw: Mapping[str, Any] | None = None
+) -> StackSpec:
     hosts = parse_hosts(hosts_raw)
-    return StackSpec(hosts=hosts, sites=parse_sites(sites_raw, hosts))
+    sites = parse_sites(sites_raw, hosts, auth_services_raw)
+    services = parse_auth_services(_auth_services_raw(auth_services_raw), hosts, sites)
+    return StackSpec(hosts=hosts, sites=sites, auth_services=services)
 
 
 def read_inventory(path: Path) -> dict[str, Any]:

@@ -12,14 +12,21 @@ from components.remote.ssh import RemoteError, Session
 
 DOVECOT_CONF = "/etc/dovecot/dovecot.conf"
 
+# The staged conf.d is a copy inside /etc/dovecot (private keys are never copied anywhere), bound
+# over the real conf.d in a mount namespace of its own for `doveconf`: everything else it reads,
+# includes and key files alike, is the host's own. Our file is written fresh in the copy, so a
+# symlink in its place is never written through; `doveconf` names the real paths.
 _STAGE_AND_CHECK = r"""
 set -u
-stage=$(mktemp -d /tmp/secure-postfix-dovecot.XXXXXX) || exit 90
+stage=$(mktemp -d /etc/dovecot/.secure-postfix-stage.XXXXXX) || exit 90
 trap 'rm -rf -- "$stage"' EXIT
-cp -a /etc/dovecot/. "$stage/" || exit 91
-cat > "$stage/conf.d/$1"
-doveconf -c "$stage/dovecot.conf" -n 2>&1 >/dev/null | sed "s#$stage#/etc/dovecot#g"
-exit "${PIPESTATUS[0]:-0}"
+trap 'exit 129' HUP INT TERM PIPE
+cp -a /etc/dovecot/conf.d/. "$stage/" || exit 91
+rm -f -- "$stage/$1"
+cat > "$stage/$1"
+unshare --mount --propagation private -- sh -c '
+  mount --bind -- "$1" /etc/dovecot/conf.d || exit 93
+  doveconf -c /etc/dovecot/dovecot.conf -n 2>&1 >/dev/null' sh "$stage"
 """
 
 _FACTS = r"""

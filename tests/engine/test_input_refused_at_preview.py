@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import time
 
+import pulumi
 import pytest
 from pulumi import automation as auto
 
+from components.mail_site import MailSite
+from components.stack_config import parse_stack
+from stackctl.engine import open_stack
 from tests.engine.harness import EngineProject, bed_config, sha256
 from tests.tls_files import make_cert
 
@@ -196,3 +200,30 @@ def test_a_key_that_does_not_match_is_refused_without_showing_the_key(testbed, p
     key_body = other_key.read_text().splitlines()[1]
     assert key_body not in text
     assert key_body not in project.state_text()
+
+
+def test_a_secret_output_handed_to_mail_site_is_refused_at_preview(testbed, tmp_path):
+    """A library caller's secret Output in directives stops the program before any provider sees it."""
+    secret = "s3cret-relay-password-0815"
+    config = bed_config(testbed, {"lib": {"postfix_host": HOST}}, [HOST])
+
+    def program() -> None:
+        spec = parse_stack(config["hosts"], config["sites"])
+        site = spec.sites["lib"]
+        table = pulumi.Output.secret(f"inline:{{ [relay.example.com]:587=user:{secret} }}")
+        site = type(site)(**{**site.__dict__, "directives": {"smtp_sasl_password_maps": table}})
+        key = pulumi.Output.secret(testbed.client_key_path.read_text())
+        MailSite("lib", site, spec.hosts, key)
+
+    project = EngineProject(tmp_path / "lib", "lib")
+    project.configure({})
+    project._stack = open_stack(project.stack_name, program, project.settings)
+    before, logins = main_cf(testbed), ssh_logins(testbed)
+    try:
+        text = refused_everywhere(project, ["sites.lib.directives.smtp_sasl_password_maps is a secret"])
+        assert secret not in text
+        assert ssh_logins(testbed) == logins
+        assert main_cf(testbed) == before
+        assert secret not in project.state_text()
+    finally:
+        project.destroy()

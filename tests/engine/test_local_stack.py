@@ -19,7 +19,8 @@ from tests.tls_files import der_fingerprint
 pytestmark = pytest.mark.engine
 
 STACK_FILE = PROJECT_DIR / "stacks" / "Pulumi.local.yaml"
-SITES = {"solo": ("mx", "mx"), "split": ("edge", "auth")}
+# The one site, its Postfix hosts, and the host of the auth service they share.
+SITE, POSTFIX_HOSTS, DOVECOT = "fleet", ("mx", "edge"), "auth"
 USER = "bob"
 DOVECOT_FILE = "/etc/dovecot/conf.d/99-secure-postfix-auth.conf"
 
@@ -43,7 +44,7 @@ def local_config(testbed) -> dict:
 def password(testbed) -> str:
     word = secrets.token_urlsafe(16)
     RECORD.secret("Dovecot password (local stack)", word)
-    for host in ("mx", "auth"):
+    for host in (DOVECOT,):
         testbed.run(
             host,
             f"umask 027; printf '%s:%s\\n' {USER} \"$(doveadm pw -s SHA512-CRYPT -p '{word}')\" > /etc/dovecot/users; "
@@ -72,7 +73,7 @@ def test_preview_opens_no_ssh_connection_and_hides_secrets(testbed, project):
     run = proj.preview()
     assert run.ok, run.text
     assert ssh_logins(testbed) == logins
-    assert run.summary.get("create") == 7, run.summary  # the stack, 2 MailSites, 2 PostfixConfigs, 2 Dovecots
+    assert run.summary.get("create") == 5, run.summary  # the stack, a MailSite, 2 PostfixConfigs, one Dovecot
     for name in ("private_key", "tls_key_pem"):
         assert re.search(rf"^\s+{name}\s*: \[secret\]$", run.stdout, re.M), run.stdout
 
@@ -81,12 +82,13 @@ def test_up_applies_limits_sasl_and_tls_together(testbed, password, project):
     proj, config, _ = project
     run = proj.up()
     assert run.ok, run.text
-    for n, (site, (postfix, _dovecot)) in enumerate(SITES.items()):
+    site = SITE
+    for n, postfix in enumerate(POSTFIX_HOSTS):
         wanted = config["sites"][site]["limits"]
         live = dict(
             line.split(" = ", 1) for line in testbed.run(postfix, "postconf -n").stdout.splitlines() if " = " in line
         )
-        assert {k: live.get(k) for k in wanted} == {k: str(v) for k, v in wanted.items()}, site
+        assert {k: live.get(k) for k in wanted} == {k: str(v) for k, v in wanted.items()}, postfix
         client = mail_client.connect(testbed.hosts[postfix].address, testbed.client_addresses[30 + n])
         try:
             lines = mail_client.ehlo_lines(client)

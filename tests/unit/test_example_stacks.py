@@ -17,7 +17,8 @@ def test_stack_file_parses(path):
     if "secure-postfix:inventory_file" in config:
         # The local stack takes its hosts from the test bed's record; stand in for it.
         hosts_raw = {name: {"address": f"10.231.7.{11 + i}"} for i, name in enumerate(("mx", "edge", "auth"))}
-    sites = parse_sites(config["secure-postfix:sites"], parse_hosts(hosts_raw))
+    services = config.get("secure-postfix:auth_services")
+    sites = parse_sites(config["secure-postfix:sites"], parse_hosts(hosts_raw), services)
     assert sites
     for site in sites.values():
         assert site.tls is not None and site.sasl is not None

@@ -324,3 +324,38 @@ def test_the_rendered_file_of_an_accepted_listener_has_the_expected_lines_only()
 @pytest.mark.parametrize("path", ["private/auth\n", "inet:10.0.0.5:12345\n", "inet:10.0.0.5:\u0661\u0662"])
 def test_sasl_path_given_to_postfix_is_one_line(path):
     assert [p.field for p in features.sasl_path_problems(path)] == ["sasl.path"]
+
+
+# -- every typed parameter at its bounds -----------------------------------------------------------
+
+
+def typed(*kinds):
+    return sorted((n, t) for n, t in rules.parameter_types().items() if t.kind in kinds)
+
+
+def typed_ok(name, value):
+    """The type rule alone (the guide's cross-field rules are tested on their own)."""
+    return rules.check_typed_value(name, value) == []
+
+
+@pytest.mark.parametrize(("name", "ptype"), typed("int", "long"), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_number_parameter_at_its_bounds(name, ptype):
+    ceiling = LONG_MAX if ptype.kind == "long" else INT_MAX
+    low, high = ptype.minimum, ptype.maximum or ceiling
+    assert typed_ok(name, str(low)) and typed_ok(name, str(high))
+    assert not typed_ok(name, str(high + 1))
+    assert low == 0 or not typed_ok(name, str(low - 1))
+    assert not typed_ok(name, f"{low}x")
+
+
+@pytest.mark.parametrize(("name", "ptype"), typed("time"), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_time_parameter_at_its_bounds(name, ptype):
+    high = ptype.maximum or INT_MAX
+    assert typed_ok(name, f"{high}s") and typed_ok(name, f"{max(ptype.minimum, 1)}s")
+    assert not typed_ok(name, f"{high + 1}s")
+    assert ptype.minimum == 0 or not typed_ok(name, f"{ptype.minimum - 1}s")
+
+
+@pytest.mark.parametrize(("name", "ptype"), typed("bool"), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_boolean_parameter(name, ptype):
+    assert typed_ok(name, "yes") and typed_ok(name, "no") and not typed_ok(name, "true")

@@ -100,7 +100,7 @@ def test_solo_site_parses(hosts):
     assert parse_sites({"solo": solo()}, hosts) == {
         "solo": SiteSpec(
             name="solo",
-            postfix_host="mx",
+            postfix_hosts=("mx",),
             dovecot_host="mx",
             public_mx=True,
             limits={"message_size_limit": 10240000},
@@ -147,7 +147,7 @@ def test_unknown_listener_refused(hosts):
 
 def test_site_without_sasl_or_tls(hosts):
     site = parse_sites({"plain": {"postfix_host": "mx", "public_mx": False}}, hosts)["plain"]
-    assert site == SiteSpec(name="plain", postfix_host="mx", public_mx=False)
+    assert site == SiteSpec(name="plain", postfix_hosts=("mx",), public_mx=False)
 
 
 @pytest.mark.parametrize("postfix_host", [None, "nowhere"])
@@ -185,7 +185,8 @@ def test_sasl_without_dovecot_host_refused(hosts):
     site = solo()
     del site["dovecot_host"]
     assert error_of(parse_sites, {"solo": site}, hosts) == (
-        f"{PREFIX}.sasl needs {PREFIX}.dovecot_host (the host that runs Dovecot)"
+        f"{PREFIX}.sasl needs {PREFIX}.auth_service (a key of secure-postfix:auth_services) or "
+        f"{PREFIX}.dovecot_host (the host that runs Dovecot)"
     )
 
 
