@@ -14,7 +14,10 @@ line per directive, and what `read` fills with the host's live values.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import datetime as dt
 import hashlib
+import os
 import posixpath
 import secrets
 import threading
@@ -33,7 +36,7 @@ from components.core import postfix_rules as rules
 from components.core.postfix_plan import Plan, live_values, plan_edit, plan_restore
 from components.core.tls_material import certificate_problems, fingerprint
 from components.remote.postfix_host import PostfixError, PostfixFacts, PostfixHost
-from components.remote.ssh import RemoteError, Session
+from components.remote.ssh import RemoteError, Session, SshTarget
 
 COMPUTED_OUTPUTS = ("originals", "overridden", "created_files", "postfix_version")
 
@@ -53,6 +56,23 @@ class ApplyError(Exception):
 
 # A recorded definition starts with its name, never with "=": the prefix marks bytes kept as base64.
 _BASE64_PREFIX = "=base64:"
+
+
+def ssh_target(props: Mapping[str, Any]) -> SshTarget:
+    """The SSH target, with the operator's time limits when set (a slow link, or a test of a cut one).
+
+    SECURE_POSTFIX_CONNECT_TIMEOUT and SECURE_POSTFIX_COMMAND_TIMEOUT are seconds.
+    """
+    target = conn.ssh_target(props)
+    limits = {
+        field: float(os.environ[name])
+        for field, name in (
+            ("connect_timeout", "SECURE_POSTFIX_CONNECT_TIMEOUT"),
+            ("command_timeout", "SECURE_POSTFIX_COMMAND_TIMEOUT"),
+        )
+        if os.environ.get(name)
+    }
+    return dataclasses.replace(target, **limits) if limits else target
 
 
 def originals_to_state(originals: Mapping[str, str | None]) -> dict[str, str]:
@@ -189,10 +209,14 @@ class PostfixConfigProvider(dyn.ResourceProvider):
         return dyn.UpdateResult(outs=self._apply(id_, news, originals, earlier, created))
 
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
-        target = conn.ssh_target(props)
-        with host_lock(target.label), Session(target) as session:
-            text = PostfixHost(session).read_main_cf()
-        live = live_values(text, props.get("main_cf") or {})
+        target = ssh_target(props)
+        with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixConfig refresh"):
+            host = PostfixHost(session)
+            facts = host.facts()
+            journal = Journal.load(host, facts, id_)
+            # A change cut off half way is undone first, so refresh reads what Postfix really runs.
+            facts = journal.resolve(facts)
+        live = live_values(facts.main_cf, props.get("main_cf") or {})
         # Pulumi drops null map values; an absent directive reads as "" so the drift still shows.
         refreshed = {**props, "main_cf": {k: "" if v is None else maincf.printable(v) for k, v in live.items()}}
         refreshed["compliance"] = _compliance(refreshed["main_cf"], compliance.public_mx_of(props.get("compliance")))
@@ -200,12 +224,13 @@ class PostfixConfigProvider(dyn.ResourceProvider):
         return dyn.ReadResult(id_=id_, outs=refreshed, inputs=inputs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        target = conn.ssh_target(props)
+        target = ssh_target(props)
         with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixConfig delete"):
             host = PostfixHost(session)
             facts = host.facts()
-            path = ledger_path(facts.config_directory)
-            book = load_ledger(session, path)
+            journal = Journal.load(host, facts, id_)
+            facts = journal.resolve(facts)
+            book = journal.book
             mine = Holdings.from_state(props)
             mine = mine.merged_with(book, id_)
             # What another resource still declares stays as it is: that one gives it back.
@@ -216,15 +241,14 @@ class PostfixConfigProvider(dyn.ResourceProvider):
                 {n: mine.originals[n] for n in names},
                 {n: mine.earlier[n] for n in names if n in mine.earlier},
             )
-            _log(target.label, plan.changes, "restoring")
             if not plan.empty:
-                _apply_plan(host, facts, plan, files={}, tls_fingerprint=None)
+                _apply_plan(host, facts, plan, files={}, tls_fingerprint=None, journal=journal)
             created = [p for p in mine.created if ledger.path_key(p) not in others]
             if created:
                 host.remove_files(created)
                 pulumi.log.info(f"{target.label}: removed {', '.join(created)}")
             book.release(id_)
-            save_ledger(session, path, book)
+            journal.commit(plan.changes, "restored")
 
     # -- the apply pipeline -------------------------------------------------------------
     def _apply(
@@ -235,15 +259,16 @@ class PostfixConfigProvider(dyn.ResourceProvider):
         earlier: Mapping[str, list[tuple[int, str]]],
         created: list[str],
     ) -> dict:
-        target = conn.ssh_target(props)
+        target = ssh_target(props)
         desired = {k: str(v) for k, v in (props.get("main_cf") or {}).items()}
         files = _tls_files(props)
         cert = props.get("tls_cert_pem")
         with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixConfig apply"):
             host = PostfixHost(session)
             facts = host.facts()
-            path = ledger_path(facts.config_directory)
-            book = load_ledger(session, path)
+            journal = Journal.load(host, facts, id_)
+            facts = journal.resolve(facts)
+            book = journal.book
             _check_on_host(target.label, desired, facts)
             declared = [*files, *sorted({p.rsplit("/", 1)[0] + "/" for p in files})]
             mine = Holdings(dict(originals), dict(earlier), list(created)).merged_with(book, id_, desired, declared)
@@ -255,15 +280,16 @@ class PostfixConfigProvider(dyn.ResourceProvider):
             digests = host.file_digests(list(files)) if files else {}
             changed_files = {p: f for p, f in files.items() if digests.get(p) != _sha256(f[0])}
             created = sorted(set(mine.created) | {p for p in changed_files if digests.get(p) is None})
-            _log(target.label, plan.changes, "setting")
             for file_path in changed_files:
                 pulumi.log.info(f"{target.label}: deploying {file_path}")
             if not plan.empty or changed_files:
-                made = _apply_plan(host, facts, plan, changed_files, fingerprint(cert) if cert else None)
+                made = _apply_plan(
+                    host, facts, plan, changed_files, fingerprint(cert) if cert else None, journal=journal
+                )
                 created = sorted(set(created) | set(made))
             held = Holdings(plan.originals, plan.earlier, created)
             book.claim(id_, held.keys(declared), held.ledger_originals(declared))
-            save_ledger(session, path, book)
+            journal.commit(plan.changes, "changed")
         return {
             **props,
             "originals": originals_to_state(plan.originals),
@@ -344,6 +370,95 @@ def save_ledger(session: Session, path: str, book: ledger.Ledger) -> None:
         session.write_file_atomic(path, book.render().encode("ascii"), mode="0600", owner="root:root")
 
 
+BACKUP_SUFFIX = ".secure-postfix-prev"
+
+
+@dataclass
+class Journal:
+    """The ledger on one host, with the change under way recorded in it (`pending`).
+
+    Written before the first byte of a change lands (main.cf and TLS files backed up beside
+    themselves), cleared with the same write that records the result. If the link or the
+    controller dies in between, the next operation on the host finds the record and undoes the
+    change (backups back, Postfix reloaded), so that file, daemon and state agree again.
+    """
+
+    host: PostfixHost
+    path: str
+    main_cf: str
+    book: ledger.Ledger
+    owner: str
+
+    @classmethod
+    def load(cls, host: PostfixHost, facts: PostfixFacts, owner: str) -> Journal:
+        path = ledger_path(facts.config_directory)
+        main_cf = posixpath.join(facts.config_directory, "main.cf")
+        return cls(host, path, main_cf, load_ledger(host.s, path), owner)
+
+    def begin(self, facts: PostfixFacts, new_text: str, files: list[str], made: list[str]) -> None:
+        self.host.backup_files([self.main_cf, *files])
+        self.book.pending = {
+            "owner": self.owner,
+            "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "before": facts.main_cf_sha256 or "",
+            "after": hashlib.sha256(maincf.encode(new_text)).hexdigest(),
+            "files": files,
+            "made": made,
+        }
+        save_ledger(self.host.s, self.path, self.book)
+
+    def end(self) -> None:
+        """The change is over (applied, or rolled back): forget it, drop the backups."""
+        pending, self.book.pending = self.book.pending, None
+        save_ledger(self.host.s, self.path, self.book)
+        if pending:
+            self.host.drop_backups([self.main_cf, *pending.get("files", [])])
+
+    def commit(self, changes: list, verb: str) -> None:
+        """Record the result; past the point of no return, so a failure here says the change is live."""
+        try:
+            live = self.book.pending is not None
+            self.end()
+        except RemoteError as exc:
+            if not live:
+                raise
+            raise ApplyError(
+                f"{self.host.label}: the change was applied and Postfix reloaded, but recording it on the host "
+                f"({self.path}) failed: {str(exc).removeprefix(self.host.label + ': ')}. The next operation on this "
+                "host reconciles it (undoes it, and `up` applies it again)."
+            ) from None
+        for change in changes:
+            pulumi.log.info(f"{self.host.label}: {verb} {change}")
+
+    def resolve(self, facts: PostfixFacts) -> PostfixFacts:
+        """Undo a change an earlier operation left half done; returns the facts as they are now."""
+        pending = self.book.pending
+        if not pending:
+            return facts
+        label, started = self.host.label, pending.get("started", "?")
+        if facts.main_cf_sha256 not in (pending.get("before"), pending.get("after")):
+            raise ApplyError(
+                f"{label}: an apply started at {started} was cut off, and {self.main_cf} was changed since by "
+                f"something else; its content before that apply is in {self.main_cf}{BACKUP_SUFFIX}. Put main.cf "
+                f'right by hand, then remove the "pending" entry from {self.path}. Nothing was changed.'
+            )
+        self.host.s.sh('[ ! -e "$1$2" ] || mv -f -- "$1$2" "$1"', self.main_cf, BACKUP_SUFFIX)
+        files = list(pending.get("files", []))
+        if files:
+            self.host.restore_files(files)
+        self.host.remove_files(list(pending.get("made", [])))
+        restored = self.host.facts()
+        offset = self.host.s.file_size(restored.log_file)
+        _load(self.host, restored, offset, _failure_before(self.host, restored, offset))
+        self.book.pending = None
+        save_ledger(self.host.s, self.path, self.book)
+        pulumi.log.warn(
+            f"{label}: an apply started at {started} was cut off before it finished; it was undone first "
+            "(main.cf and TLS files as they were before it, Postfix reloaded)"
+        )
+        return restored
+
+
 def _tls_files(props: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
     """path -> (content, mode) of the files the tls block deploys."""
     cert, key = props.get("tls_cert_pem"), props.get("tls_key_pem")
@@ -401,8 +516,13 @@ def _apply_plan(
     plan: Plan,
     files: Mapping[str, tuple[str, str]],
     tls_fingerprint: str | None,
+    journal: Journal,
 ) -> list[str]:
-    """Apply a plan; returns the directories it created (as "path/")."""
+    """Apply a plan; returns the directories it created (as "path/").
+
+    On success the journal still holds the change as pending: the caller's `journal.commit`
+    records the result and ends it in one write.
+    """
     label = host.label
     changed = ", ".join([c.name for c in plan.changes] + list(files)) or "nothing"
     try:
@@ -410,60 +530,130 @@ def _apply_plan(
     except PostfixError as exc:
         raise ApplyError(f"{exc} (changed: {changed}). Nothing was changed.") from None
     offset = host.s.file_size(facts.log_file)
-    # A master already throttling smtpd (after some earlier crash) ignores a reload; restart it instead.
-    was_serving = _answers(host)
+    failing_before = _failure_before(host, facts, offset)
     paths = list(files)
     made: list[str] = []
+    written: list[str] = []
     host.expect_unchanged(facts)
-    if paths:
-        host.backup_files(paths)
-        for directory in sorted({p.rsplit("/", 1)[0] for p in paths}):
-            if host.ensure_directory(directory):
-                made.append(directory + "/")
+    for directory in sorted({p.rsplit("/", 1)[0] for p in paths}):
+        if host.ensure_directory(directory):
+            made.append(directory + "/")
+    journal.begin(facts, plan.text, paths, made)
+    swapped = False
+    try:
+        # The TLS files and main.cf are one transaction: all new, or all as they were.
         for path, (content, mode) in files.items():
             host.s.write_file_atomic(path, content.encode(), mode=mode, owner="root:root")
-    host.swap_in(plan.text, facts.config_directory, expect_sha256=facts.main_cf_sha256)
-    try:
-        if was_serving:
-            host.reload()
-            _wait_for_reload(host, facts, offset)
-        else:
-            pulumi.log.warn(
-                f"{label}: Postfix did not answer SMTP before the change; restarting it instead of a reload"
-            )
-            host.restart()
-            _wait_until_answering(host)
+            written.append(path)
+        host.swap_in(plan.text, facts.config_directory, expect_sha256=facts.main_cf_sha256)
+        swapped = True
+        _load(host, facts, offset, failing_before)
         _verify(host, facts, offset, tls_fingerprint)
     except Exception as exc:  # whatever went wrong, the host must not keep a half-applied change
-        if paths:
-            host.restore_files(paths)
-            host.remove_files(made)
-        answering = _roll_back(host, facts)
         reason = str(exc).removeprefix(f"{label}: ")
-        state = (
-            "it answers SMTP again" if answering else "it does not answer SMTP (it did not before the change either)"
-        )
+        try:
+            outcome = _undo(host, facts, journal, written, made, swapped, failing_before)
+        except RemoteError as again:
+            raise ApplyError(
+                f"{label}: the change of {changed} was cut off ({reason}) and could not be undone now "
+                f"({str(again).removeprefix(label + ': ')}). The host may hold the new main.cf"
+                f"{' and TLS files' if paths else ''} without Postfix having loaded them; {journal.path} records "
+                "the change, and the next operation on this host (up, refresh or destroy) undoes it first."
+            ) from None
+        if not swapped:
+            files_back = f" {', '.join(written)} put back as they were;" if written else ""
+            raise ApplyError(
+                f"{label}: the change of {changed} could not be written: {reason}.{files_back} main.cf was not "
+                "changed and Postfix was not reloaded."
+            ) from None
         raise ApplyError(
-            f"{label}: Postfix failed after the change of {changed}: {reason}. The previous configuration was put "
-            f"back and Postfix restarted; {state}."
+            f"{label}: Postfix failed after the change of {changed}: {reason}. The previous configuration"
+            f"{' and TLS files were' if written else ' was'} put back and Postfix restarted; {outcome}."
         ) from None
-    if paths:
-        host.drop_backups(paths)
     return made
 
 
+def _undo(
+    host: PostfixHost,
+    facts: PostfixFacts,
+    journal: Journal,
+    written: list[str],
+    made: list[str],
+    swapped: bool,
+    failing_before: str | None,
+) -> str:
+    """Put every file back as it was and end the journal; says how Postfix is doing afterwards."""
+    if written:
+        host.restore_files(written)
+    host.remove_files(made)
+    outcome = ""
+    if swapped:
+        outcome = _after_rollback(_roll_back(host, facts, patient=failing_before is None), failing_before)
+    journal.end()
+    return outcome
+
+
+def _after_rollback(answering: bool, failing_before: str | None) -> str:
+    if failing_before is None:
+        return "it answers SMTP again" if answering else "it does not answer SMTP"
+    now = "it answers SMTP now" if answering else "it still does not answer SMTP"
+    return (
+        f"that configuration was ALREADY FAILING before the change ({failing_before}), so {now}: "
+        "fix the cause named above, or the failing setting by hand"
+    )
+
+
 # `postfix reload` only signals the master. Until the master has re-read main.cf, an idle smtpd of
-# the old generation could answer the probe; the master logs "reload" once it has.
-_RELOAD_WAIT_SECONDS = 5.0
+# the old generation could answer the probe; the master logs "reload" once it has. After that line
+# every smtpd runs the new configuration: only later log lines judge it.
+_RELOAD_MARK = "reload -- version"
+_START_MARK = "daemon started -- version"
+_MASTER_WAIT_SECONDS = 5.0
 _SETTLE_SECONDS = 0.2
 _NO_LOG_SETTLE_SECONDS = 1.0
 
 
+def _failure_before(host: PostfixHost, facts: PostfixFacts, offset: int | None) -> str | None:
+    """Why Postfix does not serve before the change (None when it does), as its own probe sees it."""
+    try:
+        host.probe_smtp(timeout=3.0)
+        return None
+    except RemoteError as exc:
+        reason = str(exc).removeprefix(f"{host.label}: ")
+    fatals = host.log_fatals(facts.log_file, offset)
+    return reason + (f"; the mail log says: {' | '.join(fatals[-2:])}" if fatals else "")
+
+
+def _load(host: PostfixHost, facts: PostfixFacts, offset: int | None, failing_before: str | None) -> None:
+    """Make the master load the new main.cf: a reload, or a restart when it was not serving."""
+    if failing_before is None:
+        host.reload()
+        _wait_for_master(host, facts, offset, _RELOAD_MARK)
+        return
+    # A master already throttling smtpd (after some earlier crash) ignores a reload; restart it instead.
+    pulumi.log.warn(
+        f"{host.label}: Postfix did not answer SMTP before the change ({failing_before}); "
+        "restarting it instead of a reload"
+    )
+    host.restart()
+    _wait_for_master(host, facts, offset, _START_MARK)
+
+
+def _fresh_log(host: PostfixHost, facts: PostfixFacts, offset: int | None, mark: str | None) -> list[str]:
+    """Log lines since the master logged `mark` (its last load): what the new configuration caused."""
+    lines = host.s.read_appended(facts.log_file, offset)
+    if mark is None:
+        return lines
+    starts = [i for i, line in enumerate(lines) if mark in line]
+    return lines[starts[-1] + 1 :] if starts else lines
+
+
 def _verify(host: PostfixHost, facts: PostfixFacts, offset: int | None, tls_fingerprint: str | None) -> None:
-    """Probe SMTP; the mail log's fatal lines, if any, are the reason given."""
+    """Probe SMTP; the mail log's fatal lines since the new configuration was loaded, if any, are the reason."""
+    mark = _last_mark(host, facts, offset)
 
     def fail_on_fatal() -> None:
-        fatals = host.log_fatals(facts.log_file, offset)
+        fatals = [ln for ln in _fresh_log(host, facts, offset, mark) if _is_fatal(ln)]
         if fatals:
             raise PostfixError(f"{host.label}: smtpd cannot start; the mail log says: " + " | ".join(fatals[-3:]))
 
@@ -471,24 +661,37 @@ def _verify(host: PostfixHost, facts: PostfixFacts, offset: int | None, tls_fing
         host.probe_smtp(while_waiting=fail_on_fatal, tls_fingerprint=tls_fingerprint)
     except PostfixError as exc:
         fail_on_fatal()
-        warnings = [ln for ln in host.s.read_appended(facts.log_file, offset) if "warning:" in ln]
+        warnings = [ln for ln in _fresh_log(host, facts, offset, mark) if "warning:" in ln]
         if warnings:
             raise PostfixError(f"{exc}; the mail log says: " + " | ".join(warnings[-3:])) from None
         raise
     fail_on_fatal()
 
 
-def _wait_for_reload(host: PostfixHost, facts: PostfixFacts, offset: int | None) -> None:
+def _is_fatal(line: str) -> bool:
+    return "fatal:" in line or "panic:" in line
+
+
+def _last_mark(host: PostfixHost, facts: PostfixFacts, offset: int | None) -> str | None:
+    lines = host.s.read_appended(facts.log_file, offset)
+    found = [m for line in lines for m in (_RELOAD_MARK, _START_MARK) if m in line]
+    return found[-1] if found else None
+
+
+def _wait_for_master(host: PostfixHost, facts: PostfixFacts, offset: int | None, mark: str) -> None:
     if facts.log_file is None or offset is None:
         time.sleep(_NO_LOG_SETTLE_SECONDS)
         return
-    deadline = time.monotonic() + _RELOAD_WAIT_SECONDS
+    deadline = time.monotonic() + _MASTER_WAIT_SECONDS
     while time.monotonic() < deadline:
-        if any("reload -- version" in line for line in host.s.read_appended(facts.log_file, offset)):
+        if any(mark in line for line in host.s.read_appended(facts.log_file, offset)):
             time.sleep(_SETTLE_SECONDS)
             return
         time.sleep(0.1)
-    raise PostfixError(f"{host.label}: the Postfix master did not log its reload within {_RELOAD_WAIT_SECONDS:.0f} s")
+    raise PostfixError(
+        f"{host.label}: the Postfix master did not log that it loaded the new main.cf ({mark!r}) within "
+        f"{_MASTER_WAIT_SECONDS:.0f} s"
+    )
 
 
 def _answers(host: PostfixHost, timeout: float = 3.0) -> bool:
@@ -508,17 +711,15 @@ def _wait_until_answering(host: PostfixHost, seconds: float = 30.0) -> bool:
     return True
 
 
-def _roll_back(host: PostfixHost, facts: PostfixFacts) -> bool:
-    """Put the previous main.cf back and restart; True when Postfix answers SMTP again."""
+def _roll_back(host: PostfixHost, facts: PostfixFacts, patient: bool = True) -> bool:
+    """Put the previous main.cf back and restart; True when Postfix answers SMTP again.
+
+    A configuration that was failing before the change gets one probe, not a 30 s wait.
+    """
     host.swap_in(facts.main_cf, facts.config_directory)
     # A crashed smtpd throttles the service; only stop + start lifts that.
     host.restart()
-    return _wait_until_answering(host)
-
-
-def _log(label: str, changes: list, what: str) -> None:
-    for change in changes:
-        pulumi.log.info(f"{label}: {what} {change}")
+    return _wait_until_answering(host, 30.0 if patient else 0.0)
 
 
 class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):

@@ -23,7 +23,14 @@ from components import connection as conn
 from components.core import mastercf
 from components.core.postfix_rules import Problem
 from components.core.tls_material import fingerprint
-from components.postfix_config import ApplyError, _wait_for_reload, _wait_until_answering, host_lock
+from components.postfix_config import (
+    _RELOAD_MARK,
+    ApplyError,
+    _wait_for_master,
+    _wait_until_answering,
+    host_lock,
+    ssh_target,
+)
 from components.remote.postfix_host import PostfixError, PostfixHost
 from components.remote.ssh import RemoteError, Session
 
@@ -103,7 +110,7 @@ class PostfixServicesProvider(dyn.ResourceProvider):
         return dyn.UpdateResult(outs=self._apply(news, _originals_from_state(olds.get("originals"))))
 
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
-        target = conn.ssh_target(props)
+        target = ssh_target(props)
         with host_lock(target.label), Session(target) as session:
             host = PostfixHost(session)
             text = _read_master(host, host.facts().config_directory)
@@ -114,7 +121,7 @@ class PostfixServicesProvider(dyn.ResourceProvider):
         return dyn.ReadResult(id_=id_, outs=refreshed, inputs=inputs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        target = conn.ssh_target(props)
+        target = ssh_target(props)
         originals = _originals_from_state(props.get("originals"))
         with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixServices delete"):
             host = PostfixHost(session)
@@ -126,7 +133,7 @@ class PostfixServicesProvider(dyn.ResourceProvider):
                 _apply_text(host, directory, current, plan.text, {}, None)
 
     def _apply(self, props: dict[str, Any], originals: Mapping[str, str | None]) -> dict[str, Any]:
-        target = conn.ssh_target(props)
+        target = ssh_target(props)
         services = services_from(props)
         cert = props.get("tls_cert_pem")
         with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixServices apply"):
@@ -172,7 +179,7 @@ def _apply_text(
     host.swap_in_master(text, directory, expect_sha256=hashlib.sha256(_encode(current)).hexdigest())
     try:
         host.reload()
-        _wait_for_reload(host, facts, offset)
+        _wait_for_master(host, facts, offset, _RELOAD_MARK)
         _probe(host, services, tls_fingerprint)
         fatals = host.log_fatals(facts.log_file, offset)
         if fatals:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,8 +18,11 @@ PROJECT_NAME = "secure-postfix"
 LOCAL_PASSPHRASE = "local-testbed-only"
 
 
-def pulumi_bin() -> Path:
-    return CACHE_DIR / "bin" / "pulumi"
+def pulumi_bin(cache_dir: Path = CACHE_DIR) -> Path:
+    """The CLI that setup builds; where there is none (CI installs its own), the `pulumi` on PATH."""
+    pinned = cache_dir / "bin" / "pulumi"
+    found = None if pinned.exists() else shutil.which("pulumi")
+    return Path(found) if found else pinned
 
 
 # What keeps the CLI offline and out of the user's own Pulumi setup.

@@ -177,6 +177,7 @@ Port 22
 ListenAddress {spec.address}
 ListenAddress 127.0.0.1
 HostKey {ssh}/ssh_host_ed25519_key
+HostKey {ssh}/ssh_host_ecdsa_key
 PidFile /run/sshd.pid
 AuthorizedKeysFile /run/authorized_keys
 # The checkout may live under a world-writable folder such as /tmp; the keys are the bed's own.
@@ -203,6 +204,8 @@ def _configure_sshd(spec: HostSpec, host_dir: Path, client_public_key: str) -> s
     ssh.mkdir(mode=0o755)
     key = ssh / "ssh_host_ed25519_key"
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", spec.hostname, "-f", str(key)])
+    # A second key type, as real hosts offer, to prove a pin of a type other than the preferred one.
+    run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-C", spec.hostname, "-f", str(ssh / "ssh_host_ecdsa_key")])
     authorized = ssh / "authorized_keys"
     authorized.write_text(client_public_key.strip() + "\n")
     authorized.chmod(0o600)

@@ -5,36 +5,48 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import posixpath
-import re
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from paramiko import Channel, SSHException
 
-from components.core import maincf
+from components.core import host_output, maincf, postfix_output
+from components.core.host_output import PostfixFacts
 from components.core.smtp import Reply, SmtpProtocolError, take_reply
 from components.remote.dovecot_host import DovecotError, auth_handshake
 from components.remote.ssh import ChangedMeanwhileError, RemoteError, Session
 
 MAIN_CF = "/etc/postfix/main.cf"
 
+# `postfix check` runs postfix-script, which also reads the main.cf of the default config directory
+# (`postconf -c $def_config_directory -h multi_instance_directories`), whatever -c says: a copy
+# checked with `postfix -c STAGE` is judged together with the live file. So each check runs in a
+# mount namespace of its own in which the file to check is bound over the live main.cf; the live
+# file is never read for the staged run, and the rest of the config directory is the real one.
+# `postfix` prints its own messages only to a terminal, hence `script`. The config directory goes
+# in as data ($1, MAIL_CONFIG), never as program text.
 _STAGE_AND_CHECK = r"""
 set -u
-stage=$(mktemp -d /tmp/secure-postfix-stage.XXXXXX) || exit 90
-trap 'rm -rf -- "$stage"' EXIT
-cat > "$stage/main.cf"
+cfg=$1 size=$2
+stage=$(mktemp -- "$cfg/.main.cf.secure-postfix-stage.XXXXXX") || exit 90
+trap 'rm -f -- "$stage"' EXIT
+trap 'exit 129' HUP INT TERM PIPE
+cat > "$stage"
+[ "$(stat -c %s -- "$stage")" = "$size" ] || { echo "the staged main.cf arrived incomplete" >&2; exit 92; }
 # Postfix waits until a just-written main.cf is about two seconds old; this complete copy need not.
-touch -d "@$(( $(date +%s) - 10 ))" "$stage/main.cf"
-cp -p -- "$1/master.cf" "$stage/master.cf" || exit 91
-out=$(postconf -c "$stage" -n 2>&1 >/dev/null); rc=$?
-check=$(postfix -c "$stage" check 2>&1); crc=$?
-printf '%s\n' "$out" "$check" | sed "s#$stage#$1#g"
-# `postfix check` also reads the live main.cf (multi-instance lookups): its warnings are the baseline.
-echo '--- live'
-postconf -c "$1" -n 2>&1 >/dev/null
-[ $rc -eq 0 ] && [ $crc -eq 0 ] || exit 1
+touch -d "@$(( $(date +%s) - 10 ))" -- "$stage"
+check() {
+  MAIL_CONFIG=$cfg SHELL=/bin/sh unshare --mount --propagation private -- sh -c '
+    if [ -n "$1" ]; then mount --bind -- "$1" "$MAIL_CONFIG/main.cf" || exit 93; fi
+    postconf -c "$MAIL_CONFIG" -n 2>&1 >/dev/null; rc=$?
+    script -qec "exec postfix -c \"\$MAIL_CONFIG\" check" /dev/null </dev/null 2>&1; crc=$?
+    [ $rc -eq 0 ] && [ $crc -eq 0 ]' sh "$1"
+}
+staged=$(check "$stage"); rc=$?
+printf -- '--- staged\n%s\n--- rc %s\n--- live\n' "$staged" "$rc"
+# The live file's own messages matter only to tell the change's warnings from the host's.
+case $staged in *warning:*) check "" ;; esac; echo "--- rc $?"
 """
 
 # Without maillog_file, Debian's syslog setup writes /var/log/mail.log.
@@ -70,23 +82,9 @@ postconf -c "$1" -n 2>&1 >/dev/null | sort -u
 [ $rc -eq 0 ] || exit 1
 """
 
-_FATAL_RE = re.compile(r"\b(fatal|panic):")
-
 
 class PostfixError(RemoteError):
     """Postfix refused a configuration or stopped answering; the message has its words."""
-
-
-@dataclass(frozen=True)
-class PostfixFacts:
-    main_cf: str
-    version: str
-    parameters: frozenset[str]
-    config_directory: str
-    log_file: str | None
-    queue_directory: str = "/var/spool/postfix"
-    # SHA-256 of main.cf's bytes as read: the swap happens only if the file still has it.
-    main_cf_sha256: str | None = None
 
 
 class PostfixHost:
@@ -98,23 +96,12 @@ class PostfixHost:
     def facts(self) -> PostfixFacts:
         """Everything a plan needs, in one round trip."""
         out = maincf.decode(self.s.run(["sh", "-c", _FACTS], what="reading Postfix's facts (postconf, main.cf)").stdout)
-        if out.startswith("NO-POSTFIX"):
-            raise PostfixError(f"{self.label}: postconf is not installed; is Postfix installed?")
-        head, _, rest = out.partition("\n--- defaults\n")
-        names, found, main_cf = rest.partition("\n--- main.cf\n")
-        config_directory, version, log_file, queue_directory, digest = [*head.splitlines(), "", "", "", "", ""][:5]
-        if not found or main_cf.startswith("NO-MAIN-CF"):
-            raise PostfixError(f"{self.label}: {config_directory}/main.cf does not exist; is Postfix installed?")
-        return PostfixFacts(
-            main_cf=main_cf,
-            version=version.strip(),
-            # Parameters with an empty default print as "name =" with nothing after.
-            parameters=frozenset(n.strip() for n in names.splitlines() if n.strip()),
-            config_directory=config_directory.strip() or "/etc/postfix",
-            log_file=log_file.strip() or None,
-            queue_directory=queue_directory.strip() or "/var/spool/postfix",
-            main_cf_sha256=digest.strip() or None,
-        )
+        try:
+            return host_output.parse_postfix_facts(out)
+        except host_output.NoPostfix:
+            raise PostfixError(f"{self.label}: postconf is not installed; is Postfix installed?") from None
+        except host_output.NoMainCf as missing:
+            raise PostfixError(f"{self.label}: {missing}/main.cf does not exist; is Postfix installed?") from None
 
     def read_main_cf(self, config_directory: str = "/etc/postfix") -> str:
         text = self.s.read_file(posixpath.join(config_directory, "main.cf"))
@@ -145,21 +132,30 @@ class PostfixHost:
 
     # -- validating, swapping, reloading ------------------------------------
     def check_staged(self, text: str, config_directory: str, restored: tuple[str, ...] = ()) -> None:
-        """`postconf -n` and `postfix check` on a staged copy; a new warning counts as an error."""
+        """`postconf -n` and `postfix check` on the staged copy alone; a warning it adds counts as an error.
+
+        Duplicates of `restored` names are the original file's own, put back on purpose.
+        """
+        problem = postfix_output.rejection(self.staged_check_report(text, config_directory), restored)
+        if problem:
+            raise PostfixError(f"{self.label}: Postfix rejects the new main.cf: {problem}")
+
+    def staged_check_report(self, text: str, config_directory: str) -> postfix_output.StagedCheck:
+        """What `postconf -n` and `postfix check` say of the live main.cf, and of `text` alone."""
+        data = maincf.encode(text)
         result = self.s.sh(
             _STAGE_AND_CHECK,
             config_directory,
-            stdin=maincf.encode(text),
+            str(len(data)),
+            stdin=data,
             check=False,
             what="the staged check of main.cf",
         )
-        staged, _, live = result.out.partition("\n--- live\n")
-        messages = [ln for ln in staged.splitlines() if ln.strip()]
-        new_warnings = maincf.new_warnings(messages, live.splitlines(), restored)
-        messages = [ln for ln in messages if "warning:" not in ln or ln in new_warnings]
-        if result.rc != 0 or new_warnings:
-            detail = "; ".join(messages) or f"exit code {result.rc}"
-            raise PostfixError(f"{self.label}: Postfix rejects the new main.cf: {detail}")
+        try:
+            return postfix_output.parse_staged_check(result.out)
+        except ValueError:
+            detail = (result.err or result.out).strip() or f"exit code {result.rc}"
+            raise PostfixError(f"{self.label}: the staged check of main.cf could not run: {detail}") from None
 
     def check_staged_master(self, text: str, config_directory: str) -> None:
         """`postconf -M`, `postconf -n` and `postfix check` on a staged master.cf; a new warning is an error."""
@@ -210,7 +206,7 @@ class PostfixHost:
             )
 
     def log_fatals(self, log_file: str | None, offset: int | None) -> list[str]:
-        return [ln for ln in self.s.read_appended(log_file, offset) if _FATAL_RE.search(ln)]
+        return host_output.postfix_fatal_lines(self.s.read_appended(log_file, offset))
 
     def reload(self) -> None:
         """`postfix reload`, never a raw signal: a HUP with a broken main.cf kills the master."""
@@ -267,15 +263,15 @@ class PostfixHost:
     def file_digests(self, paths: list[str]) -> dict[str, str | None]:
         """SHA-256 of each file on the host (None when absent), in one round trip."""
         script = 'for f in "$@"; do if [ -e "$f" ]; then sha256sum -- "$f"; else echo "- $f"; fi; done'
-        out = self.s.sh(script, *paths).out
-        digests: dict[str, str | None] = {}
-        for line in out.splitlines():
-            digest, _, path = line.partition(" ")
-            digests[path.lstrip(" *")] = None if digest == "-" else digest
-        return digests
+        return host_output.parse_digests(self.s.sh(script, *paths, what="reading digests").out)
 
     def backup_files(self, paths: list[str]) -> None:
-        self.s.sh('for f in "$@"; do [ -e "$f" ] && cp -p -- "$f" "$f.secure-postfix-prev"; done; true', *paths)
+        # A backup name someone else made (a symlink, say) is removed first, never written through.
+        script = (
+            'for f in "$@"; do b="$f.secure-postfix-prev"; rm -f -- "$b"; '
+            'if [ -e "$f" ] || [ -L "$f" ]; then cp -P -p -- "$f" "$b"; fi; done'
+        )
+        self.s.sh(script, *paths, what="backing up " + ", ".join(paths))
 
     def restore_files(self, paths: list[str]) -> None:
         """Put backups back; files that had none did not exist before and are removed."""
@@ -289,9 +285,18 @@ class PostfixHost:
         self.s.run(["rm", "-f", "--", *[f"{p}.secure-postfix-prev" for p in paths]])
 
     def ensure_directory(self, path: str) -> bool:
-        """Create `path` (mode 0755) if missing; True when it was created here."""
-        script = 'if [ -d "$1" ]; then echo existed; else mkdir -m 0755 -- "$1" && echo created; fi'
-        return self.s.sh(script, path).out.strip() == "created"
+        """Create `path` (mode 0755) if missing; True when it was created here. A symlink there is refused."""
+        script = (
+            'if [ -L "$1" ]; then echo symlink; elif [ -d "$1" ]; then echo existed; '
+            'else mkdir -m 0755 -- "$1" && echo created; fi'
+        )
+        found = self.s.sh(script, path, what=f"creating {path}").out.strip()
+        if found == "symlink":
+            raise PostfixError(
+                f"{self.label}: {path} is a symlink, which this project did not make; refusing to write through it. "
+                "Replace it with a directory owned by root."
+            )
+        return found == "created"
 
     def remove_files(self, paths: list[str]) -> None:
         """Remove files, then directories (given with a trailing slash) if they are empty."""

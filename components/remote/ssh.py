@@ -23,6 +23,7 @@ import paramiko
 
 if TYPE_CHECKING:
     from components.remote.host_lock import HostLock
+    from components.remote.jump import Credentials, Tunnel
 
 # paramiko logs transport chatter; the provider's stderr ends up in the CLI output.
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
@@ -31,25 +32,36 @@ logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 # that drops mid-send, or a controller that dies, leaves a short temporary file, never a short live one.
 # With `expect` (the SHA-256 the live file had when it was read, "-" for absent) the rename is a
 # compare-and-swap: a file changed meanwhile, by hand or by another tool, is left as it is.
+# The temporary file gets its final mode and owner while still empty, so a key is never readable
+# under a looser mode, not even for a moment. No symlink is followed: neither the file nor its
+# folder may be one, and the folder must be root's and writable by root alone.
 _ATOMIC_WRITE = r"""
 set -eu
 path=$1 mode=$2 owner=$3 age=$4 size=$5 digest=$6 expect=$7
 dir=$(dirname -- "$path")
 base=$(basename -- "$path")
+refuse() { echo "$1" >&2; exit 67; }
+[ -L "$dir" ] && refuse "$dir is a symlink"
+[ -d "$dir" ] || refuse "$dir is not a directory"
+[ -L "$path" ] && refuse "$path is a symlink"
+case $(stat -c '%u %A' -- "$dir") in
+  0\ d????-??-?*) ;;
+  *) refuse "$dir is not owned by root or is writable by others" ;;
+esac
 tmp=$(mktemp "$dir/.$base.XXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
 trap 'exit 129' HUP INT TERM PIPE
+if [ -e "$path" ]; then
+  chown --reference="$path" -- "$tmp"
+  chmod --reference="$path" -- "$tmp"
+fi
+if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
+if [ -n "$mode" ]; then chmod -- "$mode" "$tmp"; fi
 cat > "$tmp"
 got=$(stat -c %s -- "$tmp")
 sum=$(sha256sum < "$tmp")
 if [ "$got" != "$size" ]; then printf 'only %s of %s bytes arrived\n' "$got" "$size" >&2; exit 65; fi
 if [ "${sum%% *}" != "$digest" ]; then echo 'the bytes that arrived differ from those sent' >&2; exit 65; fi
-if [ -e "$path" ]; then
-  chmod --reference="$path" -- "$tmp"
-  chown --reference="$path" -- "$tmp"
-fi
-if [ -n "$mode" ]; then chmod -- "$mode" "$tmp"; fi
-if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
 if [ "$age" -gt 0 ]; then touch -d "@$(( $(date +%s) - age ))" -- "$tmp"; fi
 if [ -n "$expect" ]; then
   if [ -e "$path" ]; then cur=$(sha256sum < "$path"); cur=${cur%% *}; else cur=-; fi
@@ -60,6 +72,7 @@ trap - EXIT
 """
 _CUT_SHORT = 65
 _CHANGED_MEANWHILE = 66
+_UNSAFE_PATH = 67
 
 
 class RemoteError(Exception):
@@ -87,7 +100,7 @@ class SshTarget:
     """Where and how to log in. Field names follow pulumi_command.remote.ConnectionArgs."""
 
     host: str
-    private_key: str
+    private_key: str | None
     port: int = 22
     user: str = "root"
     private_key_password: str | None = None
@@ -99,6 +112,12 @@ class SshTarget:
     connect_attempts: int = 3
     # Traffic on an idle connection, so that NAT and firewall state does not expire during a long apply.
     keepalive_interval: float = 15.0
+    # How to log in, tried in this order: "private_key" (the key above), "agent" (see jump.py).
+    auth_methods: tuple[str, ...] = ("private_key",)
+    agent_socket: str | None = None  # the agent's UNIX socket; None: $SSH_AUTH_SOCK
+    # Reached through this host (ProxyJump); its own host key is checked against its own pin.
+    bastion: SshTarget | None = None
+    bastion_name: str = ""
 
     @property
     def label(self) -> str:
@@ -146,6 +165,22 @@ def parse_host_keys(text: str) -> list[paramiko.PKey]:
     return keys
 
 
+# The signature algorithms a host can prove each key type with (RSA keys sign with SHA-2 today).
+_ALGORITHMS_OF_KEY_TYPE = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
+
+
+def disabled_host_key_algorithms(pinned_types: Sequence[str]) -> list[str]:
+    """Host key algorithms to leave out of the negotiation so the server proves a pinned key.
+
+    A server offering several keys otherwise shows the one the client prefers (ed25519), and a
+    pinned ECDSA or RSA key would look like a mismatch. Nothing is left out when nothing is pinned.
+    """
+    if not pinned_types:
+        return []
+    wanted = {alg for t in pinned_types for alg in _ALGORITHMS_OF_KEY_TYPE.get(t, (t,))}
+    return [alg for alg in paramiko.Transport._preferred_keys if alg not in wanted]
+
+
 def fingerprint(key: paramiko.PKey) -> str:
     return f"{key.get_name()} {key.fingerprint}"
 
@@ -156,21 +191,38 @@ class Session:
     def __init__(self, target: SshTarget):
         self.target = target
         self._client: paramiko.SSHClient | None = None
+        self._tunnel: Tunnel | None = None
 
     def __enter__(self) -> Session:
-        self._client = self._connect()
+        from components.remote.jump import Tunnel
+
+        self._tunnel = Tunnel(self.target) if self.target.bastion is not None else None
+        try:
+            self._client = self._connect()
+        except BaseException:
+            self._tunnel and self._tunnel.close()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self._tunnel is not None:
+            self._tunnel.close()
+            self._tunnel = None
 
     # -- connecting -------------------------------------------------------
     def _connect(self) -> paramiko.SSHClient:
+        from components.remote.jump import credentials
+
         t = self.target
-        pkey = load_private_key(t.private_key, t.private_key_password)
         pinned = self._pinned_keys()
+        with contextlib.closing(credentials(t)) as keys:
+            return self._connect_with(keys, pinned)
+
+    def _connect_with(self, keys: Credentials, pinned: list[paramiko.PKey]) -> paramiko.SSHClient:
+        t = self.target
         delay = 0.5
         for attempt in range(1, t.connect_attempts + 1):
             client = paramiko.SSHClient()
@@ -180,12 +232,14 @@ class Session:
                     t.host,
                     port=t.port,
                     username=t.user,
-                    pkey=pkey,
+                    auth_strategy=keys,
+                    sock=self._tunnel.channel() if self._tunnel is not None else None,
                     timeout=t.connect_timeout,
                     banner_timeout=t.connect_timeout,
                     auth_timeout=t.connect_timeout,
                     allow_agent=False,
                     look_for_keys=False,
+                    disabled_algorithms={"keys": disabled_host_key_algorithms([p.get_name() for p in pinned])},
                 )
                 transport = client.get_transport()
                 if transport is not None and t.keepalive_interval > 0:
@@ -196,7 +250,7 @@ class Session:
                 raise
             except paramiko.AuthenticationException as exc:
                 client.close()
-                raise RemoteError(f"{t.label}: SSH login as {t.user!r} with the given private key was refused") from exc
+                raise RemoteError(f"{t.label}: {keys.refused()}") from exc
             except (OSError, paramiko.SSHException, EOFError) as exc:
                 client.close()
                 if attempt == t.connect_attempts:
@@ -362,6 +416,8 @@ class Session:
                 f"{self.target.label}: the upload of {path} was cut short ({result.err.strip()}); "
                 f"{path} was left as it was"
             )
+        if result.rc == _UNSAFE_PATH:
+            raise RemoteError(f"{self.target.label}: refusing to write {path}: {result.err.strip()}")
         if result.rc == _CHANGED_MEANWHILE:
             raise ChangedMeanwhileError(
                 f"{self.target.label}: {path} was changed on the host after this operation read it (by hand or by "

@@ -7,11 +7,13 @@ import re
 import pytest
 
 from testbed.layout import SUBNET
+from tests.engine import mail_client
 from tests.engine.harness import EngineProject, bed_config
 
 pytestmark = pytest.mark.engine
 
 LIMITS = {"message_size_limit": 5242880, "queue_minfree": 7864320}
+DEFAULT = "SIZE 10240000"
 
 
 def test_change_of_host_replaces(testbed, tmp_path):
@@ -31,6 +33,17 @@ def test_change_of_host_replaces(testbed, tmp_path):
         assert run.ok, run.text
         assert testbed.read_file("edge", "/etc/postfix/main.cf") == originals["edge"]
         assert testbed.run("auth", "postconf -h message_size_limit").stdout.strip() == "5242880"
+        # The running daemons: the new host advertises the limit, the old one Postfix's default again.
+        assert size_line(testbed, "auth", 37) == "SIZE 5242880" and size_line(testbed, "edge", 38) == DEFAULT
     finally:
         assert project.destroy().ok
     assert testbed.read_file("auth", "/etc/postfix/main.cf") == originals["auth"]
+    assert size_line(testbed, "auth", 39) == DEFAULT
+
+
+def size_line(testbed, host: str, source: int) -> str:
+    client = mail_client.connect(testbed.hosts[host].address, testbed.client_addresses[source])
+    try:
+        return next(ln for ln in mail_client.ehlo_lines(client) if ln.startswith("SIZE"))
+    finally:
+        client.close()

@@ -157,7 +157,7 @@ def test_hand_edit_between_read_and_swap_stops_the_apply(testbed, tmp_path):
         assert after == before + b"# edited by hand during the apply\n"  # the hand edit is kept, ours not written
         assert testbed.run(HOST, "postconf -h header_size_limit").stdout.strip() == "102400"
     finally:
-        testbed.run(HOST, "pkill -f 'seq 3000' || true", check=False)
+        testbed.run(HOST, "pkill -f 'seq 300[0]' || true", check=False)
         project.destroy()
         Path(testbed.hosts[HOST].root / "etc/postfix/main.cf").write_bytes(before)
 

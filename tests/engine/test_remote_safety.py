@@ -100,3 +100,14 @@ def test_cut_upload_error_names_host_and_file(testbed, old_file, monkeypatch):
     message = str(refused.value)
     assert testbed.hosts[HOST].address in message and PATH in message and "cut short" in message
     assert testbed.read_file(HOST, PATH) == OLD
+
+
+def test_pinned_ecdsa_key_is_asked_for_on_a_host_that_also_offers_ed25519(testbed):
+    ecdsa = " ".join((testbed.hosts[HOST].root / "ssh/ssh_host_ecdsa_key.pub").read_text().split()[:2])
+    assert ecdsa.startswith("ecdsa-sha2-nistp256 ")
+    with Session(target(testbed, host_key=ecdsa)) as s:
+        assert s.run(["true"]).rc == 0
+        assert s.client.get_transport().get_remote_server_key().get_name() == "ecdsa-sha2-nistp256"
+    # The preferred type still works, and either pin accepts only its own key.
+    with Session(target(testbed)) as s:
+        assert s.client.get_transport().get_remote_server_key().get_name() == "ssh-ed25519"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
 import paramiko
@@ -39,7 +40,11 @@ def test_changed_host_key_is_refused_with_both_fingerprints(testbed):
         Session(target(testbed, host_key=wrong)).__enter__()
     message = str(refused.value)
     assert "mismatch" in message and testbed.hosts[HOST].address in message
-    assert other.fingerprint in message  # what the stack pins
+    key_type, body = testbed.hosts[HOST].host_key.split()
+    offered = paramiko.PKey.from_type_string(key_type, base64.b64decode(body))
+    assert offered.fingerprint != other.fingerprint
+    assert f"the host offered {key_type} {offered.fingerprint}" in message  # what the host really has
+    assert f"the stack pins {other.get_name()} {other.fingerprint}" in message  # what the stack pins
     assert "PRIVATE" not in message
 
 

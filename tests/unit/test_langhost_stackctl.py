@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stackctl.engine import CACHE_DIR, LOCAL_PASSPHRASE, PROJECT_DIR, EngineSettings
+from stackctl.engine import CACHE_DIR, LOCAL_PASSPHRASE, PROJECT_DIR, EngineSettings, pulumi_bin
 
 
 def test_local_stack_gets_its_passphrase_and_the_project_state(monkeypatch):
@@ -27,3 +27,16 @@ def test_the_program_never_inherits_a_pythonpath(monkeypatch):
     monkeypatch.setenv("SOMETHING_ELSE", "kept")
     env = EngineSettings.for_stack("local").cli_env()
     assert "PYTHONPATH" not in env and env["SOMETHING_ELSE"] == "kept"
+
+
+def test_the_pinned_cli_comes_first_and_ci_uses_the_one_on_path(tmp_path, monkeypatch):
+    on_path = tmp_path / "path"
+    on_path.mkdir()
+    (on_path / "pulumi").write_text("#!/bin/sh\n")
+    (on_path / "pulumi").chmod(0o755)
+    monkeypatch.setenv("PATH", str(on_path))
+    assert pulumi_bin(tmp_path / "no-cache") == on_path / "pulumi"
+    pinned = tmp_path / "cache" / "bin" / "pulumi"
+    pinned.parent.mkdir(parents=True)
+    pinned.write_text("")
+    assert pulumi_bin(tmp_path / "cache") == pinned

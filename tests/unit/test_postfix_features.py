@@ -287,8 +287,10 @@ def test_directives_overlap_only_with_blocks_in_use():
     ]
 
 
-def test_every_generated_directive_is_owned():
-    sasl = features.sasl_directives({"path": "private/auth"})
-    tls = features.tls_directives(GOOD_TLS)
-    assert set(sasl) == set(features.SASL_DIRECTIVES)
-    assert set(tls) == set(features.TLS_DIRECTIVES)
+def test_every_generated_directive_is_refused_under_directives():
+    """Whatever the sasl and tls blocks write, a `directives` entry may not also set: it would be overwritten."""
+    sasl = {"path": "private/auth"}
+    generated = {**features.sasl_directives(sasl), **features.tls_directives(GOOD_TLS)}
+    assert len(generated) >= 10
+    refused = features.overlapping_directives(dict.fromkeys(generated, "x"), sasl, GOOD_TLS)
+    assert sorted(p.field for p in refused) == sorted(f"directives.{name}" for name in generated)

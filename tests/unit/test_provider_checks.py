@@ -11,6 +11,7 @@ from components import dovecot_auth as da
 from components import postfix_config as pc
 from components.core import dovecot_conf as dc
 from components.core.postfix_rules import Problem
+from components.remote.postfix_host import PostfixFacts
 from tests.tls_files import make_pair as make_tls_pair
 
 
@@ -474,3 +475,30 @@ def test_connection_props_from_pulumi_command_connection_args():
         "use_sudo": True,
         "insecure_ignore_host_key": False,
     }
+
+
+# -- PostfixConfig: the rules again with the host's own facts (apply time) ---------------------
+
+
+def host_facts(main_cf: str = "", parameters: tuple[str, ...] = ()) -> PostfixFacts:
+    known = {"message_size_limit", "queue_minfree", "smtpd_tls_auth_only", *parameters}
+    return PostfixFacts(
+        main_cf=main_cf, version="3.7.11", parameters=frozenset(known), config_directory="/etc/postfix", log_file=None
+    )
+
+
+def test_on_host_a_directive_the_hosts_postconf_d_lacks_is_refused():
+    """smtpd_sasl_path is in Postfix 3.7's list (preview passes), but this host's `postconf -d` has no such name."""
+    desired = {"message_size_limit": "10240000", "smtpd_sasl_path": "private/auth"}
+    assert not [p for p in pc.check_props({"main_cf": {}, "directives": desired}) if "smtpd_sasl_path" in str(p)]
+    with pytest.raises(pc.ApplyError) as refused:
+        pc._check_on_host("10.0.0.5", desired, host_facts())
+    message = str(refused.value)
+    assert message.startswith("10.0.0.5: ") and "smtpd_sasl_path" in message and "Nothing was changed" in message
+    pc._check_on_host("10.0.0.5", desired, host_facts(parameters=("smtpd_sasl_path",)))  # known there: accepted
+
+
+def test_on_host_the_hosts_own_unmanaged_limit_enters_the_cross_field_rule():
+    with pytest.raises(pc.ApplyError, match=r"queue_minfree.*30720000"):
+        pc._check_on_host("10.0.0.5", {"queue_minfree": "15360000"}, host_facts("message_size_limit = 20480000\n"))
+    pc._check_on_host("10.0.0.5", {"queue_minfree": "15360000"}, host_facts("message_size_limit = 10240000\n"))

@@ -147,11 +147,13 @@ def test_messages_never_quote_the_key(ec_key, other_ec_key):
     key = key_pem(other_ec_key)
     body_lines = [line for line in key.splitlines() if line and not line.startswith("-----")]
     expired = cert_pem(ec_key, NOW - dt.timedelta(days=30), NOW - dt.timedelta(days=1))
-    for cert in (expired, "garbage"):
-        for key_text in (key, key[:-40]):
-            for field, message in certificate_problems(cert, key_text):
-                assert field in ("tls.cert_pem", "tls_key_pem")
-                assert not any(line in message for line in body_lines)
+    problems = [p for cert in (expired, "garbage") for k in (key, key[:-40]) for p in certificate_problems(cert, k)]
+    # Every pair is wrong (expired or unreadable certificate, or a cut key): each one must have said why.
+    assert len(problems) >= 4, problems
+    assert len(body_lines) >= 3
+    for field, message in problems:
+        assert field in ("tls.cert_pem", "tls_key_pem")
+        assert not any(line in message for line in body_lines)
 
 
 def test_fingerprint_is_sha256_of_der_in_openssl_format(rsa_key):
