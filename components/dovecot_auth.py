@@ -25,7 +25,7 @@ from components import connection as conn
 from components.core import dovecot_conf as dc
 from components.core import ledger
 from components.core.postfix_rules import Problem
-from components.postfix_config import ApplyError, host_lock, load_ledger, save_ledger
+from components.postfix_config import ApplyError, host_lock, load_ledger, save_ledger, ssh_target
 from components.remote.dovecot_host import DovecotError, DovecotFacts, DovecotHost
 from components.remote.ssh import Session
 
@@ -132,7 +132,7 @@ class DovecotAuthServiceProvider(dyn.ResourceProvider):
         return dyn.UpdateResult(outs=self._apply(id_, news, original=olds.get("original_file") or None, first=False))
 
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
-        target = conn.ssh_target(props)
+        target = ssh_target(props)
         with host_lock(target.label), Session(target) as session:
             current = DovecotHost(session).facts().current
         refreshed = {**props, "managed_file": current or ""}
@@ -140,7 +140,7 @@ class DovecotAuthServiceProvider(dyn.ResourceProvider):
         return dyn.ReadResult(id_=id_, outs=refreshed, inputs=inputs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        target = conn.ssh_target(props)
+        target = ssh_target(props)
         with host_lock(target.label), Session(target) as session, session.host_lock("a DovecotAuthService change"):
             host = DovecotHost(session)
             facts = host.facts()
@@ -164,7 +164,7 @@ class DovecotAuthServiceProvider(dyn.ResourceProvider):
             save_ledger(session, LEDGER, book)
 
     def _apply(self, id_: str, props: dict[str, Any], original: str | None, first: bool) -> dict[str, Any]:
-        target = conn.ssh_target(props)
+        target = ssh_target(props)
         listener = listener_from(props)
         mechanisms = str(props.get("auth_mechanisms") or dc.DEFAULT_MECHANISMS)
         text = props["managed_file"]

@@ -14,7 +14,10 @@ line per directive, and what `read` fills with the host's live values.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import datetime as dt
 import hashlib
+import os
 import posixpath
 import secrets
 import threading
@@ -33,7 +36,7 @@ from components.core import postfix_rules as rules
 from components.core.postfix_plan import Plan, live_values, plan_edit, plan_restore
 from components.core.tls_material import certificate_problems, fingerprint
 from components.remote.postfix_host import PostfixError, PostfixFacts, PostfixHost
-from components.remote.ssh import RemoteError, Session
+from components.remote.ssh import RemoteError, Session, SshTarget
 
 COMPUTED_OUTPUTS = ("originals", "overridden", "created_files", "postfix_version")
 
@@ -53,6 +56,23 @@ class ApplyError(Exception):
 
 # A recorded definition starts with its name, never with "=": the prefix marks bytes kept as base64.
 _BASE64_PREFIX = "=base64:"
+
+
+def ssh_target(props: Mapping[str, Any]) -> SshTarget:
+    """The SSH target, with the operator's time limits when set (a slow link, or a test of a cut one).
+
+    SECURE_POSTFIX_CONNECT_TIMEOUT and SECURE_POSTFIX_COMMAND_TIMEOUT are seconds.
+    """
+    target = conn.ssh_target(props)
+    limits = {
+        field: float(os.environ[name])
+        for field, name in (
+            ("connect_timeout", "SECURE_POSTFIX_CONNECT_TIMEOUT"),
+            ("command_timeout", "SECURE_POSTFIX_COMMAND_TIMEOUT"),
+        )
+        if os.environ.get(name)
+    }
+    return dataclasses.replace(target, **limits) if limits else target
 
 
 def originals_to_state(originals: Mapping[str, str | None]) -> dict[str, str]:
@@ -189,10 +209,14 @@ class PostfixConfigProvider(dyn.ResourceProvider):
         return dyn.UpdateResult(outs=self._apply(id_, news, originals, earlier, created))
 
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
-        target = conn.ssh_target(props)
-        with host_lock(target.label), Session(target) as session:
-            text = PostfixHost(session).read_main_cf()
-        live = live_values(text, props.get("main_cf") or {})
+        target = ssh_target(props)
+        with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixConfig refresh"):
+            host = PostfixHost(session)
+            facts = host.facts()
+            journal = Journal.load(host, facts, id_)
+            # A change cut off half way is undone first, so refresh reads what Postfix really runs.
+            facts = journal.resolve(facts)
+        live = live_values(facts.main_cf, props.get("main_cf") or {})
         # Pulumi drops null map values; an absent directive reads as "" so the drift still shows.
         refreshed = {**props, "main_cf": {k: "" if v is None else maincf.printable(v) for k, v in live.items()}}
         refreshed["compliance"] = _compliance(refreshed["main_cf"], compliance.public_mx_of(props.get("compliance")))
@@ -200,12 +224,13 @@ class PostfixConfigProvider(dyn.ResourceProvider):
         return dyn.ReadResult(id_=id_, outs=refreshed, inputs=inputs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        target = conn.ssh_target(props)
+        target = ssh_target(props)
         with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixConfig delete"):
             host = PostfixHost(session)
             facts = host.facts()
-            path = ledger_path(facts.config_directory)
-            book = load_ledger(session, path)
+            journal = Journal.load(host, facts, id_)
+            facts = journal.resolve(facts)
+            book = journal.book
             mine = Holdings.from_state(props)
             mine = mine.merged_with(book, id_)
             # What another resource still declares stays as it is: that one gives it back.
@@ -216,15 +241,14 @@ class PostfixConfigProvider(dyn.ResourceProvider):
                 {n: mine.originals[n] for n in names},
                 {n: mine.earlier[n] for n in names if n in mine.earlier},
             )
-            _log(target.label, plan.changes, "restoring")
             if not plan.empty:
-                _apply_plan(host, facts, plan, files={}, tls_fingerprint=None)
+                _apply_plan(host, facts, plan, files={}, tls_fingerprint=None, journal=journal)
             created = [p for p in mine.created if ledger.path_key(p) not in others]
             if created:
                 host.remove_files(created)
                 pulumi.log.info(f"{target.label}: removed {', '.join(created)}")
             book.release(id_)
-            save_ledger(session, path, book)
+            journal.commit(plan.changes, "restored")
 
     # -- the apply pipeline -------------------------------------------------------------
     def _apply(
@@ -235,15 +259,16 @@ class PostfixConfigProvider(dyn.ResourceProvider):
         earlier: Mapping[str, list[tuple[int, str]]],
         created: list[str],
     ) -> dict:
-        target = conn.ssh_target(props)
+        target = ssh_target(props)
         desired = {k: str(v) for k, v in (props.get("main_cf") or {}).items()}
         files = _tls_files(props)
         cert = props.get("tls_cert_pem")
         with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixConfig apply"):
             host = PostfixHost(session)
             facts = host.facts()
-            path = ledger_path(facts.config_directory)
-            book = load_ledger(session, path)
+            journal = Journal.load(host, facts, id_)
+            facts = journal.resolve(facts)
+            book = journal.book
             _check_on_host(target.label, desired, facts)
             declared = [*files, *sorted({p.rsplit("/", 1)[0] + "/" for p in files})]
             mine = Holdings(dict(originals), dict(earlier), list(created)).merged_with(book, id_, desired, declared)
@@ -255,15 +280,16 @@ class PostfixConfigProvider(dyn.ResourceProvider):
             digests = host.file_digests(list(files)) if files else {}
             changed_files = {p: f for p, f in files.items() if digests.get(p) != _sha256(f[0])}
             created = sorted(set(mine.created) | {p for p in changed_files if digests.get(p) is None})
-            _log(target.label, plan.changes, "setting")
             for file_path in changed_files:
                 pulumi.log.info(f"{target.label}: deploying {file_path}")
             if not plan.empty or changed_files:
-                made = _apply_plan(host, facts, plan, changed_files, fingerprint(cert) if cert else None)
+                made = _apply_plan(
+                    host, facts, plan, changed_files, fingerprint(cert) if cert else None, journal=journal
+                )
                 created = sorted(set(created) | set(made))
             held = Holdings(plan.originals, plan.earlier, created)
             book.claim(id_, held.keys(declared), held.ledger_originals(declared))
-            save_ledger(session, path, book)
+            journal.commit(plan.changes, "changed")
         return {
             **props,
             "originals": originals_to_state(plan.originals),
@@ -344,6 +370,95 @@ def save_ledger(session: Session, path: str, book: ledger.Ledger) -> None:
         session.write_file_atomic(path, book.render().encode("ascii"), mode="0600", owner="root:root")
 
 
+BACKUP_SUFFIX = ".secure-postfix-prev"
+
+
+@dataclass
+class Journal:
+    """The ledger on one host, with the change under way recorded in it (`pending`).
+
+    Written before the first byte of a change lands (main.cf and TLS files backed up beside
+    themselves), cleared with the same write that records the result. If the link or the
+    controller dies in between, the next operation on the host finds the record and undoes the
+    change (backups back, Postfix reloaded), so that file, daemon and state agree again.
+    """
+
+    host: PostfixHost
+    path: str
+    main_cf: str
+    book: ledger.Ledger
+    owner: str
+
+    @classmethod
+    def load(cls, host: PostfixHost, facts: PostfixFacts, owner: str) -> Journal:
+        path = ledger_path(facts.config_directory)
+        main_cf = posixpath.join(facts.config_directory, "main.cf")
+        return cls(host, path, main_cf, load_ledger(host.s, path), owner)
+
+    def begin(self, facts: PostfixFacts, new_text: str, files: list[str], made: list[str]) -> None:
+        self.host.backup_files([self.main_cf, *files])
+        self.book.pending = {
+            "owner": self.owner,
+            "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "before": facts.main_cf_sha256 or "",
+            "after": hashlib.sha256(maincf.encode(new_text)).hexdigest(),
+            "files": files,
+            "made": made,
+        }
+        save_ledger(self.host.s, self.path, self.book)
+
+    def end(self) -> None:
+        """The change is over (applied, or rolled back): forget it, drop the backups."""
+        pending, self.book.pending = self.book.pending, None
+        save_ledger(self.host.s, self.path, self.book)
+        if pending:
+            self.host.drop_backups([self.main_cf, *pending.get("files", [])])
+
+    def commit(self, changes: list, verb: str) -> None:
+        """Record the result; past the point of no return, so a failure here says the change is live."""
+        try:
+            live = self.book.pending is not None
+            self.end()
+        except RemoteError as exc:
+            if not live:
+                raise
+            raise ApplyError(
+                f"{self.host.label}: the change was applied and Postfix reloaded, but recording it on the host "
+                f"({self.path}) failed: {str(exc).removeprefix(self.host.label + ': ')}. The next operation on this "
+                "host reconciles it (undoes it, and `up` applies it again)."
+            ) from None
+        for change in changes:
+            pulumi.log.info(f"{self.host.label}: {verb} {change}")
+
+    def resolve(self, facts: PostfixFacts) -> PostfixFacts:
+        """Undo a change an earlier operation left half done; returns the facts as they are now."""
+        pending = self.book.pending
+        if not pending:
+            return facts
+        label, started = self.host.label, pending.get("started", "?")
+        if facts.main_cf_sha256 not in (pending.get("before"), pending.get("after")):
+            raise ApplyError(
+                f"{label}: an apply started at {started} was cut off, and {self.main_cf} was changed since by "
+                f"something else; its content before that apply is in {self.main_cf}{BACKUP_SUFFIX}. Put main.cf "
+                f'right by hand, then remove the "pending" entry from {self.path}. Nothing was changed.'
+            )
+        self.host.s.sh('[ ! -e "$1$2" ] || mv -f -- "$1$2" "$1"', self.main_cf, BACKUP_SUFFIX)
+        files = list(pending.get("files", []))
+        if files:
+            self.host.restore_files(files)
+        self.host.remove_files(list(pending.get("made", [])))
+        restored = self.host.facts()
+        offset = self.host.s.file_size(restored.log_file)
+        _load(self.host, restored, offset, _failure_before(self.host, restored, offset))
+        self.book.pending = None
+        save_ledger(self.host.s, self.path, self.book)
+        pulumi.log.warn(
+            f"{label}: an apply started at {started} was cut off before it finished; it was undone first "
+            "(main.cf and TLS files as they were before it, Postfix reloaded)"
+        )
+        return restored
+
+
 def _tls_files(props: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
     """path -> (content, mode) of the files the tls block deploys."""
     cert, key = props.get("tls_cert_pem"), props.get("tls_key_pem")
@@ -401,8 +516,13 @@ def _apply_plan(
     plan: Plan,
     files: Mapping[str, tuple[str, str]],
     tls_fingerprint: str | None,
+    journal: Journal,
 ) -> list[str]:
-    """Apply a plan; returns the directories it created (as "path/")."""
+    """Apply a plan; returns the directories it created (as "path/").
+
+    On success the journal still holds the change as pending: the caller's `journal.commit`
+    records the result and ends it in one write.
+    """
     label = host.label
     changed = ", ".join([c.name for c in plan.changes] + list(files)) or "nothing"
     try:
@@ -415,14 +535,13 @@ def _apply_plan(
     made: list[str] = []
     written: list[str] = []
     host.expect_unchanged(facts)
-    if paths:
-        host.backup_files(paths)
+    for directory in sorted({p.rsplit("/", 1)[0] for p in paths}):
+        if host.ensure_directory(directory):
+            made.append(directory + "/")
+    journal.begin(facts, plan.text, paths, made)
     swapped = False
     try:
         # The TLS files and main.cf are one transaction: all new, or all as they were.
-        for directory in sorted({p.rsplit("/", 1)[0] for p in paths}):
-            if host.ensure_directory(directory):
-                made.append(directory + "/")
         for path, (content, mode) in files.items():
             host.s.write_file_atomic(path, content.encode(), mode=mode, owner="root:root")
             written.append(path)
@@ -432,26 +551,46 @@ def _apply_plan(
         _verify(host, facts, offset, tls_fingerprint)
     except Exception as exc:  # whatever went wrong, the host must not keep a half-applied change
         reason = str(exc).removeprefix(f"{label}: ")
-        if written:
-            host.restore_files(written)
-        if paths:
-            host.drop_backups(paths)
-        host.remove_files(made)
+        try:
+            outcome = _undo(host, facts, journal, written, made, swapped, failing_before)
+        except RemoteError as again:
+            raise ApplyError(
+                f"{label}: the change of {changed} was cut off ({reason}) and could not be undone now "
+                f"({str(again).removeprefix(label + ': ')}). The host may hold the new main.cf"
+                f"{' and TLS files' if paths else ''} without Postfix having loaded them; {journal.path} records "
+                "the change, and the next operation on this host (up, refresh or destroy) undoes it first."
+            ) from None
         if not swapped:
             files_back = f" {', '.join(written)} put back as they were;" if written else ""
             raise ApplyError(
                 f"{label}: the change of {changed} could not be written: {reason}.{files_back} main.cf was not "
                 "changed and Postfix was not reloaded."
             ) from None
-        answering = _roll_back(host, facts, patient=failing_before is None)
         raise ApplyError(
             f"{label}: Postfix failed after the change of {changed}: {reason}. The previous configuration"
-            f"{' and TLS files were' if written else ' was'} put back and Postfix restarted; "
-            f"{_after_rollback(answering, failing_before)}."
+            f"{' and TLS files were' if written else ' was'} put back and Postfix restarted; {outcome}."
         ) from None
-    if paths:
-        host.drop_backups(paths)
     return made
+
+
+def _undo(
+    host: PostfixHost,
+    facts: PostfixFacts,
+    journal: Journal,
+    written: list[str],
+    made: list[str],
+    swapped: bool,
+    failing_before: str | None,
+) -> str:
+    """Put every file back as it was and end the journal; says how Postfix is doing afterwards."""
+    if written:
+        host.restore_files(written)
+    host.remove_files(made)
+    outcome = ""
+    if swapped:
+        outcome = _after_rollback(_roll_back(host, facts, patient=failing_before is None), failing_before)
+    journal.end()
+    return outcome
 
 
 def _after_rollback(answering: bool, failing_before: str | None) -> str:
@@ -581,11 +720,6 @@ def _roll_back(host: PostfixHost, facts: PostfixFacts, patient: bool = True) -> 
     # A crashed smtpd throttles the service; only stop + start lifts that.
     host.restart()
     return _wait_until_answering(host, 30.0 if patient else 0.0)
-
-
-def _log(label: str, changes: list, what: str) -> None:
-    for change in changes:
-        pulumi.log.info(f"{label}: {what} {change}")
 
 
 class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
