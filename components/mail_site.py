@@ -17,6 +17,7 @@ import pulumi
 from components import reach
 from components.dovecot_auth import DovecotAuthService
 from components.postfix_config import PostfixConfig
+from components.postfix_services import PostfixServices
 from components.stack_config import ConfigError, HostSpec, SaslSpec, SiteSpec
 
 
@@ -121,6 +122,7 @@ class MailSite(pulumi.ComponentResource):
                 "path": self.dovecot.sasl_path,
                 "security_options": site.sasl.security_options,
                 "tls_security_options": site.sasl.tls_security_options,
+                "offer_auth": site.sasl.offer_auth,
             }
         tls_settings = None
         if site.tls is not None and tls is not None:
@@ -131,6 +133,7 @@ class MailSite(pulumi.ComponentResource):
                 "public_mx": site.public_mx,
             }
         self.postfixes = {}
+        self.services: dict[str, PostfixServices] = {}
         for index, host in enumerate(site.postfix_hosts):
             resource = postfix_resource_name(name, site.postfix_hosts, host)
             aliases = [pulumi.Alias(name=f"{name}-postfix")] if index == 0 and resource != f"{name}-postfix" else []
@@ -145,6 +148,15 @@ class MailSite(pulumi.ComponentResource):
                 tls_key_pem=tls.key_pem if tls is not None else None,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=depends, aliases=aliases),
             )
+            if site.services:
+                # master.cf's entries come after main.cf's SASL and TLS settings, which they rely on.
+                self.services[host] = PostfixServices(
+                    resource.removesuffix("-postfix") + "-services",
+                    connection=connection_for(hosts[host], private_key),
+                    services=site.services,
+                    tls_cert_pem=tls.cert_pem if tls is not None else None,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[self.postfixes[host]]),
+                )
         self.postfix = self.postfixes[site.postfix_hosts[0]]
         outputs: dict[str, Any] = {
             "postfix_host": hosts[site.postfix_host].address,

@@ -58,6 +58,8 @@ class SaslSpec:
     auth_mechanisms: str = "plain login"
     security_options: str = "noanonymous, noplaintext"
     tls_security_options: str = "noanonymous"
+    # Where AUTH is offered: "submission" (the submission services only) or "everywhere" (port 25 too).
+    offer_auth: str = "everywhere"
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class SiteSpec:
     sasl: SaslSpec | None = None
     tls: TlsSpec | None = None
     auth_service: str | None = None
+    # master.cf submission services: label -> {type, listen, options}
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def postfix_host(self) -> str:
@@ -162,6 +166,8 @@ def parse_sites(
             raise ConfigError(
                 f"{prefix}.sasl needs {prefix}.tls: with the guide's noplaintext and no TLS, AUTH can never succeed"
             )
+        services = parse_services(item.get("services"), prefix)
+        sasl = _with_offer(sasl, item.get("sasl"), services, prefix)
         sites[name] = SiteSpec(
             name=name,
             postfix_hosts=postfix_hosts,
@@ -172,6 +178,7 @@ def parse_sites(
             sasl=sasl,
             tls=tls,
             auth_service=auth_service,
+            services=services,
         )
     services = parse_auth_services(services_raw, hosts, sites)
     sites = {name: _with_service_listener(site, services) for name, site in sites.items()}
@@ -208,7 +215,7 @@ def _postfix_hosts(item: Mapping[str, Any], prefix: str, hosts: Mapping[str, Hos
 
 # The Dovecot side of SASL: with auth_service it is set once on the service, never per site.
 _SERVICE_KEYS = ("listener", "listen_port", "bind_address", "allow_all_interfaces", "auth_mechanisms")
-_SITE_SASL_KEYS = ("security_options", "tls_security_options")
+_SITE_SASL_KEYS = ("security_options", "tls_security_options", "offer_auth")
 
 
 def _site_sasl_for_service(
@@ -288,6 +295,7 @@ def _with_service_listener(site: SiteSpec, services: Mapping[str, AuthServiceSpe
         auth_mechanisms=own.auth_mechanisms,
         security_options=site.sasl.security_options,
         tls_security_options=site.sasl.tls_security_options,
+        offer_auth=site.sasl.offer_auth,
     )
     _refuse_plaintext_only(sasl, f"{NAMESPACE}:sites.{site.name}.sasl")
     return SiteSpec(**{**site.__dict__, "sasl": sasl})
@@ -402,6 +410,71 @@ def _refuse_plaintext_only(spec: SaslSpec, where: str) -> None:
             f"{where}: tls_security_options has noplaintext but auth_mechanisms ({spec.auth_mechanisms}) "
             "offers only plaintext mechanisms, so AUTH could never succeed"
         )
+
+
+SERVICE_TYPES = ("submission", "submissions")
+# The guide's per-client limits that a submission service may set for itself.
+SERVICE_LIMITS = (
+    "smtpd_client_connection_rate_limit",
+    "smtpd_client_message_rate_limit",
+    "smtpd_client_connection_count_limit",
+    "smtpd_client_recipient_rate_limit",
+)
+
+
+def parse_services(raw: Any, prefix: str) -> dict[str, dict[str, Any]]:
+    """master.cf submission services; values are checked per host by PostfixServices at preview."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{prefix}.services must be an object: submission and/or submissions")
+    services = {}
+    for label, item in raw.items():
+        where = f"{prefix}.services.{label}"
+        item = {} if item is None else item
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{where} must be an object (type, listen, limits, options) or empty")
+        unknown = sorted(set(item) - {"type", "listen", "limits", "options"})
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]} is not a setting of a service (type, listen, limits, options)")
+        kind = item.get("type", label)
+        if kind not in SERVICE_TYPES:
+            raise ConfigError(f"{where}.type is {kind!r}; it must be one of {', '.join(SERVICE_TYPES)}")
+        limits, options = item.get("limits") or {}, item.get("options") or {}
+        for key, value in (("limits", limits), ("options", options)):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}.{key} must be an object of parameter: value")
+        for name in limits:
+            if name not in SERVICE_LIMITS:
+                raise ConfigError(f"{where}.limits.{name} is not one of {', '.join(SERVICE_LIMITS)}; use options")
+        listen = item.get("listen")
+        services[label] = {
+            "type": kind,
+            **({"listen": str(listen)} if listen is not None else {}),
+            "options": {**{k: str(v) for k, v in limits.items()}, **{k: str(v) for k, v in options.items()}},
+        }
+    return services
+
+
+def _with_offer(sasl: SaslSpec | None, raw: Any, services: Mapping[str, Any], prefix: str) -> SaslSpec | None:
+    """Where AUTH is offered; a site with submission services offers it there only unless told otherwise."""
+    given = raw.get("offer_auth") if isinstance(raw, Mapping) else None
+    if services and sasl is None:
+        raise ConfigError(
+            f"{prefix}.services needs SMTP AUTH: set {prefix}.auth_service (a key of {NAMESPACE}:auth_services)"
+        )
+    if sasl is None:
+        if given is not None:
+            raise ConfigError(f"{prefix}.sasl.offer_auth needs {prefix}.auth_service")
+        return None
+    offer = given if given is not None else ("submission" if services else "everywhere")
+    if offer not in ("submission", "everywhere"):
+        raise ConfigError(f"{prefix}.sasl.offer_auth must be submission or everywhere, got {offer!r}")
+    if offer == "submission" and not services:
+        raise ConfigError(
+            f"{prefix}.sasl.offer_auth is submission but {prefix}.services is empty: AUTH would be offered nowhere"
+        )
+    return SaslSpec(**{**sasl.__dict__, "offer_auth": offer})
 
 
 def parse_tls(raw: Any, prefix: str) -> TlsSpec | None:

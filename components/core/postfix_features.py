@@ -45,10 +45,18 @@ _INET_PATH_RE = re.compile(r"inet:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):([0-9]{1,
 _RELATIVE_PATH_RE = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
 
 
+OFFER_AUTH = ("everywhere", "submission")
+
+
 def sasl_directives(sasl: Mapping[str, Any]) -> dict[str, Any]:
-    """Section 8.8.3 step 2 of the guide. `path` may still be unknown at preview."""
+    """Section 8.8.3 step 2 of the guide. `path` may still be unknown at preview.
+
+    With `offer_auth: submission`, main.cf keeps AUTH off (port 25 never offers it, and never
+    needs Dovecot); the submission services of master.cf turn it on for themselves.
+    """
+    everywhere = (sasl.get("offer_auth") or "everywhere") == "everywhere"
     return {
-        "smtpd_sasl_auth_enable": "yes",
+        "smtpd_sasl_auth_enable": "yes" if everywhere else "no",
         "smtpd_sasl_type": "dovecot",
         "smtpd_sasl_path": sasl["path"],
         "smtpd_sasl_security_options": sasl.get("security_options") or SASL_DEFAULTS["security_options"],
@@ -104,6 +112,9 @@ def sasl_problems(sasl: Mapping[str, Any], tls: Mapping[str, Any] | None, is_unk
         problems.append(Problem("sasl.path", "is required (DovecotAuthService.sasl_path)"))
     elif not is_unknown(path):
         problems += sasl_path_problems(str(path))
+    offer = sasl.get("offer_auth") or "everywhere"
+    if not is_unknown(offer) and offer not in OFFER_AUTH:
+        problems.append(Problem("sasl.offer_auth", f"must be one of {', '.join(OFFER_AUTH)}, got {offer!r}"))
     options = sasl.get("security_options") or SASL_DEFAULTS["security_options"]
     if not is_unknown(options) and "noanonymous" not in str(options):
         problems.append(Problem("sasl.security_options", "must include noanonymous"))

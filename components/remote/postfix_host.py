@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import posixpath
 import ssl
@@ -64,6 +65,21 @@ echo '--- defaults'
 postconf -d | cut -d= -f1
 echo '--- main.cf'
 cat -- "$cfg/main.cf" 2>/dev/null || echo NO-MAIN-CF
+"""
+
+_STAGE_AND_CHECK_MASTER = r"""
+set -u
+stage=$(mktemp -d /tmp/secure-postfix-stage.XXXXXX) || exit 90
+trap 'rm -rf -- "$stage"' EXIT
+cat > "$stage/master.cf"
+cp -p -- "$1/main.cf" "$stage/main.cf" || exit 91
+touch -d "@$(( $(date +%s) - 10 ))" "$stage/main.cf" "$stage/master.cf"
+out=$( { postconf -c "$stage" -M >/dev/null && postconf -c "$stage" -n >/dev/null && postfix -c "$stage" check; } 2>&1)
+rc=$?
+printf '%s\n' "$out" | sed "s#$stage#$1#g" | sort -u
+echo '--- live'
+postconf -c "$1" -n 2>&1 >/dev/null | sort -u
+[ $rc -eq 0 ] || exit 1
 """
 
 
@@ -140,6 +156,37 @@ class PostfixHost:
         except ValueError:
             detail = (result.err or result.out).strip() or f"exit code {result.rc}"
             raise PostfixError(f"{self.label}: the staged check of main.cf could not run: {detail}") from None
+
+    def check_staged_master(self, text: str, config_directory: str) -> None:
+        """`postconf -M`, `postconf -n` and `postfix check` on a staged master.cf; a new warning is an error."""
+        result = self.s.sh(
+            _STAGE_AND_CHECK_MASTER,
+            config_directory,
+            stdin=maincf.encode(text),
+            check=False,
+            what="the staged check of master.cf",
+        )
+        staged, _, live = result.out.partition("\n--- live\n")
+        baseline = set(live.splitlines())
+        messages = [ln for ln in staged.splitlines() if ln.strip() and ln not in baseline]
+        if result.rc != 0 or any("warning:" in ln for ln in messages):
+            detail = "; ".join(messages) or f"exit code {result.rc}"
+            raise PostfixError(f"{self.label}: Postfix rejects the new master.cf: {detail}")
+
+    def swap_in_master(self, text: str, config_directory: str, expect_sha256: str | None = None) -> None:
+        path = posixpath.join(config_directory, "master.cf")
+        self.s.write_file_atomic(path, maincf.encode(text), age=5, expect_sha256=expect_sha256)
+
+    def probe_implicit_tls(self, address: str, port: int, fingerprint: str, timeout: float = 15.0) -> Reply:
+        """A submissions (465) listener: TLS from the first byte with the deployed certificate, then the banner."""
+        chan = self.s.open_tcp(address, port, timeout)
+        chan.settimeout(1.0)
+        try:
+            return _tls_banner(chan, *_check_tls(chan, timeout, self.label, fingerprint), timeout, self.label)
+        except (OSError, SSHException, EOFError) as exc:
+            raise PostfixError(f"{self.label}: the TLS probe of {address}:{port} failed: {exc}") from None
+        finally:
+            chan.close()
 
     def swap_in(self, text: str, config_directory: str, expect_sha256: str | None = None) -> None:
         # Postfix re-opens a main.cf younger than about two seconds in 300 ms steps until it is older,
@@ -286,6 +333,13 @@ def _check_starttls(chan: Channel, buffer: bytes, timeout: float, label: str, fi
     reply, buffer = _read_reply(chan, buffer, timeout, label, "STARTTLS reply", lambda: None)
     if reply.code != 220:
         raise PostfixError(f"{label}: STARTTLS was answered {reply.code} {reply.text}")
+    _check_tls(chan, timeout, label, fingerprint)
+
+
+def _check_tls(
+    chan: Channel, timeout: float, label: str, fingerprint: str
+) -> tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO]:
+    """A TLS handshake on `chan`: TLS 1.2 or newer, and exactly the deployed certificate."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # we compare the exact certificate instead
@@ -319,3 +373,30 @@ def _check_starttls(chan: Channel, buffer: bytes, timeout: float, label: str, fi
     served = hashlib.sha256(tls.getpeercert(binary_form=True) or b"").digest().hex(":").upper()
     if served != fingerprint:
         raise PostfixError(f"{label}: Postfix serves certificate {served}, not the deployed {fingerprint}")
+    return tls, incoming, outgoing
+
+
+def _tls_banner(
+    chan: Channel, tls: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, timeout: float, label: str
+) -> Reply:
+    """The SMTP banner read through an established TLS session on `chan`."""
+    deadline, data = time.monotonic() + timeout, b""
+    while True:
+        with contextlib.suppress(ssl.SSLWantReadError):
+            data += tls.read(4096)
+        reply, _ = take_reply(data)
+        if reply is not None:
+            if reply.code != 220:
+                raise PostfixError(f"{label}: SMTP banner over TLS was {reply.code} {reply.text}")
+            if outgoing.pending:
+                chan.sendall(outgoing.read())
+            return reply
+        if time.monotonic() > deadline:
+            raise PostfixError(f"{label}: no SMTP banner over TLS within {timeout:.0f} s")
+        try:
+            chunk = chan.recv(16384)
+        except TimeoutError:
+            continue
+        if not chunk:
+            raise PostfixError(f"{label}: the server closed the connection before its banner over TLS")
+        incoming.write(chunk)

@@ -154,3 +154,49 @@ def test_a_port_as_number_text_or_wire_float_is_accepted(port):
     result = DovecotAuthServiceProvider().check({}, {**props, "listener": "inet", "listen_port": port})
     assert [f.property for f in result.failures] == []
     assert "inet_listener" in result.inputs["managed_file"] and "port = 2525" in result.inputs["managed_file"]
+
+
+# -- submission services and where AUTH is offered ---------------------------------------
+
+
+def test_a_site_with_services_offers_auth_on_submission_only_by_default():
+    site = stack({"a": fleet(["mx"], services={"submission": None, "submissions": {}})}).sites["a"]
+    assert site.sasl.offer_auth == "submission"
+    assert site.services == {
+        "submission": {"type": "submission", "options": {}},
+        "submissions": {"type": "submissions", "options": {}},
+    }
+
+
+def test_a_site_without_services_keeps_auth_everywhere_as_before():
+    assert stack({"a": fleet(["mx"])}).sites["a"].sasl.offer_auth == "everywhere"
+
+
+def test_auth_everywhere_can_be_chosen_with_services():
+    site = fleet(["mx"], services={"submission": {}}, sasl={"offer_auth": "everywhere"})
+    assert stack({"a": site}).sites["a"].sasl.offer_auth == "everywhere"
+
+
+def test_service_limits_become_overrides_and_options_win():
+    services = {"submission": {"limits": {"smtpd_client_connection_rate_limit": 10}, "options": {"x_y": "1"}}}
+    site = stack({"a": fleet(["mx"], services=services)}).sites["a"]
+    assert site.services["submission"]["options"] == {"smtpd_client_connection_rate_limit": "10", "x_y": "1"}
+
+
+@pytest.mark.parametrize(
+    ("site", "words"),
+    [
+        (fleet(["mx"], sasl={"offer_auth": "submission"}), "sites.a.sasl.offer_auth is submission but"),
+        (fleet(["mx"], services={"submission": {}}, sasl={"offer_auth": "port25"}), "offer_auth must be submission or"),
+        (fleet(["mx"], services={"smtp": {}}), "secure-postfix:sites.a.services.smtp.type is 'smtp'"),
+        (fleet(["mx"], services={"submission": {"port": 2525}}), "sites.a.services.submission.port is not a setting"),
+        (
+            fleet(["mx"], services={"submission": {"limits": {"message_size_limit": 1}}}),
+            "sites.a.services.submission.limits.message_size_limit is not one of",
+        ),
+        ({"postfix_host": "mx", "tls": TLS, "services": {"submission": {}}}, "sites.a.services needs SMTP AUTH"),
+        (fleet(["mx"], sasl={"offer": "x"}), "secure-postfix:sites.a.sasl.offer is not a setting of sasl"),
+    ],
+)
+def test_bad_service_settings_are_refused_naming_the_key(site, words):
+    assert words in error({"a": site})

@@ -1,0 +1,53 @@
+"""PostfixServices' check: bad service input refused at preview, naming the service and the host."""
+
+import pytest
+
+from components.postfix_services import PostfixServicesProvider
+
+CONNECTION = {"host": "10.0.0.2", "port": 22, "user": "root", "insecure_ignore_host_key": True, "private_key": "k"}
+
+
+def failures(services, cert="CERT"):
+    result = PostfixServicesProvider().check({}, {**CONNECTION, "services": services, "tls_cert_pem": cert})
+    return result, [f.reason for f in result.failures]
+
+
+def test_each_service_is_one_line_of_master_cf_in_the_inputs():
+    result, reasons = failures(
+        {"submission": {}, "submissions": {"options": {"smtpd_client_connection_rate_limit": 5.0}}}
+    )
+    assert reasons == []
+    lines = result.inputs["master_cf"]
+    assert list(lines) == ["submission/inet", "submissions/inet"]
+    assert lines["submissions/inet"].startswith("submissions inet n - - - - smtpd -o syslog_name=postfix/submissions")
+    assert lines["submissions/inet"].endswith("-o smtpd_client_connection_rate_limit=5")
+
+
+@pytest.mark.parametrize(
+    ("services", "words"),
+    [
+        ({"x": {"type": "pop3"}}, "10.0.0.2: services.x: type 'pop3' is not one of submission, submissions"),
+        ({"submission": {"listen": "25"}}, "10.0.0.2: services.submission.listen: port 25 is master.cf's smtp"),
+        ({"submission": {"options": {"smtpd_banner": "a\nb"}}}, "10.0.0.2: services.submission.options.smtpd_banner"),
+        ({"submission": {"options": {"smtpd_nope": "1"}}}, "10.0.0.2: services.submission.options.smtpd_nope: is not"),
+        ({}, "10.0.0.2: services: is empty"),
+    ],
+)
+def test_bad_input_names_service_and_host(services, words):
+    _, reasons = failures(services)
+    assert any(words in r for r in reasons), reasons
+
+
+def test_services_need_tls():
+    _, reasons = failures({"submission": {}}, cert=None)
+    assert any(r.startswith("10.0.0.2: tls_cert_pem: is required") for r in reasons), reasons
+
+
+def test_auth_on_submission_only_keeps_main_cf_auth_off():
+    from components.core import postfix_features as features
+
+    assert features.sasl_directives({"path": "private/auth"})["smtpd_sasl_auth_enable"] == "yes"
+    off = features.sasl_directives({"path": "private/auth", "offer_auth": "submission"})
+    assert off["smtpd_sasl_auth_enable"] == "no" and off["smtpd_sasl_type"] == "dovecot"
+    problems = features.sasl_problems({"path": "private/auth", "offer_auth": "port25"}, {"x": 1}, lambda v: False)
+    assert [p.field for p in problems] == ["sasl.offer_auth"]
