@@ -14,17 +14,18 @@ from typing import Any
 import pulumi
 from pulumi.output import Unknown
 
+from components import reach
 from components.core.postfix_rules import Problem
 from components.remote.ssh import SshTarget, parse_host_keys
 
-CONNECTION_FIELDS = ("host", "port", "user", "host_key", "private_key", "private_key_password")
+CONNECTION_FIELDS = ("host", "port", "user", "host_key", "private_key", "private_key_password", *reach.FIELDS)
 SECRET_FIELDS = ("private_key", "private_key_password")
 OPTION_FIELDS = ("insecure_ignore_host_key", "use_sudo")
 REPLACE_ON = ("host", "port")
 # Pulumi shows a CheckFailure's property together with that property's whole value, in plaintext even
 # when the value is a secret (seen with tls_key_pem). So only properties that never hold a secret, a
 # certificate or a map of directives are named; the message itself still names the field.
-NAMED_PROPERTIES = frozenset({"host", "port", "user", "host_key", *OPTION_FIELDS})
+NAMED_PROPERTIES = frozenset({"host", "port", "user", "host_key", *OPTION_FIELDS, *reach.FIELDS})
 
 
 def connection_props(connection: Any, insecure_ignore_host_key: bool = False, use_sudo: bool = False) -> dict:
@@ -36,6 +37,8 @@ def connection_props(connection: Any, insecure_ignore_host_key: bool = False, us
         return getattr(connection, name, None)
 
     props: dict[str, Any] = {name: field(name) for name in CONNECTION_FIELDS}
+    # Present only when set: a host reached directly keeps the properties (and diff) it always had.
+    props = {k: v for k, v in props.items() if v is not None or k not in reach.FIELDS}
     for name in SECRET_FIELDS:
         if props[name] is not None:
             props[name] = pulumi.Output.secret(props[name])
@@ -80,8 +83,9 @@ def check_connection(props: Mapping[str, Any]) -> list[Problem]:
         problems.append(Problem("host", "is required: the address or name of the host to configure"))
     if not is_unknown(port) and not (isinstance(port, (int, float)) and 0 < int(port) < 65536):
         problems.append(Problem("port", f"must be a TCP port number, got {port!r}"))
-    if not is_unknown(props.get("private_key")) and not props.get("private_key"):
+    if not is_unknown(props.get("private_key")) and not props.get("private_key") and reach.needs_private_key(props):
         problems.append(Problem("private_key", "is required: the SSH private key (a Pulumi secret)"))
+    problems += reach.check(props, host_key_problem)
     for name in OPTION_FIELDS:
         value = props.get(name)
         if not is_unknown(value) and value is not None and not isinstance(value, bool):
@@ -131,11 +135,12 @@ def ssh_target(props: Mapping[str, Any]) -> SshTarget:
         host=props["host"],
         port=int(props.get("port") or 22),
         user=props.get("user") or "root",
-        private_key=props["private_key"],
+        private_key=props.get("private_key") or None,
         private_key_password=props.get("private_key_password") or None,
         host_key=props.get("host_key") or None,
         insecure_ignore_host_key=props.get("insecure_ignore_host_key") is True,
         use_sudo=props.get("use_sudo") is True,
+        **reach.target_fields(props),
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pulumi
 
+from components import reach
 from components.dovecot_auth import DovecotAuthService
 from components.postfix_config import PostfixConfig
 from components.stack_config import ConfigError, HostSpec, SaslSpec, SiteSpec
@@ -34,6 +35,7 @@ def connection_for(host: HostSpec, private_key: pulumi.Input[str]) -> dict:
         "private_key": private_key,
         "insecure_ignore_host_key": host.insecure_ignore_host_key,
         "use_sudo": host.use_sudo,
+        **reach.host_fields(host),
     }
 
 

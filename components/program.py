@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,10 +11,19 @@ from pulumi.runtime import is_config_secret
 
 from components.core import compliance, compliance_render
 from components.mail_site import MailSite, TlsMaterial, dovecot_for
-from components.stack_config import NAMESPACE, ConfigError, SiteSpec, parse_stack, read_inventory
+from components.stack_config import (
+    NAMESPACE,
+    AccessSpec,
+    ConfigError,
+    SiteSpec,
+    parse_access,
+    parse_stack,
+    read_inventory,
+    with_access,
+)
 
 # Keys whose values reach main.cf, Dovecot's file and the resources' state as plain text.
-PLAIN_KEYS = ("hosts", "sites", "auth_services")
+PLAIN_KEYS = ("hosts", "sites", "auth_services", "bastions")
 
 
 def _project_path(value: str) -> Path:
@@ -23,7 +33,12 @@ def _project_path(value: str) -> Path:
     return path if path.is_absolute() else Path(pulumi.get_root_directory() or Path.cwd()) / path
 
 
-def _private_key(config: pulumi.Config) -> pulumi.Output[str]:
+_KEY_ONLY = AccessSpec()
+
+
+def _private_key(config: pulumi.Config, access: AccessSpec = _KEY_ONLY) -> pulumi.Output[str] | None:
+    if "private_key" not in access.methods:
+        return None  # `ssh_auth: agent`: no key from stack config reaches a resource
     secret = config.get_secret("ssh_private_key")
     if secret is not None:
         return secret
@@ -31,8 +46,19 @@ def _private_key(config: pulumi.Config) -> pulumi.Output[str]:
     if path is None:
         raise ConfigError(
             f"set {NAMESPACE}:ssh_private_key (pulumi config set --secret) or {NAMESPACE}:ssh_private_key_file"
+            + (f", or drop private_key from {NAMESPACE}:ssh_auth" if access.methods != ("private_key",) else "")
         )
     return pulumi.Output.secret(_project_path(path).read_text())
+
+
+def _text_or_list(value: str | None) -> object:
+    """`ssh_auth: agent` arrives as text, `ssh_auth: [agent, private_key]` as its JSON."""
+    if value is not None and value.lstrip().startswith("["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise ConfigError(f"{NAMESPACE}:ssh_auth is not a valid list: {value!r}") from None
+    return value
 
 
 def refuse_secrets(secret: Callable[[str], bool] = is_config_secret) -> None:
@@ -59,8 +85,15 @@ def main() -> None:
     inventory = config.get("inventory_file")
     if inventory:
         hosts_raw = {**read_inventory(_project_path(inventory)), **hosts_raw}
-    spec = parse_stack(hosts_raw, config.get_object("sites") or {}, config.get_object("auth_services") or {})
-    private_key = _private_key(config)
+    spec = parse_stack(
+        hosts_raw,
+        config.get_object("sites") or {},
+        config.get_object("auth_services") or {},
+        bastions_raw=config.get_object("bastions") or {},
+    )
+    access = parse_access(_text_or_list(config.get("ssh_auth")), config.get("ssh_agent_socket"))
+    spec = with_access(spec, access)
+    private_key = _private_key(config, access)
     # One resource per auth service, however many sites and hosts use it: it alone owns the Dovecot file.
     services = {
         name: dovecot_for(

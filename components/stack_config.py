@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,18 @@ class ConfigError(ValueError):
     """The stack config is wrong; the message names the key."""
 
 
+# How the controller logs in (`ssh_auth`): with the key from stack config, with the keys of an SSH agent.
+SSH_AUTH_METHODS = ("private_key", "agent")
+
+
+@dataclass(frozen=True)
+class AccessSpec:
+    """`ssh_auth` (the login methods, tried in this order) and `ssh_agent_socket` (None: $SSH_AUTH_SOCK)."""
+
+    methods: tuple[str, ...] = ("private_key",)
+    agent_socket: str | None = None
+
+
 @dataclass(frozen=True)
 class HostSpec:
     name: str
@@ -31,6 +43,8 @@ class HostSpec:
     user: str = "root"
     insecure_ignore_host_key: bool = False
     use_sudo: bool = False
+    bastion: HostSpec | None = None  # the jump host this one is reached through (`bastion: NAME`)
+    access: AccessSpec = AccessSpec()
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,7 @@ class StackSpec:
     hosts: dict[str, HostSpec]
     sites: dict[str, SiteSpec]
     auth_services: dict[str, AuthServiceSpec] = field(default_factory=dict)
+    bastions: dict[str, HostSpec] = field(default_factory=dict)
 
 
 def parse_hosts(raw: Mapping[str, Any], where: str = "hosts") -> dict[str, HostSpec]:
@@ -439,12 +454,100 @@ def _whole_number(value: Any, key: str) -> int:
 
 
 def parse_stack(
-    hosts_raw: Mapping[str, Any], sites_raw: Mapping[str, Any], auth_services_raw: Mapping[str, Any] | None = None
+    hosts_raw: Mapping[str, Any],
+    sites_raw: Mapping[str, Any],
+    auth_services_raw: Mapping[str, Any] | None = None,
+    bastions_raw: Mapping[str, Any] | None = None,
 ) -> StackSpec:
     hosts = parse_hosts(hosts_raw)
+    hosts, bastions = attach_bastions(hosts_raw, hosts, bastions_raw or {})
     sites = parse_sites(sites_raw, hosts, auth_services_raw)
     services = parse_auth_services(_auth_services_raw(auth_services_raw), hosts, sites)
-    return StackSpec(hosts=hosts, sites=sites, auth_services=services)
+    return StackSpec(hosts=hosts, sites=sites, auth_services=services, bastions=bastions)
+
+
+def attach_bastions(
+    hosts_raw: Mapping[str, Any], hosts: Mapping[str, HostSpec], bastions_raw: Mapping[str, Any]
+) -> tuple[dict[str, HostSpec], dict[str, HostSpec]]:
+    """`hosts.NAME.bastion` names an entry of `bastions` or another host, reached directly and pinned."""
+    if not isinstance(bastions_raw, Mapping):
+        raise ConfigError(f"{NAMESPACE}:bastions must be an object of NAME: {{address, host_key, ...}}")
+    for name, item in bastions_raw.items():
+        if isinstance(item, Mapping) and "bastion" in item:
+            raise ConfigError(
+                f"{NAMESPACE}:bastions.{name}.bastion: a bastion is reached directly, not through another bastion"
+            )
+    bastions = parse_hosts(bastions_raw, "bastions")
+    for name in sorted(set(bastions) & set(hosts)):
+        raise ConfigError(
+            f"{NAMESPACE}:bastions.{name} and {NAMESPACE}:hosts.{name} share a name; `bastion: {name}` would be "
+            "ambiguous. Rename one"
+        )
+    wanted = {name: item.get("bastion") for name, item in hosts_raw.items() if isinstance(item, Mapping)}
+    wanted = {name: via for name, via in wanted.items() if via is not None}
+    resolved = dict(hosts)
+    for name, via in wanted.items():
+        key = f"{NAMESPACE}:hosts.{name}.bastion"
+        if not isinstance(via, str) or not via:
+            raise ConfigError(f"{key} must be the name of an entry of bastions or hosts, got {via!r}")
+        if via == name:
+            raise ConfigError(f"{key} is {name!r}, the host itself: a host cannot be reached through itself")
+        if via not in bastions and via not in hosts:
+            raise ConfigError(
+                f"{key} is {via!r}, which is neither in bastions ({sorted(bastions)}) nor in hosts ({sorted(hosts)})"
+            )
+        if via in wanted:
+            raise ConfigError(
+                f"{key} is {via!r}, which is itself reached through {wanted[via]!r} ({NAMESPACE}:hosts.{via}.bastion); "
+                "a bastion must be reachable directly from the controller"
+            )
+        jump = bastions.get(via) or hosts[via]
+        where = f"{NAMESPACE}:{'bastions' if via in bastions else 'hosts'}.{via}"
+        if not jump.host_key and not jump.insecure_ignore_host_key:
+            raise ConfigError(
+                f"{where}.host_key is required: {via} is the bastion of {name}, and its key is checked before anything "
+                "is sent through it (the output of `ssh-keyscan -t ed25519 HOST` without the host name, or set "
+                "insecure_ignore_host_key: true for lab use)"
+            )
+        resolved[name] = replace(hosts[name], bastion=jump)
+    return resolved, bastions
+
+
+def parse_access(ssh_auth: Any, agent_socket: Any) -> AccessSpec:
+    """`ssh_auth`: `private_key` (the default), `agent`, or a list of both in the order to try them."""
+    if ssh_auth is None:
+        methods: tuple[Any, ...] = ("private_key",)
+    elif isinstance(ssh_auth, str):
+        methods = tuple(m.strip() for m in ssh_auth.split(","))
+    elif isinstance(ssh_auth, (list, tuple)):
+        methods = tuple(ssh_auth)
+    else:
+        raise ConfigError(f"{NAMESPACE}:ssh_auth must be agent, private_key or a list of them, got {ssh_auth!r}")
+    wrong = [m for m in methods if m not in SSH_AUTH_METHODS]
+    if wrong or not methods or len(set(methods)) != len(methods):
+        raise ConfigError(
+            f"{NAMESPACE}:ssh_auth must be agent, private_key or a list of both (each once, in the order to try "
+            f"them), got {ssh_auth!r}"
+        )
+    if agent_socket is not None:
+        if not isinstance(agent_socket, str) or not agent_socket.startswith("/"):
+            raise ConfigError(f"{NAMESPACE}:ssh_agent_socket must be the absolute path of the agent's socket")
+        if "agent" not in methods:
+            raise ConfigError(
+                f"{NAMESPACE}:ssh_agent_socket is set but {NAMESPACE}:ssh_auth does not list agent; add it to use it"
+            )
+    return AccessSpec(methods=methods, agent_socket=agent_socket)
+
+
+def with_access(spec: StackSpec, access: AccessSpec) -> StackSpec:
+    """Every host (and its bastion) logs in the way `ssh_auth` says."""
+
+    def one(host: HostSpec) -> HostSpec:
+        bastion = replace(host.bastion, access=access) if host.bastion is not None else None
+        return replace(host, access=access, bastion=bastion)
+
+    hosts = {name: one(host) for name, host in spec.hosts.items()}
+    return replace(spec, hosts=hosts, bastions={name: one(b) for name, b in spec.bastions.items()})
 
 
 def read_inventory(path: Path) -> dict[str, Any]:

@@ -2,11 +2,10 @@
 
 Methods the CLI calls for preview/up/refresh/destroy/config/stack: GetPluginInfo, GetRequiredPackages
 (GetRequiredPlugins on older CLIs), Run, About (update metadata) and, for `pulumi about`/`install`,
-GetProgramDependencies and InstallDependencies. Handshake (only when the CLI attaches to a running host) and
-Cancel are answered too. Code generation (GenerateProject/Package/Program, Pack, Link, Template,
-RuntimeOptionsPrompts) stays UNIMPLEMENTED, which the CLI treats as "not supported by this language".
-RunPlugin (policy packs) is the next method to add: it starts a process in an interpreter resolved
-exactly like Run's (`_interpreter`) and streams its output back.
+GetProgramDependencies and InstallDependencies. RunPlugin starts a Python policy pack
+(`--policy-pack DIR`). Handshake (only when the CLI attaches to a running host) and Cancel are answered
+too. Code generation (GenerateProject/Package/Program, Pack, Link, Template, RuntimeOptionsPrompts) stays
+UNIMPLEMENTED, which the CLI treats as "not supported by this language".
 """
 
 from __future__ import annotations
@@ -14,9 +13,13 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,67 @@ def run_response(returncode: int) -> language_pb2.RunResponse:
     if returncode < 0:
         return language_pb2.RunResponse(error=f"the program was ended by signal {-returncode}")
     return language_pb2.RunResponse(error=f"the program exited with code {returncode}")
+
+
+def plugin_command(kind: str, python: Path, args: Sequence[str], plugin_directory: str) -> list[str]:
+    """The process RunPlugin starts: for a policy pack, what the official `pulumi-analyzer-policy-python` runs."""
+    if kind != "analyzer":
+        raise interpreter.LanguageHostError(f"plugins of kind {kind!r} are not supported in Python by this host")
+    return [str(python), "-u", "-m", "pulumi.policy", *args, plugin_directory]
+
+
+def plugin_env(base: Mapping[str, str], extra: Sequence[str]) -> dict[str, str]:
+    """The plugin's environment: ours, with the engine's `KEY=VALUE` entries on top."""
+    env = dict(base)
+    env.update(entry.split("=", 1) for entry in extra if "=" in entry)
+    return env
+
+
+def stream_process(
+    cmd: list[str],
+    cwd: str | None,
+    env: Mapping[str, str],
+    on_start: Callable[[subprocess.Popen], Any] = lambda proc: None,
+) -> Iterator[language_pb2.RunPluginResponse]:
+    """The process's stdout and stderr as they come, then its exit code, as RunPluginResponses."""
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(cmd, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=pipe, stderr=pipe)
+    on_start(proc)
+    chunks: queue.Queue[tuple[str, bytes]] = queue.Queue()
+
+    def pump(name: str, stream) -> None:
+        try:
+            for chunk in iter(lambda: stream.read1(65536), b""):
+                chunks.put((name, chunk))
+        finally:
+            chunks.put((name, b""))  # the end of this stream, even when reading it failed
+
+    for name, stream in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+        threading.Thread(target=pump, args=(name, stream), daemon=True).start()
+    try:
+        open_streams = 2
+        while open_streams:
+            name, chunk = chunks.get()
+            if not chunk:
+                open_streams -= 1
+                continue
+            yield language_pb2.RunPluginResponse(**{name: chunk})
+        yield language_pb2.RunPluginResponse(exitcode=proc.wait())
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait()
+
+
+def _project_options(project_dir: str) -> dict[str, Any]:
+    """`runtime.options` of the Pulumi.yaml in `project_dir`, if there is one."""
+    import yaml
+
+    path = Path(project_dir) / "Pulumi.yaml"
+    if not project_dir or not path.is_file():
+        return {}
+    runtime = (yaml.safe_load(path.read_text()) or {}).get("runtime")
+    return dict(runtime.get("options") or {}) if isinstance(runtime, dict) else {}
 
 
 class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
@@ -114,6 +178,23 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
         proc.stdin.write(request.SerializeToString())
         proc.stdin.close()
         return run_response(proc.wait())
+
+    def RunPlugin(self, request, context):
+        info = request.info
+        try:
+            options = program_options(info)
+            root = info.root_directory or info.program_directory
+            if not interpreter.virtualenv_dir(root, options):
+                # A pack inside the project (policy/) names no virtualenv of its own: it runs in the project's.
+                root, options = request.pwd, _project_options(request.pwd)
+            python = interpreter.resolve(root, options)
+            cmd = plugin_command(request.kind, python, list(request.args), info.program_directory)
+        except interpreter.LanguageHostError as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            raise
+        env = plugin_env(os.environ, list(request.env))
+        # The CLI cancels the stream when it is done with the plugin: the process goes with it.
+        yield from stream_process(cmd, request.pwd or None, env, lambda proc: context.add_callback(proc.terminate))
 
     def Cancel(self, request, context):
         return empty_pb2.Empty()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -21,6 +22,9 @@ SECRET = "[secret]"
 # How the engine marks a secret value inside a property map.
 _SECRET_SIG = "4dabf18193072939515e22adb298388d"
 MARKER = "<!-- secure-postfix preview -->"
+# What the provider computes from the directives (the compliance verdicts): it changes along with them, and
+# `make compliance` reports it; the comment lists what the stack sets.
+DERIVED = ("compliance",)
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,9 @@ class Change:
     new: str | None
 
     def line(self) -> str:
-        if self.old is None:
+        if self.old is None and self.new is None:
+            what = "changes"
+        elif self.old is None:
             what = f"set to `{self.new}`"
         elif self.new is None:
             what = f"`{self.old}` → back to the host's original"
@@ -54,7 +60,7 @@ def _text(value: Any) -> str:
 def _leaves(props: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     """(name, value) of every leaf; the directives of `main_cf` go by their own names."""
     for key, value in props.items():
-        if key.startswith("__"):  # the engine's own fields, e.g. the pickled provider
+        if key.startswith("__") or key in DERIVED:  # the engine's own fields (the pickled provider), verdicts
             continue
         name = key if prefix in ("", "main_cf.") else prefix + key
         if isinstance(value, Mapping) and _SECRET_SIG not in value and value:
@@ -75,18 +81,40 @@ def _site(state: Mapping[str, Any], name: str) -> str:
     return parent_name if parent_types.endswith("MailSite") else name
 
 
-def _lookup(props: Mapping[str, Any], path: str) -> tuple[bool, Any]:
-    """The value at a detailed-diff path such as `main_cf.message_size_limit`."""
-    value: Any = props
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
+_PATH_PART = re.compile(r'\.?([A-Za-z_$][\w$]*)|\[("(?:[^"\\]|\\.)*")\]|\[(\d+)\]')
+
+
+def path_parts(path: str) -> list[str | int]:
+    """The parts of an engine property path: `main_cf.message_size_limit`, `compliance["guide-8.8-x"]`, `a[0]`."""
+    parts: list[str | int] = []
+    pos = 0
+    while pos < len(path):
+        match = _PATH_PART.match(path, pos)
+        if match is None:
+            return [path]  # not a path the engine writes: the whole text names the property
+        name, quoted, index = match.groups()
+        parts.append(name if name is not None else json.loads(quoted) if quoted is not None else int(index))
+        pos = match.end()
+    return parts
+
+
+def _lookup(props: Any, parts: list[str | int]) -> tuple[bool, Any]:
+    """The value at a detailed-diff path, and whether it is there."""
+    value = props
+    for part in parts:
+        in_list = isinstance(part, int) and isinstance(value, list) and part < len(value)
+        in_map = isinstance(part, str) and isinstance(value, Mapping) and part in value
+        if not (in_list or in_map):
             return False, None
         value = value[part]
     return True, value
 
 
-def _display_name(path: str) -> str:
-    return path.removeprefix("main_cf.")
+def _display_name(parts: list[str | int]) -> str:
+    """Directives go by their own names; anything else by its path."""
+    if len(parts) == 2 and parts[0] == "main_cf":
+        return str(parts[1])
+    return ".".join(str(p) for p in parts)
 
 
 def _step_changes(step: Mapping[str, Any]) -> Iterator[tuple[str, str | None, str | None]]:
@@ -95,10 +123,12 @@ def _step_changes(step: Mapping[str, Any]) -> Iterator[tuple[str, str | None, st
     new_inputs = (step.get("newState") or {}).get("inputs") or {}
     detailed = step.get("detailedDiff")
     if detailed:
-        for path in sorted(detailed):
-            had, before = _lookup(old_inputs, path)
-            has, after = _lookup(new_inputs, path)
-            yield _display_name(path), _text(before) if had else None, _text(after) if has else None
+        for parts in sorted((path_parts(p) for p in detailed), key=str):
+            if parts[0] in DERIVED:
+                continue
+            had, before = _lookup(old_inputs, parts)
+            has, after = _lookup(new_inputs, parts)
+            yield _display_name(parts), _text(before) if had else None, _text(after) if has else None
         return
     old, new = dict(_leaves(old_inputs)), dict(_leaves(new_inputs))
     for name in sorted(set(old) | set(new)):

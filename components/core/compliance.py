@@ -81,7 +81,8 @@ class Values:
         value = self.managed.get(name)
         if value is None or value == "":
             where = "not managed" if value is None else "unset"
-            return f"{name} = {DEFAULTS.get(name, '')} ({where}: Postfix default)".replace("=  (", "= (")
+            default = DEFAULTS.get(name, "")
+            return f"{name} = {default + ' ' if default else ''}({where}: Postfix default)"
         return f"{name} = {value}"
 
 

@@ -103,7 +103,9 @@ def plan_edit(
     kept_earlier = _record_earlier(current, desired, earlier)
     edited = MainCf.parse(text)
     changes: list[Change] = []
-    for name, value in desired.items():
+    # Names in order: a map's order does not survive the engine (a gRPC Struct), and the same stack must write
+    # the same bytes however it reached the provider.
+    for name, value in sorted(desired.items()):
         before = current.get(name)
         duplicates = len(edited.keep_last(name))
         if before != value or duplicates:

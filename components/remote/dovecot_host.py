@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from paramiko import SSHException
 
 from components.core.dovecot_conf import CONFIG_FILE, Listener, mechanisms
+from components.core.host_output import (
+    DovecotFacts,
+    NotDovecotAuth,
+    auth_handshake_mechanisms,
+    dovecot_error_lines,
+    parse_dovecot_facts,
+)
 from components.remote.ssh import RemoteError, Session
 
 DOVECOT_CONF = "/etc/dovecot/dovecot.conf"
@@ -44,17 +50,6 @@ class DovecotError(RemoteError):
     """Dovecot refused a configuration or its auth service did not answer."""
 
 
-@dataclass(frozen=True)
-class DovecotFacts:
-    version_text: str
-    conf_d_included: bool
-    log_file: str | None
-    running: bool
-    current: str | None
-    # SHA-256 of our file as read ("-" when absent): the swap happens only if the file still has it.
-    current_sha256: str | None = None
-
-
 class DovecotHost:
     def __init__(self, session: Session):
         self.s = session
@@ -62,17 +57,8 @@ class DovecotHost:
 
     def facts(self) -> DovecotFacts:
         """Version, include, log path, daemon state and our file, in one round trip."""
-        out = self.s.run(["bash", "-c", _FACTS, "bash", CONFIG_FILE], what="reading Dovecot's facts").out
-        head, found, current = out.partition("--- managed file\n")
-        lines = [*head.splitlines(), "", "", "", "", ""][:5]
-        log_file = lines[2].strip()
-        return DovecotFacts(
-            version_text=lines[0].strip(),
-            conf_d_included=lines[1].strip() == "included",
-            log_file=log_file if log_file.startswith("/") else None,
-            running=lines[3].strip() == "running",
-            current=current if found else None,
-            current_sha256=lines[4].strip() or None,
+        return parse_dovecot_facts(
+            self.s.run(["bash", "-c", _FACTS, "bash", CONFIG_FILE], what="reading Dovecot's facts").out
         )
 
     def check_staged(self, text: str) -> None:
@@ -99,8 +85,7 @@ class DovecotHost:
             )
 
     def log_errors(self, log_file: str | None, offset: int | None) -> list[str]:
-        markers = ("Fatal:", "Error: Error reading configuration", "Error: service(")
-        return [ln for ln in self.s.read_appended(log_file, offset) if any(m in ln for m in markers)]
+        return dovecot_error_lines(self.s.read_appended(log_file, offset))
 
     def reload(self) -> None:
         # Exit code 0 even with a broken config (the master keeps the old one), hence the checks after it.
@@ -172,7 +157,7 @@ def auth_handshake(session: Session, address: str, port: int, timeout: float = 5
     try:
         chan.sendall(b"VERSION\t1\t2\nCPID\t1\n")
         data = b""
-        while b"\nDONE" not in data:
+        while (offered := auth_handshake_mechanisms(data)) is None:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
@@ -181,13 +166,14 @@ def auth_handshake(session: Session, address: str, port: int, timeout: float = 5
             if not chunk:
                 raise DovecotError(f"{label}: {address}:{port} closed the connection during the auth handshake")
             data += chunk
-            if b"\n" in data and not data.startswith(b"VERSION\t"):
-                first = data.split(b"\n", 1)[0].decode(errors="replace")[:60]
-                raise DovecotError(f"{label}: {address}:{port} is not Dovecot's auth service (it answered {first!r})")
+    except NotDovecotAuth as other:
+        raise DovecotError(
+            f"{label}: {address}:{port} is not Dovecot's auth service (it answered {str(other)!r})"
+        ) from None
     except TimeoutError:
         raise DovecotError(f"{label}: no complete auth handshake from {address}:{port} within {timeout:g} s") from None
     except (OSError, SSHException, EOFError) as exc:
         raise DovecotError(f"{label}: the auth handshake with {address}:{port} failed: {exc}") from None
     finally:
         chan.close()
-    return {ln.split("\t")[1] for ln in data.decode(errors="replace").splitlines() if ln.startswith("MECH\t")}
+    return offered

@@ -26,6 +26,9 @@ _HELD = 75
 _TAKE = r"""
 set -u
 lock=$1 wait=$2 who=$3
+if [ "$(id -u)" != 0 ]; then
+  echo "it needs root: log in as root, or set use_sudo for a user with sudo rights" >&2; exit 91
+fi
 mkdir -p -m 0700 -- "${lock%/*}" || exit 90
 [ -L "$lock" ] && { echo "$lock is a symlink" >&2; exit 90; }
 exec 9>>"$lock" || exit 90
@@ -72,7 +75,9 @@ class HostLock:
             self._chan = chan
             return self
         status = chan.recv_exit_status() if chan.status_event.wait(5) else -1
-        err = chan.recv_stderr(4096).decode(errors="replace").strip() if chan.recv_stderr_ready() else ""
+        err = chan.recv_stderr(4096).decode(errors="replace") if chan.recv_stderr_ready() else ""
+        # The last line is the script's own; a login may print notices of its own before it.
+        err = ([ln for ln in err.splitlines() if ln.strip()] or [""])[-1].strip()
         chan.close()
         if status == _HELD:
             holder = out.decode(errors="replace").strip() or "a holder that left no name"

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-import re
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from paramiko import Channel, SSHException
 
-from components.core import maincf, postfix_output
+from components.core import host_output, maincf, postfix_output
+from components.core.host_output import PostfixFacts
 from components.core.smtp import Reply, SmtpProtocolError, take_reply
 from components.remote.dovecot_host import DovecotError, auth_handshake
 from components.remote.ssh import ChangedMeanwhileError, RemoteError, Session
@@ -43,8 +42,10 @@ check() {
     script -qec "exec postfix -c \"\$MAIL_CONFIG\" check" /dev/null </dev/null 2>&1; crc=$?
     [ $rc -eq 0 ] && [ $crc -eq 0 ]' sh "$1"
 }
-echo '--- live'; check ""; echo "--- rc $?"
-echo '--- staged'; check "$stage"; echo "--- rc $?"
+staged=$(check "$stage"); rc=$?
+printf -- '--- staged\n%s\n--- rc %s\n--- live\n' "$staged" "$rc"
+# The live file's own messages matter only to tell the change's warnings from the host's.
+case $staged in *warning:*) check "" ;; esac; echo "--- rc $?"
 """
 
 # Without maillog_file, Debian's syslog setup writes /var/log/mail.log.
@@ -65,23 +66,9 @@ echo '--- main.cf'
 cat -- "$cfg/main.cf" 2>/dev/null || echo NO-MAIN-CF
 """
 
-_FATAL_RE = re.compile(r"\b(fatal|panic):")
-
 
 class PostfixError(RemoteError):
     """Postfix refused a configuration or stopped answering; the message has its words."""
-
-
-@dataclass(frozen=True)
-class PostfixFacts:
-    main_cf: str
-    version: str
-    parameters: frozenset[str]
-    config_directory: str
-    log_file: str | None
-    queue_directory: str = "/var/spool/postfix"
-    # SHA-256 of main.cf's bytes as read: the swap happens only if the file still has it.
-    main_cf_sha256: str | None = None
 
 
 class PostfixHost:
@@ -93,23 +80,12 @@ class PostfixHost:
     def facts(self) -> PostfixFacts:
         """Everything a plan needs, in one round trip."""
         out = maincf.decode(self.s.run(["sh", "-c", _FACTS], what="reading Postfix's facts (postconf, main.cf)").stdout)
-        if out.startswith("NO-POSTFIX"):
-            raise PostfixError(f"{self.label}: postconf is not installed; is Postfix installed?")
-        head, _, rest = out.partition("\n--- defaults\n")
-        names, found, main_cf = rest.partition("\n--- main.cf\n")
-        config_directory, version, log_file, queue_directory, digest = [*head.splitlines(), "", "", "", "", ""][:5]
-        if not found or main_cf.startswith("NO-MAIN-CF"):
-            raise PostfixError(f"{self.label}: {config_directory}/main.cf does not exist; is Postfix installed?")
-        return PostfixFacts(
-            main_cf=main_cf,
-            version=version.strip(),
-            # Parameters with an empty default print as "name =" with nothing after.
-            parameters=frozenset(n.strip() for n in names.splitlines() if n.strip()),
-            config_directory=config_directory.strip() or "/etc/postfix",
-            log_file=log_file.strip() or None,
-            queue_directory=queue_directory.strip() or "/var/spool/postfix",
-            main_cf_sha256=digest.strip() or None,
-        )
+        try:
+            return host_output.parse_postfix_facts(out)
+        except host_output.NoPostfix:
+            raise PostfixError(f"{self.label}: postconf is not installed; is Postfix installed?") from None
+        except host_output.NoMainCf as missing:
+            raise PostfixError(f"{self.label}: {missing}/main.cf does not exist; is Postfix installed?") from None
 
     def read_main_cf(self, config_directory: str = "/etc/postfix") -> str:
         text = self.s.read_file(posixpath.join(config_directory, "main.cf"))
@@ -183,7 +159,7 @@ class PostfixHost:
             )
 
     def log_fatals(self, log_file: str | None, offset: int | None) -> list[str]:
-        return [ln for ln in self.s.read_appended(log_file, offset) if _FATAL_RE.search(ln)]
+        return host_output.postfix_fatal_lines(self.s.read_appended(log_file, offset))
 
     def reload(self) -> None:
         """`postfix reload`, never a raw signal: a HUP with a broken main.cf kills the master."""
@@ -240,12 +216,7 @@ class PostfixHost:
     def file_digests(self, paths: list[str]) -> dict[str, str | None]:
         """SHA-256 of each file on the host (None when absent), in one round trip."""
         script = 'for f in "$@"; do if [ -e "$f" ]; then sha256sum -- "$f"; else echo "- $f"; fi; done'
-        out = self.s.sh(script, *paths).out
-        digests: dict[str, str | None] = {}
-        for line in out.splitlines():
-            digest, _, path = line.partition(" ")
-            digests[path.lstrip(" *")] = None if digest == "-" else digest
-        return digests
+        return host_output.parse_digests(self.s.sh(script, *paths, what="reading digests").out)
 
     def backup_files(self, paths: list[str]) -> None:
         # A backup name someone else made (a symlink, say) is removed first, never written through.

@@ -23,6 +23,7 @@ import paramiko
 
 if TYPE_CHECKING:
     from components.remote.host_lock import HostLock
+    from components.remote.jump import Credentials, Tunnel
 
 # paramiko logs transport chatter; the provider's stderr ends up in the CLI output.
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
@@ -99,7 +100,7 @@ class SshTarget:
     """Where and how to log in. Field names follow pulumi_command.remote.ConnectionArgs."""
 
     host: str
-    private_key: str
+    private_key: str | None
     port: int = 22
     user: str = "root"
     private_key_password: str | None = None
@@ -111,6 +112,12 @@ class SshTarget:
     connect_attempts: int = 3
     # Traffic on an idle connection, so that NAT and firewall state does not expire during a long apply.
     keepalive_interval: float = 15.0
+    # How to log in, tried in this order: "private_key" (the key above), "agent" (see jump.py).
+    auth_methods: tuple[str, ...] = ("private_key",)
+    agent_socket: str | None = None  # the agent's UNIX socket; None: $SSH_AUTH_SOCK
+    # Reached through this host (ProxyJump); its own host key is checked against its own pin.
+    bastion: SshTarget | None = None
+    bastion_name: str = ""
 
     @property
     def label(self) -> str:
@@ -184,21 +191,38 @@ class Session:
     def __init__(self, target: SshTarget):
         self.target = target
         self._client: paramiko.SSHClient | None = None
+        self._tunnel: Tunnel | None = None
 
     def __enter__(self) -> Session:
-        self._client = self._connect()
+        from components.remote.jump import Tunnel
+
+        self._tunnel = Tunnel(self.target) if self.target.bastion is not None else None
+        try:
+            self._client = self._connect()
+        except BaseException:
+            self._tunnel and self._tunnel.close()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self._tunnel is not None:
+            self._tunnel.close()
+            self._tunnel = None
 
     # -- connecting -------------------------------------------------------
     def _connect(self) -> paramiko.SSHClient:
+        from components.remote.jump import credentials
+
         t = self.target
-        pkey = load_private_key(t.private_key, t.private_key_password)
         pinned = self._pinned_keys()
+        with contextlib.closing(credentials(t)) as keys:
+            return self._connect_with(keys, pinned)
+
+    def _connect_with(self, keys: Credentials, pinned: list[paramiko.PKey]) -> paramiko.SSHClient:
+        t = self.target
         delay = 0.5
         for attempt in range(1, t.connect_attempts + 1):
             client = paramiko.SSHClient()
@@ -208,7 +232,8 @@ class Session:
                     t.host,
                     port=t.port,
                     username=t.user,
-                    pkey=pkey,
+                    auth_strategy=keys,
+                    sock=self._tunnel.channel() if self._tunnel is not None else None,
                     timeout=t.connect_timeout,
                     banner_timeout=t.connect_timeout,
                     auth_timeout=t.connect_timeout,
@@ -225,7 +250,7 @@ class Session:
                 raise
             except paramiko.AuthenticationException as exc:
                 client.close()
-                raise RemoteError(f"{t.label}: SSH login as {t.user!r} with the given private key was refused") from exc
+                raise RemoteError(f"{t.label}: {keys.refused()}") from exc
             except (OSError, paramiko.SSHException, EOFError) as exc:
                 client.close()
                 if attempt == t.connect_attempts:

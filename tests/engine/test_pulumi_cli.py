@@ -94,9 +94,21 @@ def property_lines(preview: str) -> list[str]:
 
 
 def changed_lines(preview: str) -> list[str]:
-    """The property lines that change something: `~ name: old => new`, `+ name: new`, `- name: old`
-    (without the `~ main_cf: {` lines that only open the changed object)."""
-    return [line for line in property_lines(preview) if line[:2] in ("~ ", "+ ", "- ") and not line.endswith("{")]
+    """The changed directives of a `preview --diff`: the `~ name: old => new` (or `+`/`-`) lines inside each
+    `main_cf` block. Properties derived from them (the compliance verdicts) change along and are left out."""
+    found: list[str] = []
+    block_indent: int | None = None
+    for raw in preview.splitlines():
+        indent = len(raw) - len(raw.lstrip())
+        line = re.sub(r"^([~+-] )?(\w+)\s+:", r"\1\2:", raw.strip())
+        if block_indent is None:
+            if re.match(r"([~+-] )?main_cf: \{$", line):
+                block_indent = indent
+        elif line == "}" and indent <= block_indent + 2:
+            block_indent = None
+        elif line[:2] in ("~ ", "+ ", "- "):
+            found.append(line)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +155,20 @@ class TestPulumiCli:
             assert f"SIZE {LIMITS_A['message_size_limit']}" in mail_client.ehlo_lines(client)
         finally:
             client.quit()
+
+    def test_policy_pack_runs_through_our_language_host(self, testbed, project):
+        # RunPlugin: the CLI hands the Python pack to the project's language host, which runs it in the
+        # project's virtualenv. A weakened limit, put back afterwards, is reported (advisory).
+        key = "secure-postfix:sites.b.limits.smtpd_client_connection_rate_limit"
+        project.ok("config", "set", "--path", key, "0")
+        try:
+            out = project.ok("preview", "--policy-pack", str(PROJECT_DIR / "policy"))
+        finally:
+            project.ok("config", "set", "--path", key, str(LIMITS_B["smtpd_client_connection_rate_limit"]))
+        edge = testbed.hosts["edge"].address
+        assert "[advisory]" in out, out
+        rule = "guide-8.8-smtpd_client_connection_rate_limit"
+        assert f"{rule} fails on {edge}: smtpd_client_connection_rate_limit = 0" in out, out
 
     def test_converged_up_with_refresh_expects_no_changes(self, project):
         project.ok("up", "--refresh", "--yes", "--expect-no-changes")

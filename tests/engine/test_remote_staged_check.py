@@ -41,10 +41,12 @@ def test_staged_check_never_reads_the_live_file(testbed, original):
     live_with_duplicate(testbed, original)
     with Session(target(testbed)) as s:
         host = PostfixHost(s)
-        report = host.staged_check_report(original.decode(), "/etc/postfix")
+        # A warning of its own makes the check read the live file too, for comparison.
+        report = host.staged_check_report((original + b"secure_postfix_unknown = 1\n").decode(), "/etc/postfix")
         # The live run sees the live file's duplicate; the staged run, reading only the staged copy, does not.
         assert any("overriding earlier entry: smtpd_client_connection_rate_limit" in ln for ln in report.live.lines)
         assert report.staged.rc == 0
+        assert any("unused parameter: secure_postfix_unknown" in ln for ln in report.staged.lines)
         assert not [ln for ln in report.staged.lines if "overriding earlier entry" in ln], report.staged.lines
         host.check_staged(original.decode(), "/etc/postfix")
 

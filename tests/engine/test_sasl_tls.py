@@ -295,7 +295,7 @@ class TestSaslTls:
         proj.configure(config)
         try:
             run = proj.up()
-            assert not run.ok and "previous configuration was put back" in run.stderr, run.text
+            assert not run.ok and "TLS files were put back" in run.stderr, run.text
             assert testbed.run("edge", f"sha256sum {files}; stat -c '%n %a %U' {files}").stdout == before
             assert served_fingerprint(testbed) == der_fingerprint(certs["split"][0])
         finally:
@@ -385,7 +385,7 @@ def served_fingerprint(testbed) -> bytes:
 
 def _greeting(testbed) -> str:
     try:
-        mail_client.connect(testbed.hosts["edge"].address, next_source(testbed), timeout=5).close()
+        mail_client.connect(testbed.hosts["edge"].address, next_source(testbed), timeout=3).close()
     except TimeoutError:
         return "timed out before the banner"
     except (smtplib.SMTPServerDisconnected, ConnectionResetError):
@@ -396,7 +396,7 @@ def _greeting(testbed) -> str:
 def _attempt(testbed, password: str) -> str:
     """One fresh client on the split site: how far it gets with AUTH while Dovecot is down."""
     try:
-        client = mail_client.connect(testbed.hosts["edge"].address, next_source(testbed), timeout=5)
+        client = mail_client.connect(testbed.hosts["edge"].address, next_source(testbed), timeout=3)
     except TimeoutError:
         return "timed out before the banner"
     except (smtplib.SMTPServerDisconnected, ConnectionResetError):
@@ -417,7 +417,7 @@ def _attempt(testbed, password: str) -> str:
 def _wait_for_auth(testbed, password: str, seconds: float = 30) -> None:
     def works() -> bool:
         try:
-            client = tls_client(testbed, "split", next_source(testbed), timeout=5)
+            client = tls_client(testbed, "split", next_source(testbed), timeout=3)
         except (smtplib.SMTPException, OSError):
             return False
         try:

@@ -66,11 +66,11 @@ def test_config_secrets_are_used_and_shown_as_secret_in_diffs(testbed, secret_st
     assert run.ok, run.text
     assert served_certificate(testbed, testbed.client_addresses[20]) == pem_fingerprint(cert_pem)
     assert project.refresh().ok
-    # A failed apply goes into the search too: with no cipher left, STARTTLS fails the probe and is rolled back.
-    config["sites"]["s"]["directives"] = {"tls_medium_cipherlist": "NO-SUCH-CIPHER"}
+    # A failed apply goes into the search too: the staged check refuses an account the host does not have.
+    config["sites"]["s"]["directives"] = {"default_privs": "no-such-account"}
     project.configure(config)
     failed = project.up()
-    assert not failed.ok and "previous configuration was put back" in failed.stderr, failed.text
+    assert not failed.ok and "Postfix rejects the new main.cf" in failed.stderr, failed.text
 
 
 def test_destroy_gives_back_debians_certificate(testbed, secret_stack):

@@ -92,7 +92,8 @@ def test_without_sudo_a_plain_user_is_refused_and_nothing_changes(testbed, deplo
     project.configure(config)
     run = project.up()
     assert not run.ok
-    # A non-root login's PATH has no /usr/sbin: the very first read of the host refuses, before any write.
-    assert f"{testbed.hosts[HOST].address}: postconf is not installed" in run.stderr, run.stderr
+    # The host's lock, taken before anything is read, needs root: refused before any write.
+    assert f"{testbed.hosts[HOST].address}: could not take the host lock" in run.stderr, run.stderr
+    assert "it needs root: log in as root, or set use_sudo" in run.stderr, run.stderr
     assert testbed.read_file(HOST, "/etc/postfix/main.cf") == before
     testbed.wait_smtp(HOST, timeout=5)

@@ -134,6 +134,13 @@ def daemon_pids() -> list[int]:
     return [pid for pid in all_pids() if comm(pid) in DAEMONS and alive(pid)]
 
 
+def _netns_inode(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except FileNotFoundError:  # the process ended meanwhile
+        return None
+
+
 def test_no_daemon_in_root_namespace(testbed: TestBed) -> None:
     # Other beds (TESTBED_INSTANCE) may run beside this one: each daemon must be in some network namespace
     # other than the machine's own, and this bed's own must include every host's daemons.
@@ -306,7 +313,7 @@ def test_create_repairs_a_killed_host_and_stale_namespace(testbed: TestBed) -> N
 def test_destroy_leaves_nothing_behind(testbed: TestBed) -> None:
     pids = [h.pid for h in testbed.hosts.values()]
     ours = {os.stat(netns_path(name)).st_ino for name in our_netns()}
-    daemons = [pid for pid in daemon_pids() if os.stat(f"/proc/{pid}/ns/net").st_ino in ours]
+    daemons = [pid for pid in daemon_pids() if _netns_inode(pid) in ours]
     assert daemons, "the bed's daemons were not found before destroy"
     destroy(testbed.dir)
     try:

@@ -99,6 +99,11 @@ class TestGuide:
         assert rate.status is c.Status.FAIL
         assert "unset: Postfix default" in rate.value
 
+    def test_a_removed_directive_with_an_empty_default_reads_cleanly(self):
+        finding = by_id(c.judge({**GUIDE_MAIN_CF, "smtpd_tls_security_level": ""}))["guide-8.8-tls"]
+        assert finding.status is c.Status.FAIL
+        assert finding.value.startswith("smtpd_tls_security_level = (unset: Postfix default); ")
+
     def test_unmanaged_directives_are_not_managed(self):
         assert status({}, "guide-8.8-smtpd_client_connection_rate_limit") is c.Status.NOT_MANAGED
         assert status({}, "guide-8.8.3-sasl_dovecot") is c.Status.NOT_MANAGED

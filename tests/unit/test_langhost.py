@@ -153,3 +153,28 @@ def test_host_answers_the_cli_and_ends_quietly_on_sigint(host_process):
     assert host_process.wait(timeout=10) == 0
     stderr = host_process.stderr.read().decode()
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+
+
+def test_policy_packs_run_as_the_official_analyzer_script_runs_them():
+    cmd = server.plugin_command("analyzer", Path("/venv/bin/python"), ["127.0.0.1:5"], "/p/policy")
+    assert cmd == ["/venv/bin/python", "-u", "-m", "pulumi.policy", "127.0.0.1:5", "/p/policy"]
+    with pytest.raises(interpreter.LanguageHostError, match="'resource'"):
+        server.plugin_command("resource", Path("/venv/bin/python"), [], "/p")
+
+
+def test_plugin_env_puts_the_engines_entries_on_top():
+    assert server.plugin_env({"A": "1", "B": "2"}, ["B=3", "C=x=y", "junk"]) == {"A": "1", "B": "3", "C": "x=y"}
+
+
+def test_a_plugins_output_streams_back_then_its_exit_code():
+    code = "import sys; print('out'); sys.stdout.flush(); print('err', file=sys.stderr); sys.exit(3)"
+    responses = list(server.stream_process([sys.executable, "-c", code], None, os.environ))
+    assert b"".join(r.stdout for r in responses) == b"out\n"
+    assert b"".join(r.stderr for r in responses) == b"err\n"
+    assert responses[-1].WhichOneof("output") == "exitcode" and responses[-1].exitcode == 3
+
+
+def test_a_pack_without_a_virtualenv_runs_in_the_projects(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text("name: p\nruntime:\n  name: python\n  options:\n    virtualenv: .venv\n")
+    assert server._project_options(str(tmp_path)) == {"virtualenv": ".venv"}
+    assert server._project_options(str(tmp_path / "none")) == {}

@@ -26,10 +26,16 @@ BASE = {"__provider": "gASV...", "host": "192.0.2.25", "private_key": "[secret]"
 
 
 def test_one_line_per_changed_directive_from_the_engines_detailed_diff():
+    verdict = {"guide-8.8-message_size_limit": "pass: message_size_limit = 10240000"}
     step = _update(
-        {**BASE, "main_cf": {"message_size_limit": "10240000", "queue_minfree": "0"}, "tls_key_pem": "[secret]"},
-        {**BASE, "main_cf": {"message_size_limit": "20480000", "queue_minfree": "0"}, "tls_key_pem": "[secret]"},
-        {"main_cf.message_size_limit": {"kind": "update"}, "tls_key_pem": {"kind": "update"}},
+        {**BASE, "main_cf": {"message_size_limit": "10240000"}, "tls_key_pem": "[secret]", "compliance": verdict},
+        {**BASE, "main_cf": {"message_size_limit": "20480000"}, "tls_key_pem": "[secret]", "compliance": {}},
+        {
+            "main_cf.message_size_limit": {"kind": "update"},
+            "tls_key_pem": {"kind": "update"},
+            # The provider's verdict on the directive changes along with it: not a line of its own.
+            'compliance["guide-8.8-message_size_limit"]': {"kind": "update"},
+        },
     )
     stack = {"op": "same", "urn": "urn:pulumi:prod::secure-postfix::pulumi:pulumi:Stack::secure-postfix-prod"}
     comment = pr_preview.render("prod", {"steps": [stack, step], "changeSummary": {"same": 2, "update": 1}})
@@ -77,3 +83,13 @@ def test_multi_line_values_show_their_first_line():
 def test_nothing_to_change_says_so():
     comment = pr_preview.render("prod", {"steps": [], "changeSummary": {"same": 5}})
     assert "no changes" in comment and "Every managed directive is as the stack asks." in comment
+
+
+def test_engine_paths_with_quoted_keys_and_indexes_are_read_whole():
+    assert pr_preview.path_parts('compliance["guide-8.8-x"]') == ["compliance", "guide-8.8-x"]
+    assert pr_preview.path_parts("main_cf.message_size_limit") == ["main_cf", "message_size_limit"]
+    assert pr_preview.path_parts("a[0].b") == ["a", 0, "b"]
+    step = _update({**BASE, "tags": ["x"]}, {**BASE, "tags": ["y"]}, {"tags[0]": {"kind": "update"}})
+    assert [c.line() for c in pr_preview.changes({"steps": [step]})] == [
+        "- site `a`, host `192.0.2.25` (`a-postfix`): `tags.0` `x` → `y`"
+    ]

@@ -63,3 +63,70 @@ def test_host_key_algorithms_follow_the_pinned_types():
         "ecdsa-sha2-nistp521",
         "ssh-dss",
     }
+
+
+# -- the facts scripts, digests, log lines, Dovecot's auth handshake ------------------------------
+
+from components.core import host_output as ho  # noqa: E402
+
+POSTFIX_FACTS = (
+    "/etc/postfix\n3.7.11\n/var/log/mail.log\n/var/spool/postfix\nabc123\n"
+    "--- defaults\n2bounce_notice_recipient \nalias_maps \n"
+    "--- main.cf\n# a comment\nmyhostname = mx\n"
+)
+
+
+def test_postfix_facts_are_read():
+    facts = ho.parse_postfix_facts(POSTFIX_FACTS)
+    assert facts.config_directory == "/etc/postfix" and facts.version == "3.7.11"
+    assert facts.log_file == "/var/log/mail.log" and facts.queue_directory == "/var/spool/postfix"
+    assert facts.main_cf_sha256 == "abc123"
+    assert facts.parameters == {"2bounce_notice_recipient", "alias_maps"}
+    assert facts.main_cf == "# a comment\nmyhostname = mx\n"
+
+
+def test_postfix_facts_without_log_or_main_cf():
+    facts = ho.parse_postfix_facts(POSTFIX_FACTS.replace("/var/log/mail.log", ""))
+    assert facts.log_file is None
+    with pytest.raises(ho.NoMainCf, match="/etc/postfix"):
+        ho.parse_postfix_facts(POSTFIX_FACTS.split("--- main.cf")[0] + "--- main.cf\nNO-MAIN-CF\n")
+    with pytest.raises(ho.NoPostfix):
+        ho.parse_postfix_facts("NO-POSTFIX\n")
+
+
+def test_dovecot_facts_are_read():
+    out = "2.3.19.1 (9b53102964)\nincluded\n/var/log/dovecot.log\nrunning\nfeed\n--- managed file\nservice auth {}\n"
+    facts = ho.parse_dovecot_facts(out)
+    assert facts.version_text.startswith("2.3.19.1") and facts.conf_d_included and facts.running
+    assert facts.log_file == "/var/log/dovecot.log" and facts.current == "service auth {}\n"
+    assert facts.current_sha256 == "feed"
+    absent = ho.parse_dovecot_facts("none\nmissing\nsyslog\nstopped\n-\n")
+    assert (absent.current, absent.current_sha256, absent.log_file, absent.running) == (None, "-", None, False)
+
+
+def test_digests_of_present_and_absent_files():
+    out = "aa11  /etc/postfix/tls/secure-postfix.crt\n- /etc/postfix/tls/secure-postfix.key\n"
+    assert ho.parse_digests(out) == {
+        "/etc/postfix/tls/secure-postfix.crt": "aa11",
+        "/etc/postfix/tls/secure-postfix.key": None,
+    }
+
+
+def test_log_lines_that_count_as_failures():
+    lines = [
+        "postfix/smtpd[1]: fatal: no SASL authentication mechanisms",
+        "postfix/smtpd[2]: warning: hostname does not resolve",
+        "postfix/master[3]: panic: something",
+        "postfix/cleanup[4]: info: header Subject: a fatalist: nothing",
+    ]
+    assert ho.postfix_fatal_lines(lines) == [lines[0], lines[2]]
+    dovecot = ["auth: Fatal: Unknown authentication mechanism 'BOGUS'", "master: Error: service(auth): x", "Info: ok"]
+    assert ho.dovecot_error_lines(dovecot) == dovecot[:2]
+
+
+def test_auth_handshake_replies():
+    assert ho.auth_handshake_mechanisms(b"VERSION\t1\t2\nMECH\tPLAIN\tplaintext\n") is None  # not over yet
+    full = b"VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nMECH\tLOGIN\tplaintext\nSPID\t1\nCUID\t2\nDONE\n"
+    assert ho.auth_handshake_mechanisms(full) == {"PLAIN", "LOGIN"}
+    with pytest.raises(ho.NotDovecotAuth, match="220 mx ESMTP"):
+        ho.auth_handshake_mechanisms(b"220 mx ESMTP Postfix\r\n")

@@ -1,0 +1,123 @@
+"""What the hosts print, read without I/O: the facts scripts, digests, log lines, Dovecot's auth handshake.
+
+The remote layer runs the commands; everything here only turns their text into values, so each
+rule can be tested on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+_POSTFIX_FATAL_RE = re.compile(r"\b(fatal|panic):")
+_DOVECOT_ERROR_MARKERS = ("Fatal:", "Error: Error reading configuration", "Error: service(")
+
+
+class NoPostfix(ValueError):
+    """The host has no postconf."""
+
+
+class NoMainCf(ValueError):
+    """The config directory has no main.cf; the message is the directory."""
+
+
+class NotDovecotAuth(ValueError):
+    """Something other than Dovecot's auth service answered; the message is its first line."""
+
+
+@dataclass(frozen=True)
+class PostfixFacts:
+    main_cf: str
+    version: str
+    parameters: frozenset[str]
+    config_directory: str
+    log_file: str | None
+    queue_directory: str = "/var/spool/postfix"
+    # SHA-256 of main.cf's bytes as read: the swap happens only if the file still has it.
+    main_cf_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class DovecotFacts:
+    version_text: str
+    conf_d_included: bool
+    log_file: str | None
+    running: bool
+    current: str | None
+    # SHA-256 of our file as read ("-" when absent): the swap happens only if the file still has it.
+    current_sha256: str | None = None
+
+
+def _head(text: str, count: int) -> list[str]:
+    return [line.strip() for line in [*text.splitlines(), *[""] * count][:count]]
+
+
+def parse_postfix_facts(out: str) -> PostfixFacts:
+    """The Postfix facts script's output: five lines, `postconf -d` names, then main.cf itself."""
+    if out.startswith("NO-POSTFIX"):
+        raise NoPostfix("postconf is not installed")
+    head, _, rest = out.partition("\n--- defaults\n")
+    names, found, main_cf = rest.partition("\n--- main.cf\n")
+    config_directory, version, log_file, queue_directory, digest = _head(head, 5)
+    if not found or main_cf.startswith("NO-MAIN-CF"):
+        raise NoMainCf(config_directory or "/etc/postfix")
+    return PostfixFacts(
+        main_cf=main_cf,
+        version=version,
+        parameters=postconf_names(names),
+        config_directory=config_directory or "/etc/postfix",
+        log_file=log_file or None,
+        queue_directory=queue_directory or "/var/spool/postfix",
+        main_cf_sha256=digest or None,
+    )
+
+
+def postconf_names(text: str) -> frozenset[str]:
+    """Parameter names from `postconf -d | cut -d= -f1` (a name with an empty default prints as `name =`)."""
+    return frozenset(line.strip() for line in text.splitlines() if line.strip())
+
+
+def parse_dovecot_facts(out: str) -> DovecotFacts:
+    """The Dovecot facts script's output: version, include, log path, state, digest, then our file."""
+    head, found, current = out.partition("--- managed file\n")
+    version, included, log_file, state, digest = _head(head, 5)
+    return DovecotFacts(
+        version_text=version,
+        conf_d_included=included == "included",
+        # `syslog` or an empty value mean no file of its own.
+        log_file=log_file if log_file.startswith("/") else None,
+        running=state == "running",
+        current=current if found else None,
+        current_sha256=digest or None,
+    )
+
+
+def parse_digests(out: str) -> dict[str, str | None]:
+    """`sha256sum -- FILE` lines, and `- FILE` for a file that is absent."""
+    digests: dict[str, str | None] = {}
+    for line in out.splitlines():
+        digest, _, path = line.partition(" ")
+        digests[path.lstrip(" *")] = None if digest == "-" else digest
+    return digests
+
+
+def postfix_fatal_lines(lines: Iterable[str]) -> list[str]:
+    return [ln for ln in lines if _POSTFIX_FATAL_RE.search(ln)]
+
+
+def dovecot_error_lines(lines: Iterable[str]) -> list[str]:
+    return [ln for ln in lines if any(m in ln for m in _DOVECOT_ERROR_MARKERS)]
+
+
+def auth_handshake_mechanisms(data: bytes) -> set[str] | None:
+    """The mechanisms a Dovecot auth server's first turn offers; None while that turn is incomplete.
+
+    Raises NotDovecotAuth as soon as the first line shows another protocol.
+    """
+    if b"\n" in data and not data.startswith(b"VERSION\t"):
+        raise NotDovecotAuth(data.split(b"\n", 1)[0].decode(errors="replace")[:60])
+    if b"\nDONE" not in data:
+        return None
+    text = data.decode(errors="replace")
+    return {ln.split("\t")[1] for ln in text.splitlines() if ln.startswith("MECH\t") and ln.split("\t")[1]}
