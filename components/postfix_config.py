@@ -567,8 +567,8 @@ def _apply_plan(
                 "changed and Postfix was not reloaded."
             ) from None
         raise ApplyError(
-            f"{label}: Postfix failed after the change of {changed}: {reason}. The previous configuration"
-            f"{' and TLS files were' if written else ' was'} put back and Postfix restarted; {outcome}."
+            f"{label}: Postfix failed after the change of {changed}: {reason}. The previous configuration was put "
+            f"back{' (the TLS files too)' if written else ''} and Postfix restarted; {outcome}."
         ) from None
     return made
 

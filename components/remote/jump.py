@@ -141,7 +141,10 @@ class _Shared:
 
     @property
     def alive(self) -> bool:
-        transport = self.session.client.get_transport() if self.session._client is not None else None
+        try:
+            transport = self.session.client.get_transport()
+        except RemoteError:  # closed
+            return False
         return transport is not None and transport.is_active()
 
 
