@@ -11,8 +11,9 @@ import pytest
 # the state that `make up` made alone. Both can be overridden, e.g. to run two checkouts' tests at once.
 os.environ.setdefault("TESTBED_INSTANCE", "9")
 # One folder per instance: two sessions on two instances must not share (and remove) one bed's folder.
-_BED = f".testbed-tests-{os.environ['TESTBED_INSTANCE']}"
-os.environ.setdefault("TESTBED_DIR", str(Path(__file__).resolve().parent.parent / _BED))
+os.environ.setdefault(
+    "TESTBED_DIR", str(Path(__file__).resolve().parent.parent / f".testbed-tests-{os.environ['TESTBED_INSTANCE']}")
+)
 
 from testbed.layout import INSTANCE  # reads TESTBED_INSTANCE, set just above
 from testbed.pytest_fixture import testbed_fixture  # noqa: F401  (registers the `testbed` fixture)
