@@ -36,7 +36,9 @@ def pytest_collection_modifyitems(session, config, items):
     items.sort(key=lambda item: bool(getattr(item.module, "RUN_LAST", False)))
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session):
+    # trylast: after pytest's own session teardown, whose fixtures may still use the folder.
     own = session.config.stash.get(_OWN_BASETEMP, None)
     if own:
         shutil.rmtree(own, ignore_errors=True)
