@@ -23,13 +23,27 @@ HOST = "mx"
 VETH = next(spec.veth for spec in HOST_SPECS if spec.name == HOST)
 LEDGER = "/etc/postfix/secure-postfix.ledger.json"
 NEW = "message_size_limit = 1048576"
-# The watcher cuts the link when the upload's temporary main.cf appears (`.main.cf.` and six random letters; the
-# staged check's copies have longer names): the host then finishes the rename on its own, but the controller can
-# neither hear that nor ask for the reload. Bounded: it gives up after 60 s if no upload comes.
-WATCH = (
-    "i=0; until ls /etc/postfix/.main.cf.?????? >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 12000 ] && exit 1; "
-    "sleep 0.005; done; ip link set eth0 down"
-)
+# The fault is placed exactly at the swap: inside the host's own mount namespace a one-shot wrapper is bound over
+# `mv`; when it is asked to rename something onto main.cf it first sets the host's end of the link down, then does
+# the rename. The host so finishes the swap on its own, but the controller can neither hear that nor ask for the
+# reload. Nothing outside the host's mount namespace sees the wrapper.
+ARM = """
+set -eu
+mkdir -p /run/sptb-cut
+cp /usr/bin/mv /run/sptb-cut/mv.real
+cat > /run/sptb-cut/mv <<'WRAP'
+#!/bin/sh
+for last; do :; done
+if [ "$last" = /etc/postfix/main.cf ] && rm /run/sptb-cut/armed 2>/dev/null; then
+  ip link set eth0 down
+fi
+exec /run/sptb-cut/mv.real "$@"
+WRAP
+chmod 0755 /run/sptb-cut/mv
+touch /run/sptb-cut/armed
+mount --bind /run/sptb-cut/mv /usr/bin/mv
+"""
+DISARM = "umount /usr/bin/mv 2>/dev/null; rm -rf /run/sptb-cut"
 
 
 def reloads(testbed) -> int:
@@ -57,16 +71,17 @@ def test_link_cut_during_the_swap_is_undone_then_applied(testbed, tmp_path, monk
     try:
         assert (run := project.up()).ok, run.text
         project.configure(bed_config(testbed, site(1048576), [HOST]))
-        watcher = subprocess.Popen([*testbed._nsenter(HOST), "sh", "-c", WATCH], stdin=subprocess.DEVNULL)
+        testbed.run(HOST, ARM, timeout=10)
         try:
             loaded = reloads(testbed)
             started = time.monotonic()
             cut = project.up()
             took = time.monotonic() - started
-            assert watcher.wait(timeout=60) == 0
+            fired = testbed.run(HOST, "test ! -e /run/sptb-cut/armed", check=False, timeout=10).returncode == 0
         finally:
-            watcher.kill()
             link_up(testbed)
+            testbed.run(HOST, DISARM, check=False, timeout=10)
+        assert fired, "the link was never cut: no rename onto main.cf happened"
         assert not cut.ok and took < 60, (took, cut.text)
         for fragment in [testbed.hosts[HOST].address, "cut off", "next operation on this host"]:
             assert fragment in cut.stderr, cut.stderr
