@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pulumi import automation as auto
+from pulumi.runtime import _grpc_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CACHE_DIR = PROJECT_DIR / ".cache"
@@ -83,8 +84,22 @@ class EngineSettings:
         return env
 
 
+# gRPC shares one pool of connections per process, keyed by address. An inline program runs in this process
+# once per command, and every command's engine listens on a fresh loopback port: when the kernel hands out a
+# port an earlier, ended engine had, the new channel inherits that engine's failed connection and its first
+# call fails at once with UNAVAILABLE ("Resource monitor has terminated"), hiding the program's real error.
+LOCAL_SUBCHANNELS = ("grpc.use_local_subchannel_pool", 1)
+
+
+def isolate_grpc_channels(options: list = _grpc_settings._GRPC_CHANNEL_OPTIONS) -> None:
+    """Give every channel the SDK opens its own connections (the SDK reads this list for each new channel)."""
+    if LOCAL_SUBCHANNELS not in options:
+        options.append(LOCAL_SUBCHANNELS)
+
+
 def open_stack(name: str, program: Callable[[], None], settings: EngineSettings) -> auto.Stack:
     """Create or select `name` in the local backend, running `program` inline."""
+    isolate_grpc_channels()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     env = settings.env()
     # The CLI starts the dynamic provider plugin from PATH; it inherits this process's environment.
