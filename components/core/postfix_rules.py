@@ -121,7 +121,8 @@ def as_text(value: object) -> str:
 def check_value_text(name: str, text: str) -> list[Problem]:
     """Rules for every directive: no control characters, no empty name."""
     if not _NAME_RE.fullmatch(name):
-        return [Problem(name, "is not a valid main.cf parameter name (letters, digits and _ only)")]
+        # An empty name is shown as "", so that the message still says which field it is.
+        return [Problem(name or '""', "is not a valid main.cf parameter name (letters, digits and _ only)")]
     bad = unprintable_character(text)
     if bad:
         message = f"contains a newline or control character ({bad}); a value must be one line of printable text"
