@@ -454,6 +454,9 @@ def check_directives(
             value_problems = check_typed_value(name, text)
         if not value_problems and name in DOS_DIRECTIVES:
             value_problems = check_dos_value(name, text)
+        if not value_problems and text != text.strip(" "):
+            # Postfix drops them when it reads the file: the host would never hold what the stack says.
+            value_problems = [Problem(name, "starts or ends with a space, which Postfix drops; remove it")]
         problems += value_problems
     if not problems:
         problems += check_cross_fields({k: v for k, v in directives.items() if k in POSTFIX_DEFAULTS}, unknown)
