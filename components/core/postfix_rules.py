@@ -55,6 +55,7 @@ _REFERENCE_MARK_RE = re.compile("\x00([A-Za-z0-9_]+)\x01")
 # A typed value with more ways to expand than this is refused rather than judged in part.
 MAX_VARIANTS = 16
 _NAME_RE = re.compile(r"[A-Za-z0-9_]+")
+_ITEM_SEPARATORS = " ,\t"
 _TIME_RE = re.compile(r"([0-9]+)([smhdw]?)")
 _HOSTNAME_RE = re.compile(r"\.?(?!-)[A-Za-z0-9-]{1,63}(?:\.(?!-)[A-Za-z0-9-]{1,63})*\.?")
 _TABLE_RE = re.compile(r"[a-z0-9_]+:.+")
@@ -288,8 +289,14 @@ class _Expansions:
             if closer is not None and char == closer:
                 return out, i + 1
             if char == "{":
+                starts_item = closer is None and (i == 0 or text[i - 1] in _ITEM_SEPARATORS)
                 inner, i = self._text(i + 1, "}")
                 parts = [f"{{{v}}}" for v in inner]
+                if starts_item and not self.errors and i < len(text) and text[i] not in _ITEM_SEPARATORS:
+                    # A list item that opens with { ends with its }: Postfix warns of anything glued after it.
+                    self.errors.append(
+                        f"has {text[i - 1 : i + 1]!r}: after a {{ }} group Postfix wants a space or a comma"
+                    )
             elif char == "}":
                 # Postfix groups list items with { }: a stray closer would end a group nobody opened.
                 self.errors.append("has a } with no { before it")
