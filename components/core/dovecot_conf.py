@@ -11,7 +11,8 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from components.core.postfix_rules import Problem, unprintable_character
+from components.core.postfix_rules import unprintable_character
+from components.core.problem import Problem
 
 CONFIG_FILE = "/etc/dovecot/conf.d/99-secure-postfix-auth.conf"
 DEFAULT_SOCKET = "/var/spool/postfix/private/auth"
