@@ -43,7 +43,6 @@ KNOWN_MECHANISMS = frozenset(
         "winbind",
     }
 )
-PLAINTEXT_MECHANISMS = frozenset({"plain", "login"})
 _MODE_RE = re.compile(r"0?[0-7]{3}")
 # A socket path is a section name in Dovecot's syntax: whitespace, braces, quotes, # (comment),
 # $ (expansion), < (read a file) or = would change the file's structure, so only these characters.
