@@ -11,7 +11,8 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from components.core.postfix_rules import Problem, unprintable_character
+from components.core.postfix_rules import unprintable_character
+from components.core.problem import Problem
 
 CONFIG_FILE = "/etc/dovecot/conf.d/99-secure-postfix-auth.conf"
 DEFAULT_SOCKET = "/var/spool/postfix/private/auth"
@@ -42,7 +43,6 @@ KNOWN_MECHANISMS = frozenset(
         "winbind",
     }
 )
-PLAINTEXT_MECHANISMS = frozenset({"plain", "login"})
 _MODE_RE = re.compile(r"0?[0-7]{3}")
 # A socket path is a section name in Dovecot's syntax: whitespace, braces, quotes, # (comment),
 # $ (expansion), < (read a file) or = would change the file's structure, so only these characters.

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from components.core.postfix_rules import Problem
+from components.core.problem import Problem
 
 TLS_DIR = "/etc/postfix/tls"
 TLS_CERT_FILE = f"{TLS_DIR}/secure-postfix.crt"

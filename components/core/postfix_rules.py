@@ -16,6 +16,8 @@ from enum import Enum
 from functools import cache
 from importlib import resources
 
+from components.core.problem import Problem
+
 
 class Kind(Enum):
     BYTES = "a whole number of bytes >= 0"
@@ -59,17 +61,6 @@ _ITEM_SEPARATORS = " ,\t"
 _TIME_RE = re.compile(r"([0-9]+)([smhdw]?)")
 _HOSTNAME_RE = re.compile(r"\.?(?!-)[A-Za-z0-9-]{1,63}(?:\.(?!-)[A-Za-z0-9-]{1,63})*\.?")
 _TABLE_RE = re.compile(r"[a-z0-9_]+:.+")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the input, tied to the field the user wrote."""
-
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}"
 
 
 @dataclass(frozen=True)

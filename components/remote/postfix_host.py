@@ -14,10 +14,11 @@ from paramiko import Channel, SSHException
 from components.core import host_output, maincf, postfix_output
 from components.core.host_output import PostfixFacts
 from components.core.smtp import Reply, SmtpProtocolError, take_reply
-from components.remote.dovecot_host import DovecotError, auth_handshake
+from components.remote.auth_client import DovecotError, auth_handshake
 from components.remote.ssh import ChangedMeanwhileError, RemoteError, Session
 
 MAIN_CF = "/etc/postfix/main.cf"
+BACKUP_SUFFIX = ".secure-postfix-prev"
 
 # `postfix check` runs postfix-script, which also reads the main.cf of the default config directory
 # (`postconf -c $def_config_directory -h multi_instance_directories`), whatever -c says: a copy
@@ -108,6 +109,11 @@ class PostfixHost:
         if text is None:
             raise PostfixError(f"{self.label}: {config_directory}/main.cf does not exist; is Postfix installed?")
         return maincf.decode(text)
+
+    def read_master_cf(self, config_directory: str) -> str | None:
+        """master.cf as text (bytes that are not UTF-8 kept as surrogates); None when it is absent."""
+        data = self.s.read_file(posixpath.join(config_directory, "master.cf"))
+        return None if data is None else data.decode("utf-8", errors="surrogateescape")
 
     def sasl_endpoint_problem(self, sasl_path: str, queue_directory: str) -> str | None:
         """Why Postfix could not reach Dovecot's auth service at `sasl_path`, or None when it can.
@@ -205,8 +211,23 @@ class PostfixHost:
                 "tool); it was left as it is and nothing was written. Check the change, then run again."
             )
 
+    def log_size(self, log_file: str | None) -> int | None:
+        """The mail log's size now: what is appended later is read alone (None without a log file)."""
+        return self.s.file_size(log_file)
+
+    def log_since(self, log_file: str | None, offset: int | None) -> list[str]:
+        return self.s.read_appended(log_file, offset)
+
     def log_fatals(self, log_file: str | None, offset: int | None) -> list[str]:
-        return host_output.postfix_fatal_lines(self.s.read_appended(log_file, offset))
+        return host_output.postfix_fatal_lines(self.log_since(log_file, offset))
+
+    def write_file(self, path: str, content: str, mode: str) -> None:
+        """A file of ours (a TLS file), root's, put in place atomically and given `mode` before its first byte."""
+        self.s.write_file_atomic(path, content.encode(), mode=mode, owner="root:root")
+
+    def put_back_backup(self, path: str) -> None:
+        """Move `path`'s backup (if any) over it: what an interrupted change left is undone."""
+        self.s.sh('[ ! -e "$1$2" ] || mv -f -- "$1$2" "$1"', path, BACKUP_SUFFIX)
 
     def reload(self) -> None:
         """`postfix reload`, never a raw signal: a HUP with a broken main.cf kills the master."""
