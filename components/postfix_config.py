@@ -353,6 +353,8 @@ class Journal:
         """Undo a change an earlier operation left half done; returns the facts as they are now."""
         pending = self.book.pending
         if not pending:
+            # Backups outlive a change cut off after its record was cleared, before they were removed.
+            self.host.drop_backups([self.main_cf, features.TLS_CERT_FILE, features.TLS_KEY_FILE])
             return facts
         label, started = self.host.label, pending.get("started", "?")
         if facts.main_cf_sha256 not in (pending.get("before"), pending.get("after")):
