@@ -154,11 +154,8 @@ class PostfixConfigProvider(HostProvider):
     computed = COMPUTED_OUTPUTS
     refresh_locks = True
 
-    def problems(self, props: Mapping[str, Any]) -> list[rules.Problem]:
-        return check_props(props)
-
-    def inputs(self, props: Mapping[str, Any]) -> dict[str, Any]:
-        return checked_inputs(props)
+    problems = staticmethod(check_props)
+    inputs = staticmethod(checked_inputs)
 
     def apply(self, session: Session, id_: str, props: dict[str, Any], olds: Mapping[str, Any] | None) -> dict:
         return self._apply(session, id_, props, Holdings.from_state(olds or {}))
@@ -400,15 +397,7 @@ def _check_on_host(label: str, desired: Mapping[str, str], facts: PostfixFacts) 
         effective = {k: v for k, v in current.items() if v is not None and v.isdigit()}
         effective.update({k: v for k, v in desired.items() if k in rules.POSTFIX_DEFAULTS})
         problems = rules.check_cross_fields(effective)
-    if any(v.startswith(">=") for k, v in desired.items() if k.endswith("_protocols")) and _older_than(
-        facts.version, (3, 6)
-    ):
-        problems.append(
-            rules.Problem(
-                "tls.protocols",
-                f"Postfix {facts.version} does not know the >= syntax (3.6+); use !SSLv2, !SSLv3, !TLSv1, !TLSv1.1",
-            )
-        )
+    problems += rules.version_problems(desired, facts.version)
     if problems:
         raise ApplyError(f"{label}: " + "; ".join(str(p) for p in problems) + ". Nothing was changed.")
 
@@ -424,11 +413,6 @@ def _check_sasl_endpoint(host: PostfixHost, facts: PostfixFacts, plan: Plan) -> 
             f"{host.label}: smtpd_sasl_path = {wanted}: {problem}. With no auth service there every new smtpd "
             "would die after STARTTLS; start Dovecot's auth listener first (DovecotAuthService). Nothing was changed."
         )
-
-
-def _older_than(version: str, wanted: tuple[int, int]) -> bool:
-    parts = [int(p) for p in version.split(".")[:2] if p.isdigit()]
-    return len(parts) == 2 and tuple(parts) < wanted
 
 
 class MainCfChange(Change):

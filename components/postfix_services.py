@@ -88,11 +88,8 @@ class PostfixServicesProvider(HostProvider):
     named = frozenset({"services"})
     computed = COMPUTED_OUTPUTS
 
-    def problems(self, props: Mapping[str, Any]) -> list[Problem]:
-        return check_props(props)
-
-    def inputs(self, props: Mapping[str, Any]) -> dict[str, Any]:
-        return checked_inputs(props)
+    problems = staticmethod(check_props)
+    inputs = staticmethod(checked_inputs)
 
     def refresh(self, session: Session, id_: str, props: dict[str, Any]) -> dict[str, Any]:
         host = PostfixHost(session)

@@ -7,10 +7,10 @@ either the UNIX socket in Postfix's queue directory or a TCP listener.
 from __future__ import annotations
 
 import ipaddress
-import posixpath
 import re
 from dataclasses import dataclass
 
+from components.core import sasl_path as sasl_paths
 from components.core.postfix_rules import unprintable_character
 from components.core.problem import Problem
 
@@ -168,9 +168,8 @@ def mechanism_problems(text: str) -> list[Problem]:
 def sasl_path(listener: Listener, queue_directory: str = DEFAULT_QUEUE_DIRECTORY) -> str:
     """What Postfix's smtpd_sasl_path must say to reach this listener."""
     if listener.kind == "inet":
-        host = f"[{listener.address}]" if ":" in listener.address else listener.address
-        return f"inet:{host}:{listener.port}"
-    return posixpath.relpath(listener.path, queue_directory)
+        return sasl_paths.inet(listener.address, listener.port)
+    return sasl_paths.unix(listener.path, queue_directory)
 
 
 def sasl_path_problems(listener: Listener, queue_directory: str) -> list[Problem]:

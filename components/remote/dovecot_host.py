@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from components.core import host_output
 from components.core.dovecot_conf import CONFIG_FILE, Listener, mechanisms
 from components.core.host_output import DovecotFacts, dovecot_error_lines, parse_dovecot_facts
 from components.remote.auth_client import DovecotError, auth_handshake
@@ -30,16 +31,6 @@ unshare --mount --propagation private -- sh -c '
   doveconf -c /etc/dovecot/dovecot.conf -n 2>&1 >/dev/null' sh "$stage"
 """
 
-_FACTS = r"""
-dovecot --version 2>/dev/null || echo none
-include='^[[:space:]]*!include[[:space:]]+conf\.d/\*\.conf'
-if grep -Eq "$include" /etc/dovecot/dovecot.conf; then echo included; else echo missing; fi
-doveconf -h log_path 2>/dev/null || echo
-if doveadm service status auth >/dev/null 2>&1 || pgrep -x dovecot >/dev/null; then echo running; else echo stopped; fi
-if [ -e "$1" ]; then sum=$(sha256sum < "$1"); echo "${sum%% *}"; else echo -; fi
-if [ -e "$1" ]; then echo '--- managed file'; cat -- "$1"; fi
-"""
-
 
 class DovecotHost:
     def __init__(self, session: Session):
@@ -49,7 +40,9 @@ class DovecotHost:
     def facts(self) -> DovecotFacts:
         """Version, include, log path, daemon state and our file, in one round trip."""
         return parse_dovecot_facts(
-            self.s.run(["bash", "-c", _FACTS, "bash", CONFIG_FILE], what="reading Dovecot's facts").out
+            self.s.run(
+                ["bash", "-c", host_output.DOVECOT_FACTS_SCRIPT, "bash", CONFIG_FILE], what="reading Dovecot's facts"
+            ).out
         )
 
     def check_staged(self, text: str) -> None:
