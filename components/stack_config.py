@@ -151,6 +151,7 @@ def parse_sites(
         for key in ("limits", "directives"):
             if not isinstance(item.get(key, {}), Mapping):
                 raise ConfigError(f"{prefix}.{key} must be an object of directive: value")
+            _refuse_shapeless_values(item.get(key, {}), f"{prefix}.{key}")
         dovecot_host = item.get("dovecot_host")
         auth_service = item.get("auth_service")
         if auth_service is not None:
@@ -184,6 +185,19 @@ def parse_sites(
     sites = {name: _with_service_listener(site, services) for name, site in sites.items()}
     _refuse_shared_hosts(sites, services, hosts)
     return sites
+
+
+def _refuse_shapeless_values(values: Mapping[str, Any], where: str) -> None:
+    """A directive with no value (`name:` in YAML is null) or an object as its value has no main.cf text.
+
+    Left alone, null would be dropped on the way to the provider (the directive silently unmanaged) or
+    written as the text `None`, and an object as its Python spelling.
+    """
+    for name, value in values.items():
+        if value is None:
+            raise ConfigError(f"{where}.{name} has no value (null); give it one, or leave the directive out")
+        if isinstance(value, Mapping):
+            raise ConfigError(f"{where}.{name} must be text, a number, a boolean or a list, not an object")
 
 
 def _auth_services_raw(raw: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:

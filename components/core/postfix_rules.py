@@ -55,6 +55,7 @@ _REFERENCE_MARK_RE = re.compile("\x00([A-Za-z0-9_]+)\x01")
 # A typed value with more ways to expand than this is refused rather than judged in part.
 MAX_VARIANTS = 16
 _NAME_RE = re.compile(r"[A-Za-z0-9_]+")
+_ITEM_SEPARATORS = " ,\t"
 _TIME_RE = re.compile(r"([0-9]+)([smhdw]?)")
 _HOSTNAME_RE = re.compile(r"\.?(?!-)[A-Za-z0-9-]{1,63}(?:\.(?!-)[A-Za-z0-9-]{1,63})*\.?")
 _TABLE_RE = re.compile(r"[a-z0-9_]+:.+")
@@ -121,7 +122,8 @@ def as_text(value: object) -> str:
 def check_value_text(name: str, text: str) -> list[Problem]:
     """Rules for every directive: no control characters, no empty name."""
     if not _NAME_RE.fullmatch(name):
-        return [Problem(name, "is not a valid main.cf parameter name (letters, digits and _ only)")]
+        # An empty name is shown as "", so that the message still says which field it is.
+        return [Problem(name or '""', "is not a valid main.cf parameter name (letters, digits and _ only)")]
     bad = unprintable_character(text)
     if bad:
         message = f"contains a newline or control character ({bad}); a value must be one line of printable text"
@@ -287,8 +289,14 @@ class _Expansions:
             if closer is not None and char == closer:
                 return out, i + 1
             if char == "{":
+                starts_item = closer is None and (i == 0 or text[i - 1] in _ITEM_SEPARATORS)
                 inner, i = self._text(i + 1, "}")
                 parts = [f"{{{v}}}" for v in inner]
+                if starts_item and not self.errors and i < len(text) and text[i] not in _ITEM_SEPARATORS:
+                    # A list item that opens with { ends with its }: Postfix warns of anything glued after it.
+                    self.errors.append(
+                        f"has {text[i - 1 : i + 1]!r}: after a {{ }} group Postfix wants a space or a comma"
+                    )
             elif char == "}":
                 # Postfix groups list items with { }: a stray closer would end a group nobody opened.
                 self.errors.append("has a } with no { before it")
@@ -453,6 +461,9 @@ def check_directives(
             value_problems = check_typed_value(name, text)
         if not value_problems and name in DOS_DIRECTIVES:
             value_problems = check_dos_value(name, text)
+        if not value_problems and text != text.strip(" "):
+            # Postfix drops them when it reads the file: the host would never hold what the stack says.
+            value_problems = [Problem(name, "starts or ends with a space, which Postfix drops; remove it")]
         problems += value_problems
     if not problems:
         problems += check_cross_fields({k: v for k, v in directives.items() if k in POSTFIX_DEFAULTS}, unknown)
