@@ -132,3 +132,11 @@ def test_baseline_commands_and_the_values_check():
     good = [str(v) for v in wanted.values()]
     assert all_set({"h1": good, "h2": good}, wanted)
     assert not all_set({"h1": good, "h2": [*good[:-1], "$mynetworks"]}, wanted)
+
+
+def test_the_mail_monitor_tries_each_host_every_50_ms_until_its_rate_cap():
+    from bench.monitor import MAX_RATE, sweep_period
+
+    assert sweep_period(1) == sweep_period(2) == 0.05
+    assert sweep_period(20) == 20 / MAX_RATE == 0.5
+    assert sweep_period(100) == 2.5
