@@ -44,8 +44,8 @@ unit: setup
 lint: setup
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
-bench: testbed
-	$(PY) -m bench
+bench: setup
+	$(PY) -m bench $(BENCH_ARGS)
 
 # The last state's compliance report: Markdown on stdout, the HTML matrix in .state/ (`make refresh` first for live values).
 compliance: setup

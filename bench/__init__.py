@@ -1,1 +1,1 @@
-"""Figures for one host: time per engine operation and SSH connections opened, beside a naive baseline."""
+"""Fleet figures: time per engine operation, SSH logins and mail served, beside a plain paramiko baseline."""

@@ -1,103 +1,86 @@
-"""`python -m bench`: times engine operations on the test bed and counts SSH logins per operation.
+"""`python -m bench`: the fleet benchmark on the test bed, the project's engine beside a plain baseline.
 
-The baseline is what a generic remote-command tool does for the same eight
-limits: one SSH connection per `postconf -e`, then one for `postfix reload`,
-with no staging, no probe and no rollback. Both run in this one process, on
-the same host, so the ratio is side by side.
+For each fleet size N, interleaved in rounds: the project's first `up` of the guide's eight limits, a no-op
+`up`, `up --refresh` with nothing to change, `refresh`, `destroy`; then the baseline (one paramiko connection
+per host, a thread pool: read, one `postconf -e`, `postfix check`, reload) with 4 and with N threads, and
+its read alone. Medians of the rounds with min and max, SSH logins per host (from each host's sshd log),
+every value checked on every host after each apply, and SMTP connections a client in the exceptions saw
+fail while each operation ran. Prints a table and writes a PNG of seconds against N.
 """
 
 from __future__ import annotations
 
-import shlex
-import statistics
+import argparse
+import json
+import os
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import testbed
-from components.remote.ssh import Session, SshTarget
-from tests.engine.harness import EngineProject, bed_config
+from bench import fleet, report
 
-HOST = "mx"
-LIMITS = {
-    "message_size_limit": 10240000,
-    "header_size_limit": 102400,
-    "queue_minfree": 15360000,
-    "default_process_limit": 100,
-    "smtpd_client_connection_rate_limit": 30,
-    "smtpd_client_message_rate_limit": 60,
-    "anvil_rate_time_unit": "60s",
-    "smtpd_client_event_limit_exceptions": "$mynetworks",
-}
-ROUNDS = 3
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
-def logins(bed: testbed.TestBed) -> int:
-    """Successful SSH logins so far, from the host's own sshd log."""
-    text = (bed.hosts[HOST].root / "log" / "sshd.log").read_text(errors="replace")
-    return text.count("Accepted publickey")
+def sizes(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes are whole numbers separated by commas, not {text!r}") from None
+    if not values or any(not 1 <= v <= 100 for v in values):
+        raise argparse.ArgumentTypeError(f"each size is 1 to 100 hosts, not {text!r}")
+    return sorted(set(values))
 
 
-def measure(bed: testbed.TestBed, label: str, action) -> tuple[float, int]:
-    before = logins(bed)
-    started = time.perf_counter()
-    result = action()
-    elapsed = time.perf_counter() - started
-    if getattr(result, "ok", True) is False:
-        sys.exit(f"{label} failed:\n{result.text}")
-    time.sleep(0.2)  # sshd writes its log line asynchronously
-    return elapsed, logins(bed) - before
+def rhel_role_line() -> str:
+    found = shutil.which("ansible-playbook")
+    if found is None:
+        return "RHEL System Role: not measured (ansible-core is not on PATH)"
+    return f"RHEL System Role: not measured (ansible-core at {found}, but this benchmark has no role column)"
 
 
-def baseline(bed: testbed.TestBed) -> None:
-    target = SshTarget(
-        host=bed.hosts[HOST].address,
-        private_key=bed.client_key_path.read_text(),
-        host_key=bed.hosts[HOST].host_key,
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=sizes, default=list(fleet.SIZES), help="fleet sizes, e.g. 1,5,20")
+    parser.add_argument("--rounds", type=int, default=fleet.ROUNDS, help="rounds per size (median of them)")
+    parser.add_argument("--parallel", type=int, default=fleet.PARALLEL, help="the engine's --parallel")
+    parser.add_argument(
+        "--plot", type=Path, default=PROJECT_DIR / ".state" / "bench-fleet.png", help="where the PNG goes"
     )
-    for name, value in LIMITS.items():
-        with Session(target) as s:
-            s.run(["sh", "-c", f"postconf -e {shlex.quote(f'{name}={value}')}"])
-    with Session(target) as s:
-        s.run(["postfix", "reload"])
+    parser.add_argument("--from-json", type=Path, help="print the table and plot of an earlier run's samples")
+    args = parser.parse_args(argv)
+    threads = os.environ.get("SECURE_POSTFIX_PROVIDER_THREADS", "32 (default)")
+    raw = args.plot.with_suffix(".json")
+    args.plot.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    if args.from_json:
+        results = report.from_json(json.loads(args.from_json.read_text()))
+        print(f"fleet benchmark: samples of {args.from_json}")
+    else:
 
+        def save(done: report.Results) -> None:
+            # After each size: a run cut short still leaves the figures of the sizes it finished.
+            raw.write_text(json.dumps(report.to_json(done), indent=1) + "\n")
 
-def restore(bed: testbed.TestBed, original: bytes) -> None:
-    """Undo the baseline's edits (the host's /etc/postfix is this folder, bind-mounted)."""
-    (bed.hosts[HOST].root / "etc" / "postfix" / "main.cf").write_bytes(original)
-    bed.run(HOST, "postfix reload")
-
-
-def main() -> int:
-    bed = testbed.create()
-    original = bed.read_file(HOST, "/etc/postfix/main.cf")
-    rows: dict[str, list[tuple[float, int]]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        project = EngineProject(Path(tmp), "bench")
-        sites = {"bench": {"postfix_host": HOST, "limits": LIMITS}}
-        project.configure(bed_config(bed, sites, [HOST]))
-        for _ in range(ROUNDS):
-            rows.setdefault("preview (first)", []).append(measure(bed, "preview", project.preview))
-            rows.setdefault("up: 8 limits", []).append(measure(bed, "up", project.up))
-            rows.setdefault("up: no change", []).append(measure(bed, "up", project.up))
-            rows.setdefault("refresh", []).append(measure(bed, "refresh", project.refresh))
-            rows.setdefault("destroy", []).append(measure(bed, "destroy", project.destroy))
-            rows.setdefault("baseline: 8 x postconf -e + reload", []).append(
-                measure(bed, "baseline", lambda: baseline(bed))
-            )
-            restore(bed, original)
-    print(f"host {HOST} ({bed.hosts[HOST].address}), {ROUNDS} rounds, median wall time")
-    print(f"{'operation':<40} {'seconds':>8} {'SSH logins':>11}")
-    for label, values in rows.items():
-        seconds = statistics.median(v[0] for v in values)
-        connections = statistics.median(v[1] for v in values)
-        print(f"{label:<40} {seconds:>8.2f} {connections:>11.0f}")
-    ours = statistics.median(v[0] for v in rows["up: 8 limits"])
-    base = statistics.median(v[0] for v in rows["baseline: 8 x postconf -e + reload"])
-    print(f"ratio up / baseline: {ours / base:.2f} (ours also stages, validates, probes SMTP and records originals)")
-    noop = statistics.median(v[0] for v in rows["up: no change"])
-    print(f"ratio up-with-no-change / baseline: {noop / base:.2f} (no host is contacted when nothing changed)")
+        with tempfile.TemporaryDirectory(prefix="secure-postfix-bench-") as work:
+            results = fleet.run(args.sizes, args.rounds, args.parallel, Path(work), save)
+        took = time.monotonic() - started
+        print(
+            f"fleet benchmark: sizes {args.sizes}, {args.rounds} rounds, engine --parallel {args.parallel}, "
+            f"provider threads {threads}, {os.cpu_count()} CPUs, {took / 60:.1f} min"
+        )
+    print(report.format_table(report.HEADER, report.table_rows(results)))
+    print()
+    print(report.format_table(report.RATIO_HEADER, report.ratio_rows(results)))
+    for line in report.growth_lines(results):
+        print(line)
+    print(rhel_role_line())
+    report.write_plot(results, args.plot, f"secure-postfix fleet benchmark ({os.cpu_count()} CPUs)")
+    print(f"plot: {args.plot}")
+    if not args.from_json:
+        print(f"samples: {raw}")
     return 0
 
 

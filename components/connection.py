@@ -15,7 +15,7 @@ import pulumi
 from pulumi.output import Unknown
 
 from components import reach
-from components.core.postfix_rules import Problem
+from components.core.problem import Problem
 from components.remote.ssh import SshTarget, parse_host_keys
 
 CONNECTION_FIELDS = ("host", "port", "user", "host_key", "private_key", "private_key_password", *reach.FIELDS)

@@ -12,7 +12,7 @@ from typing import Any
 
 from pulumi.output import Unknown
 
-from components.core.postfix_rules import Problem
+from components.core.problem import Problem
 from components.remote.ssh import SshTarget
 from components.stack_config import SSH_AUTH_METHODS, HostSpec
 

@@ -1,7 +1,7 @@
 """Reading one site's settings from stack config into plain dataclasses.
 
-Parsing is pure (a dict in, dataclasses or a ConfigError naming the field out);
-only `load` touches pulumi.Config and the files it names.
+Parsing is pure (a dict in, dataclasses or a ConfigError naming the field out); only
+`read_inventory` reads a file. components/program.py reads pulumi.Config and hands the values in.
 """
 
 from __future__ import annotations

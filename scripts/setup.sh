@@ -57,28 +57,25 @@ pulumi_cli() {
     -o "$BIN/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
 }
 
-dynamic_provider_shim() {
-  # The official tarball ships this plugin as a script; it runs the dynamic
-  # provider host of the Python SDK with the project's interpreter.
-  local shim=$BIN/pulumi-resource-pulumi-python
+python_plugin_shim() {
+  # NAME ARGS: a plugin the official tarball ships as a small script that runs the project's interpreter
+  # (or PULUMI_PYTHON_CMD) with ARGS. Rewritten only when its text changes.
+  local shim=$BIN/$1
   local body
-  body=$(printf '#!/bin/sh\nexec "${PULUMI_PYTHON_CMD:-%s}" -u -m pulumi.dynamic "$@"\n' "$ROOT/.venv/bin/python")
+  body=$(printf '#!/bin/sh\nexec "${PULUMI_PYTHON_CMD:-%s}" -u %s\n' "$ROOT/.venv/bin/python" "$2")
   if [ "$(cat "$shim" 2>/dev/null)" = "$body" ]; then return; fi
   mkdir -p "$BIN"
   printf '%s\n' "$body" > "$shim"
   chmod 0755 "$shim"
 }
 
-policy_analyzer_shim() {
+plugin_shims() {
+  # The dynamic provider: the SDK's own, served by providerhost with a thread pool the user sizes
+  # (SECURE_POSTFIX_PROVIDER_THREADS) instead of `-m pulumi.dynamic`'s four workers.
+  python_plugin_shim pulumi-resource-pulumi-python "\"$ROOT/providerhost/__main__.py\" \"\$@\""
   # Without a Python language host (the inline runner), the CLI runs a Python policy pack through this plugin,
   # as the official tarball's script does: `python -m pulumi.policy ENGINE_ADDRESS PACK_DIR`.
-  local shim=$BIN/pulumi-analyzer-policy-python
-  local body
-  body=$(printf '#!/bin/sh\nexec "${PULUMI_PYTHON_CMD:-%s}" -u -m pulumi.policy "$1" "$2"\n' "$ROOT/.venv/bin/python")
-  if [ "$(cat "$shim" 2>/dev/null)" = "$body" ]; then return; fi
-  mkdir -p "$BIN"
-  printf '%s\n' "$body" > "$shim"
-  chmod 0755 "$shim"
+  python_plugin_shim pulumi-analyzer-policy-python '-m pulumi.policy "$1" "$2"'
 }
 
 language_host() {
@@ -141,7 +138,6 @@ python_env
 { pulumi_ready && actionlint_ready; } || go_toolchain
 pulumi_cli
 actionlint_bin
-dynamic_provider_shim
+plugin_shims
 language_host
-policy_analyzer_shim
 log "ready: $("$BIN/pulumi" version), Python SDK $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("pulumi"))')"

@@ -1,4 +1,4 @@
-"""Command line: python -m testbed up|down|status [--dir DIR]."""
+"""Command line: python -m testbed up [--fleet N]|down|status [--dir DIR]."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from .layout import FLEET_FIRST_OCTET, FLEET_MAX
 from .lifecycle import create, destroy, status
 from .model import TestBed
 
@@ -29,10 +30,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m testbed", description=__doc__)
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("--dir", type=Path, default=None, help="bed folder (default: .testbed)")
+    parser.add_argument(
+        "--fleet",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"with up: N more Postfix hosts f001.. at .{FLEET_FIRST_OCTET} upwards (0-{FLEET_MAX}; 0 removes them)",
+    )
     args = parser.parse_args(argv)
+    if args.fleet is not None and (args.action != "up" or not 0 <= args.fleet <= FLEET_MAX):
+        parser.error(f"--fleet goes with up and takes 0 to {FLEET_MAX}")
     started = time.monotonic()
     if args.action == "up":
-        bed = create(args.dir)
+        bed = create(args.dir, fleet=args.fleet)
         print(_summary(bed))
         print(f"  ready in {time.monotonic() - started:.1f}s")
         return 0

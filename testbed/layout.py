@@ -79,6 +79,18 @@ class HostSpec:
 
 HOST_SPECS = (HostSpec("mx", 11), HostSpec("edge", 12), HostSpec("auth", 13))
 
+# Fleet mode (`python -m testbed up --fleet N`, the benchmark): up to 100 more Postfix hosts, f001 at .140 to
+# f100 at .239, clear of the three hosts, the controller (.1) and the client sources (.100-.139).
+FLEET_FIRST_OCTET = 140
+FLEET_MAX = 100
+
+
+def fleet_specs(count: int) -> tuple[HostSpec, ...]:
+    """The first `count` fleet hosts, always the same names and addresses."""
+    if not 0 <= count <= FLEET_MAX:
+        raise ValueError(f"a fleet has 0 to {FLEET_MAX} hosts, not {count}")
+    return tuple(HostSpec(f"f{i + 1:03d}", FLEET_FIRST_OCTET + i) for i in range(count))
+
 
 def default_dir() -> Path:
     override = os.environ.get("TESTBED_DIR")

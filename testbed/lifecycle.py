@@ -18,6 +18,7 @@ from .layout import (
     CLIENT_ADDRESSES,
     CONTROLLER_ADDRESS,
     ENV_MARKER,
+    FLEET_MAX,
     HOST_INIT,
     HOST_SPECS,
     LOCK_PATH,
@@ -26,6 +27,7 @@ from .layout import (
     STATE_FILE,
     HostSpec,
     default_dir,
+    fleet_specs,
 )
 from .model import Host, TestBed, read_state
 
@@ -54,18 +56,26 @@ def load(dir: Path | None = None) -> TestBed:
     return read_state(_resolve(dir))
 
 
-def create(dir: Path | None = None) -> TestBed:
-    """Return a healthy bed, reusing a running one or building it anew."""
+def create(dir: Path | None = None, fleet: int | None = None) -> TestBed:
+    """Return a healthy bed, reusing a running one or building it anew.
+
+    `fleet` (fleet mode) makes the bed carry exactly that many extra Postfix hosts; None keeps what a
+    running bed has (none on a new one).
+    """
     bed_dir = _resolve(dir)
     with _locked():
         try:
             bed = read_state(bed_dir)
         except (OSError, ValueError, KeyError):
             bed = None
-        if bed is not None and not problems(bed):
-            return bed
-        _teardown(bed_dir)
-        return _build(bed_dir)
+        if bed is None or problems(bed):
+            _teardown(bed_dir)
+            bed = _build(bed_dir)
+        if fleet is not None and len(bed.fleet) != fleet:
+            from .fleet import resize_fleet
+
+            resize_fleet(bed, fleet)
+        return bed
 
 
 def destroy(dir: Path | None = None) -> None:
@@ -85,28 +95,34 @@ def problems(bed: TestBed) -> list[str]:
     missing = {CONTROLLER_ADDRESS, *CLIENT_ADDRESSES} - network.bridge_addresses()
     if missing:
         found.append(f"bridge lacks {len(missing)} address(es), e.g. {sorted(missing)[0]}")
-    stray = set(network.our_netns()) - {spec.netns for spec in HOST_SPECS}
-    stray |= set(network.our_links()) - {BRIDGE, *(spec.veth for spec in HOST_SPECS)}
+    fleet = fleet_specs(min(len(bed.fleet), FLEET_MAX))
+    specs = HOST_SPECS + fleet
+    stray = set(network.our_netns()) - {spec.netns for spec in specs}
+    stray |= set(network.our_links()) - {BRIDGE, *(spec.veth for spec in specs)}
     if stray:
         found.append(f"stray namespaces or links: {', '.join(sorted(stray))}")
-    if set(bed.hosts) != {spec.name for spec in HOST_SPECS}:
+    if set(bed.hosts) != {spec.name for spec in specs} or bed.fleet != [spec.name for spec in fleet]:
         found.append(f"unexpected host set {sorted(bed.hosts)}")
         return found
     for spec in HOST_SPECS:
         found += [f"{spec.name}: {p}" for p in _host_problems(bed, spec)]
+    # A fleet host runs no Dovecot; a hundred are checked a few at a time.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for spec, listed in zip(fleet, pool.map(lambda s: _host_problems(bed, s, dovecot=False), fleet), strict=True):
+            found += [f"{spec.name}: {p}" for p in listed]
     return found
 
 
-def _host_problems(bed: TestBed, spec: HostSpec) -> list[str]:
+def _host_problems(bed: TestBed, spec: HostSpec, dovecot: bool = True) -> list[str]:
     host = bed.hosts[spec.name]
     if not _is_host_init(host.pid, spec):
         return [f"pid {host.pid} is not this host's sshd"]
     if not _ssh_banner(host.address, timeout=3):
         return ["sshd does not answer"]
+    dovecot_check = 'kill -0 "$(cat /run/dovecot/master.pid 2>/dev/null)" 2>/dev/null || echo dovecot down'
     check = bed.run(
         spec.name,
-        "postfix status >/dev/null 2>&1 || echo postfix down; "
-        'kill -0 "$(cat /run/dovecot/master.pid 2>/dev/null)" 2>/dev/null || echo dovecot down',
+        "postfix status >/dev/null 2>&1 || echo postfix down; " + (dovecot_check if dovecot else ":"),
         check=False,
         timeout=20,
     )

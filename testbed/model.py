@@ -54,6 +54,8 @@ class TestBed:
     client_addresses: list[str]
     controller_address: str
     created_at: float = field(default=0.0)
+    # Names of the fleet hosts (fleet mode), also in `hosts`; empty on the default bed.
+    fleet: list[str] = field(default_factory=list)
 
     def _nsenter(self, host: str) -> list[str]:
         pid = self.hosts[host].pid
@@ -137,6 +139,7 @@ class TestBed:
             "client_addresses": list(self.client_addresses),
             "controller_address": self.controller_address,
             "created_at": self.created_at,
+            "fleet": list(self.fleet),
         }
 
     @classmethod
@@ -154,6 +157,7 @@ class TestBed:
             client_addresses=[str(a) for a in addresses],
             controller_address=str(data["controller_address"]),
             created_at=float(str(data.get("created_at", 0.0))),
+            fleet=[str(name) for name in data.get("fleet") or []],  # type: ignore[union-attr]
         )
 
     def save(self) -> None:

@@ -1,0 +1,1 @@
+"""The dynamic-provider plugin `pulumi-resource-pulumi-python`, with a thread pool the user sizes."""

@@ -1,0 +1,182 @@
+"""The dynamic-provider plugin: its pool size, the SDK module it serves, and the process the CLI starts."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import os
+import pickle
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import dill
+import grpc
+import pytest
+from google.protobuf import struct_pb2
+from pulumi.dynamic import CreateResult, ResourceProvider
+from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+
+from providerhost import server
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+SETUP = PROJECT_DIR / "scripts" / "setup.sh"
+SLEEP = 0.6
+
+
+class SlowProvider(ResourceProvider):
+    """A create that only waits: how many run at once shows the pool's size."""
+
+    def create(self, props):
+        time.sleep(SLEEP)
+        return CreateResult(id_="slow", outs={})
+
+
+def write_shims(root: Path) -> Path:
+    """setup.sh's plugin shim writers alone, with ROOT the project and BIN a scratch folder."""
+    script = f"""
+set -euo pipefail
+ROOT={PROJECT_DIR}; BIN={root}
+eval "$(sed -n '/^python_plugin_shim()/,/^}}/p;/^plugin_shims()/,/^}}/p' {SETUP})"
+plugin_shims
+"""
+    subprocess.run(["bash", "-c", script], env={"PATH": "/usr/bin:/bin"}, check=True)
+    return root / "pulumi-resource-pulumi-python"
+
+
+def test_default_pool_when_unset_or_empty():
+    assert server.threads_from({}) == server.DEFAULT_THREADS == 32
+    assert server.threads_from({server.THREADS_VARIABLE: ""}) == 32
+
+
+def test_pool_size_taken_from_the_environment():
+    assert server.threads_from({server.THREADS_VARIABLE: "100"}) == 100
+    assert server.threads_from({server.THREADS_VARIABLE: " 1 "}) == 1
+
+
+@pytest.mark.parametrize("raw", ["0", "-3", "abc", "4.5", "1025", "\u0663\u0662", "1e3", "32 threads"])
+def test_bad_pool_size_is_refused_naming_variable_and_value(raw):
+    with pytest.raises(server.ThreadsError) as err:
+        server.threads_from({server.THREADS_VARIABLE: raw})
+    assert server.THREADS_VARIABLE in str(err.value)
+    assert repr(raw) in str(err.value)
+    assert "1 to 1024" in str(err.value)
+
+
+def sdk_source() -> str:
+    spec = importlib.util.find_spec(server.SDK_MODULE)
+    assert spec is not None and spec.loader is not None
+    return spec.loader.get_source(server.SDK_MODULE)
+
+
+def pool_sizes(tree) -> list[object]:
+    import ast
+
+    return [
+        kw.value.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "ThreadPoolExecutor"
+        for kw in node.keywords
+        if kw.arg == "max_workers" and isinstance(kw.value, ast.Constant)
+    ]
+
+
+def test_the_pinned_sdk_caps_its_pool_at_four_and_ours_replaces_only_that():
+    import ast
+
+    source = sdk_source()
+    assert pool_sizes(ast.parse(source)) == [4]
+    tree = server.with_pool_size(source, 57)
+    assert pool_sizes(tree) == [57]
+    # Everything else is the SDK's text: the servicer, the port line, the SIGINT handling.
+    original = ast.dump(ast.parse(source)).replace("Constant(value=4)", "Constant(value=57)", 1)
+    assert ast.dump(tree) == original
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def main():\n    server = grpc.server(None)\n\nmain()\n",
+        "from concurrent import futures\ndef main():\n    futures.ThreadPoolExecutor(max_workers=4)\n",
+        "from concurrent import futures\ndef serve():\n    futures.ThreadPoolExecutor(max_workers=4)\n\nserve()\n",
+    ],
+)
+def test_an_sdk_of_another_shape_is_refused(source):
+    with pytest.raises(server.SdkShapeError, match="needs updating"):
+        server.with_pool_size(source, 8)
+
+
+def test_setup_writes_one_shim_per_plugin_with_the_same_writer(tmp_path):
+    shim = write_shims(tmp_path)
+    python = PROJECT_DIR / ".venv" / "bin" / "python"
+    assert shim.read_text() == (
+        f'#!/bin/sh\nexec "${{PULUMI_PYTHON_CMD:-{python}}}" -u "{PROJECT_DIR}/providerhost/__main__.py" "$@"\n'
+    )
+    policy = tmp_path / "pulumi-analyzer-policy-python"
+    assert policy.read_text() == f'#!/bin/sh\nexec "${{PULUMI_PYTHON_CMD:-{python}}}" -u -m pulumi.policy "$1" "$2"\n'
+    assert shim.stat().st_mode & 0o111 and policy.stat().st_mode & 0o111
+
+
+def start_plugin(shim: Path, threads: str | None) -> tuple[subprocess.Popen[bytes], int]:
+    env = {k: v for k, v in os.environ.items() if k != server.THREADS_VARIABLE}
+    if threads is not None:
+        env[server.THREADS_VARIABLE] = threads
+    # As the engine starts it: in the program's folder, where the providers' modules are.
+    proc = subprocess.Popen(
+        [str(shim), "127.0.0.1:1"], cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.rstrip(b"\n").isdigit(), (line, proc.stderr.read() if proc.poll() is not None else b"")
+    return proc, int(line)
+
+
+def create_request() -> provider_pb2.CreateRequest:
+    provider = base64.b64encode(dill.dumps(SlowProvider(), protocol=pickle.DEFAULT_PROTOCOL, recurse=True))
+    props = struct_pb2.Struct()
+    props.update({"__provider": provider.decode()})
+    return provider_pb2.CreateRequest(urn="urn:pulumi:s::p::pulumi-python:dynamic:Resource::x", properties=props)
+
+
+def concurrent_creates(port: int, count: int) -> float:
+    """Wall time of `count` creates sent at once."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = provider_pb2_grpc.ResourceProviderStub(channel)
+        request = create_request()
+        stub.Create(request, timeout=30)  # the first loads the provider: keep it out of the timing
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            replies = list(pool.map(lambda _: stub.Create(request, timeout=30), range(count)))
+        elapsed = time.monotonic() - started
+    assert all(reply.id == "slow" for reply in replies)
+    return elapsed
+
+
+def stop(proc: subprocess.Popen[bytes]) -> bytes:
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    return err
+
+
+@pytest.mark.parametrize(("threads", "rounds"), [(None, 1), ("12", 1), ("4", 3)])
+def test_the_plugin_runs_as_many_operations_at_once_as_its_pool(tmp_path, threads, rounds):
+    proc, port = start_plugin(write_shims(tmp_path), threads)
+    try:
+        elapsed = concurrent_creates(port, 12)
+    finally:
+        err = stop(proc)
+    # Twelve creates of SLEEP seconds: one round with 12 or more workers, three with the SDK's four.
+    assert rounds * SLEEP <= elapsed < (rounds + 0.8) * SLEEP, elapsed
+    assert proc.returncode == 0 and b"Traceback" not in err, err
+
+
+def test_a_bad_pool_size_stops_the_plugin_with_the_reason(tmp_path):
+    env = {**os.environ, server.THREADS_VARIABLE: "lots"}
+    done = subprocess.run(
+        [str(write_shims(tmp_path))], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"{server.THREADS_VARIABLE} must be a whole number from 1 to 1024" in done.stderr
+    assert "'lots'" in done.stderr
