@@ -45,15 +45,24 @@ _KEY = ledger.path_key(dc.CONFIG_FILE)
 
 
 def listener_from(props: Mapping[str, Any]) -> dc.Listener:
+    """The listener the settings ask for; what is left out takes dc.Listener's own defaults."""
     return dc.Listener(
         kind=str(props.get("listener") or "unix"),
-        path=str(props.get("socket_path") or dc.DEFAULT_SOCKET),
-        mode=str(props.get("socket_mode") or "0660"),
-        user=str(props.get("socket_user") or "postfix"),
-        group=str(props.get("socket_group") or "postfix"),
+        path=str(props.get("socket_path") or dc.Listener.path),
+        mode=str(props.get("socket_mode") or dc.Listener.mode),
+        user=str(props.get("socket_user") or dc.Listener.user),
+        group=str(props.get("socket_group") or dc.Listener.group),
         address=str(props.get("bind_address") or _default_bind(props.get("host"))),
-        port=dc.DEFAULT_PORT if props.get("listen_port") is None else int(props["listen_port"]),
+        port=dc.Listener.port if props.get("listen_port") is None else int(props["listen_port"]),
     )
+
+
+def _mechanisms(props: Mapping[str, Any]) -> str:
+    return str(props.get("auth_mechanisms") or dc.DEFAULT_MECHANISMS)
+
+
+def _queue_directory(props: Mapping[str, Any]) -> str:
+    return str(props.get("postfix_queue_directory") or dc.DEFAULT_QUEUE_DIRECTORY)
 
 
 def _default_bind(host: Any) -> str:
@@ -93,9 +102,8 @@ def check_props(props: Mapping[str, Any]) -> list[Problem]:
         )
     else:
         problems += dc.listener_problems(listener, props.get("allow_all_interfaces"))
-    problems += dc.mechanism_problems(str(props.get("auth_mechanisms") or dc.DEFAULT_MECHANISMS))
-    queue = str(props.get("postfix_queue_directory") or dc.DEFAULT_QUEUE_DIRECTORY)
-    problems += dc.sasl_path_problems(listener, queue)
+    problems += dc.mechanism_problems(_mechanisms(props))
+    problems += dc.sasl_path_problems(listener, _queue_directory(props))
     return problems
 
 
@@ -104,10 +112,8 @@ def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
     inputs = {k: props.get(k) for k in (*conn.CONNECTION_FIELDS, *conn.OPTION_FIELDS, *SETTINGS)}
     if not any(conn.is_unknown(props.get(k)) for k in (*SETTINGS, "host")) and not _port_problems(props):
         listener = listener_from(props)
-        mechanisms = str(props.get("auth_mechanisms") or dc.DEFAULT_MECHANISMS)
-        inputs["managed_file"] = dc.render(listener, mechanisms)
-        queue = str(props.get("postfix_queue_directory") or dc.DEFAULT_QUEUE_DIRECTORY)
-        inputs["sasl_path"] = dc.sasl_path(listener, queue)
+        inputs["managed_file"] = dc.render(listener, _mechanisms(props))
+        inputs["sasl_path"] = dc.sasl_path(listener, _queue_directory(props))
     return {k: v for k, v in inputs.items() if v is not None}
 
 
@@ -146,8 +152,7 @@ class DovecotAuthServiceProvider(HostProvider):
         save_ledger(session, LEDGER, book)
 
     def apply(self, session: Session, id_: str, props: dict[str, Any], olds: Mapping[str, Any] | None) -> dict:
-        listener = listener_from(props)
-        mechanisms = str(props.get("auth_mechanisms") or dc.DEFAULT_MECHANISMS)
+        listener, mechanisms = listener_from(props), _mechanisms(props)
         text = props["managed_file"]
         host = DovecotHost(session)
         facts = host.facts()
