@@ -188,6 +188,7 @@ def write_plot(results: Results, path, title: str) -> list[str]:
         ]
         style = "--" if op.startswith("baseline") else "-"
         axes.errorbar(sizes, medians, yerr=errors, label=op, marker="o", linestyle=style, capsize=3)
+    axes.set_xticks(results.sizes())
     axes.set_xlabel("hosts (N)")
     axes.set_ylabel("seconds (median of rounds, bars: min-max)")
     axes.set_title(title)
