@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -232,6 +233,34 @@ class DovecotFileChange(Change):
         return "The previous file was put back and Dovecot reloaded, but its auth service does not answer yet"
 
 
+@dataclass(frozen=True)
+class DovecotAuthArgs:
+    """Everything one DovecotAuthService takes; see README ("auth_services")."""
+
+    connection: Any  # pulumi_command's ConnectionArgs or a dict of the same fields
+    listener: str = "unix"
+    socket_path: str | None = None
+    listen_port: int | None = None
+    bind_address: str | None = None
+    allow_all_interfaces: bool = False
+    auth_mechanisms: str = dc.DEFAULT_MECHANISMS
+    postfix_queue_directory: str | None = None
+    insecure_ignore_host_key: bool = False
+    use_sudo: bool = False
+
+    def props(self) -> dict[str, Any]:
+        return {
+            **conn.connection_props(self.connection, self.insecure_ignore_host_key, self.use_sudo),
+            "listener": self.listener,
+            "socket_path": self.socket_path,
+            "listen_port": self.listen_port,
+            "bind_address": self.bind_address,
+            "allow_all_interfaces": self.allow_all_interfaces,
+            "auth_mechanisms": self.auth_mechanisms,
+            "postfix_queue_directory": self.postfix_queue_directory,
+        }
+
+
 class DovecotAuthService(dyn.Resource, module="dovecot", name="DovecotAuthService"):
     """Dovecot's auth listener for Postfix SASL; `sasl_path` feeds PostfixConfig's sasl.path."""
 
@@ -239,33 +268,7 @@ class DovecotAuthService(dyn.Resource, module="dovecot", name="DovecotAuthServic
     managed_file: pulumi.Output[str]
     dovecot_version: pulumi.Output[str]
 
-    def __init__(
-        self,
-        resource_name: str,
-        connection: Any,
-        listener: str = "unix",
-        socket_path: str | None = None,
-        listen_port: int | None = None,
-        bind_address: str | None = None,
-        allow_all_interfaces: bool = False,
-        auth_mechanisms: str = dc.DEFAULT_MECHANISMS,
-        postfix_queue_directory: str | None = None,
-        insecure_ignore_host_key: bool = False,
-        use_sudo: bool = False,
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        props = {
-            **conn.connection_props(connection, insecure_ignore_host_key, use_sudo),
-            "listener": listener,
-            "socket_path": socket_path,
-            "listen_port": listen_port,
-            "bind_address": bind_address,
-            "allow_all_interfaces": allow_all_interfaces,
-            "auth_mechanisms": auth_mechanisms,
-            "postfix_queue_directory": postfix_queue_directory,
-            "managed_file": None,
-            "sasl_path": None,
-            "original_file": None,
-            "dovecot_version": None,
-        }
+    def __init__(self, resource_name: str, args: DovecotAuthArgs, opts: pulumi.ResourceOptions | None = None):
+        outputs = ("managed_file", "sasl_path", "original_file", "dovecot_version")
+        props = {**args.props(), **dict.fromkeys(outputs)}
         super().__init__(DovecotAuthServiceProvider(), resource_name, props, opts)

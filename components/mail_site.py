@@ -15,9 +15,9 @@ from typing import Any
 import pulumi
 
 from components import reach
-from components.dovecot_auth import DovecotAuthService
-from components.postfix_config import PostfixConfig
-from components.postfix_services import PostfixServices
+from components.dovecot_auth import DovecotAuthArgs, DovecotAuthService
+from components.postfix_config import PostfixConfig, PostfixConfigArgs, SaslWiring, TlsSettings
+from components.postfix_services import PostfixServices, PostfixServicesArgs
 from components.stack_config import ConfigError, HostSpec, SaslSpec, SiteSpec
 
 
@@ -69,16 +69,15 @@ def dovecot_for(
     resource_name: str, spec: SaslSpec, host: HostSpec, private_key: pulumi.Input[str], opts: pulumi.ResourceOptions
 ) -> DovecotAuthService:
     """The one DovecotAuthService of a Dovecot host: a site's own (older form) or one under auth_services."""
-    return DovecotAuthService(
-        resource_name,
+    args = DovecotAuthArgs(
         connection=connection_for(host, private_key),
         listener=spec.listener,
         listen_port=spec.listen_port if spec.listener == "inet" else None,
         bind_address=spec.bind_address if spec.listener == "inet" else None,
         allow_all_interfaces=spec.allow_all_interfaces,
         auth_mechanisms=spec.auth_mechanisms,
-        opts=opts,
     )
+    return DovecotAuthService(resource_name, args, opts)
 
 
 def postfix_resource_name(site: str, hosts: tuple[str, ...], host: str) -> str:
@@ -118,44 +117,46 @@ class MailSite(pulumi.ComponentResource):
             self.dovecot = dovecot_for(f"{name}-dovecot", site.sasl, hosts[site.dovecot_host], private_key, child)
         sasl = None
         if site.sasl is not None and self.dovecot is not None:
-            sasl = {
-                "path": self.dovecot.sasl_path,
-                "security_options": site.sasl.security_options,
-                "tls_security_options": site.sasl.tls_security_options,
-                "offer_auth": site.sasl.offer_auth,
-            }
+            sasl = SaslWiring(
+                path=self.dovecot.sasl_path,
+                security_options=site.sasl.security_options,
+                tls_security_options=site.sasl.tls_security_options,
+                offer_auth=site.sasl.offer_auth,
+            )
         tls_settings = None
         if site.tls is not None and tls is not None:
-            tls_settings = {
-                "cert_pem": tls.cert_pem,
-                "security_level": site.tls.security_level,
-                "protocols": site.tls.protocols,
-                "public_mx": site.public_mx,
-            }
+            tls_settings = TlsSettings(
+                cert_pem=tls.cert_pem,
+                security_level=site.tls.security_level,
+                protocols=site.tls.protocols,
+                public_mx=site.public_mx,
+            )
         self.postfixes = {}
         self.services: dict[str, PostfixServices] = {}
         for index, host in enumerate(site.postfix_hosts):
             resource = postfix_resource_name(name, site.postfix_hosts, host)
             aliases = [pulumi.Alias(name=f"{name}-postfix")] if index == 0 and resource != f"{name}-postfix" else []
             depends = [self.dovecot] if self.dovecot is not None else []
-            self.postfixes[host] = PostfixConfig(
-                resource,
+            args = PostfixConfigArgs(
                 connection=connection_for(hosts[host], private_key),
                 limits=refuse_secret_values(site.limits, f"sites.{name}.limits"),
                 directives=refuse_secret_values(site.directives, f"sites.{name}.directives"),
                 sasl=sasl,
                 tls=tls_settings,
                 tls_key_pem=tls.key_pem if tls is not None else None,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=depends, aliases=aliases),
             )
+            options = pulumi.ResourceOptions(parent=self, depends_on=depends, aliases=aliases)
+            self.postfixes[host] = PostfixConfig(resource, args, options)
             if site.services:
                 # master.cf's entries come after main.cf's SASL and TLS settings, which they rely on.
-                self.services[host] = PostfixServices(
-                    resource.removesuffix("-postfix") + "-services",
+                services = PostfixServicesArgs(
                     connection=connection_for(hosts[host], private_key),
                     services=site.services,
                     tls_cert_pem=tls.cert_pem if tls is not None else None,
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[self.postfixes[host]]),
+                )
+                after_main_cf = pulumi.ResourceOptions(parent=self, depends_on=[self.postfixes[host]])
+                self.services[host] = PostfixServices(
+                    resource.removesuffix("-postfix") + "-services", services, after_main_cf
                 )
         self.postfix = self.postfixes[site.postfix_hosts[0]]
         outputs: dict[str, Any] = {

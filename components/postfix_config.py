@@ -18,7 +18,7 @@ import datetime as dt
 import hashlib
 import posixpath
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -504,6 +504,66 @@ class MainCfChange(Change):
         )
 
 
+@dataclass(frozen=True)
+class SaslWiring:
+    """Where Postfix finds Dovecot's auth service (a DovecotAuthService's `sasl_path`) and how AUTH is offered."""
+
+    path: pulumi.Input[str]
+    security_options: str
+    tls_security_options: str
+    offer_auth: str
+
+    def props(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "security_options": self.security_options,
+            "tls_security_options": self.tls_security_options,
+            "offer_auth": self.offer_auth,
+        }
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """The site's certificate and TLS policy; the key travels apart, as a secret (PostfixConfigArgs.tls_key_pem)."""
+
+    cert_pem: pulumi.Input[str]
+    security_level: str
+    protocols: str
+    public_mx: bool
+
+    def props(self) -> dict[str, Any]:
+        return {
+            "cert_pem": self.cert_pem,
+            "security_level": self.security_level,
+            "protocols": self.protocols,
+            "public_mx": self.public_mx,
+        }
+
+
+@dataclass(frozen=True)
+class PostfixConfigArgs:
+    """Everything one PostfixConfig takes; see README for every field."""
+
+    connection: Any  # pulumi_command's ConnectionArgs or a dict of the same fields
+    limits: Mapping[str, Any] = field(default_factory=dict)
+    directives: Mapping[str, Any] = field(default_factory=dict)
+    sasl: SaslWiring | None = None
+    tls: TlsSettings | None = None
+    tls_key_pem: pulumi.Input[str] | None = None
+    insecure_ignore_host_key: bool = False
+    use_sudo: bool = False
+
+    def props(self) -> dict[str, Any]:
+        return {
+            **conn.connection_props(self.connection, self.insecure_ignore_host_key, self.use_sudo),
+            "limits": dict(self.limits),
+            "directives": dict(self.directives),
+            "sasl": self.sasl.props() if self.sasl is not None else None,
+            "tls": self.tls.props() if self.tls is not None else None,
+            "tls_key_pem": pulumi.Output.secret(self.tls_key_pem) if self.tls_key_pem is not None else None,
+        }
+
+
 class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
     """Manage main.cf directives on one host; see README for every field."""
 
@@ -514,31 +574,7 @@ class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
     postfix_version: pulumi.Output[str]
     compliance: pulumi.Output[dict]
 
-    def __init__(
-        self,
-        resource_name: str,
-        connection: Any,
-        limits: Mapping[str, Any] | None = None,
-        directives: Mapping[str, Any] | None = None,
-        sasl: Mapping[str, Any] | None = None,
-        tls: Mapping[str, Any] | None = None,
-        tls_key_pem: pulumi.Input[str] | None = None,
-        insecure_ignore_host_key: bool = False,
-        use_sudo: bool = False,
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        props = {
-            **conn.connection_props(connection, insecure_ignore_host_key, use_sudo),
-            "limits": dict(limits or {}),
-            "directives": dict(directives or {}),
-            "sasl": dict(sasl) if sasl else None,
-            "tls": dict(tls) if tls else None,
-            "tls_key_pem": pulumi.Output.secret(tls_key_pem) if tls_key_pem is not None else None,
-            "main_cf": None,
-            "originals": None,
-            "overridden": None,
-            "created_files": None,
-            "postfix_version": None,
-            "compliance": None,
-        }
+    def __init__(self, resource_name: str, args: PostfixConfigArgs, opts: pulumi.ResourceOptions | None = None):
+        outputs = ("main_cf", "originals", "overridden", "created_files", "postfix_version", "compliance")
+        props = {**args.props(), **dict.fromkeys(outputs)}
         super().__init__(PostfixConfigProvider(), resource_name, props, opts)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -205,27 +206,30 @@ def _log(label: str, changes: list[tuple[str, str, str]], what: str) -> None:
         pulumi.log.info(f"{label}: {what} master.cf {key}: {old or '(absent)'} => {new or '(absent)'}")
 
 
+@dataclass(frozen=True)
+class PostfixServicesArgs:
+    """Everything one PostfixServices takes; see README ("services")."""
+
+    connection: Any  # pulumi_command's ConnectionArgs or a dict of the same fields
+    services: Mapping[str, Any]
+    tls_cert_pem: pulumi.Input[str] | None = None
+    insecure_ignore_host_key: bool = False
+    use_sudo: bool = False
+
+    def props(self) -> dict[str, Any]:
+        return {
+            **conn.connection_props(self.connection, self.insecure_ignore_host_key, self.use_sudo),
+            "services": {k: dict(v or {}) for k, v in self.services.items()},
+            "tls_cert_pem": self.tls_cert_pem,
+        }
+
+
 class PostfixServices(dyn.Resource, module="postfix", name="PostfixServices"):
     """Managed master.cf submission entries on one host; see README ("services")."""
 
     master_cf: pulumi.Output[dict]
     originals: pulumi.Output[dict]
 
-    def __init__(
-        self,
-        resource_name: str,
-        connection: Any,
-        services: Mapping[str, Any],
-        tls_cert_pem: pulumi.Input[str] | None = None,
-        insecure_ignore_host_key: bool = False,
-        use_sudo: bool = False,
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        props = {
-            **conn.connection_props(connection, insecure_ignore_host_key, use_sudo),
-            "services": {k: dict(v or {}) for k, v in services.items()},
-            "tls_cert_pem": tls_cert_pem,
-            "master_cf": None,
-            "originals": None,
-        }
+    def __init__(self, resource_name: str, args: PostfixServicesArgs, opts: pulumi.ResourceOptions | None = None):
+        props = {**args.props(), "master_cf": None, "originals": None}
         super().__init__(PostfixServicesProvider(), resource_name, props, opts)
