@@ -15,7 +15,8 @@ import pulumi
 from pulumi.output import Unknown
 
 from components import reach
-from components.core.postfix_rules import Problem
+from components.core.defaults import SSH_PORT, SSH_USER
+from components.core.problem import Problem
 from components.remote.ssh import SshTarget, parse_host_keys
 
 CONNECTION_FIELDS = ("host", "port", "user", "host_key", "private_key", "private_key_password", *reach.FIELDS)
@@ -43,9 +44,9 @@ def connection_props(connection: Any, insecure_ignore_host_key: bool = False, us
         if props[name] is not None:
             props[name] = pulumi.Output.secret(props[name])
     if props["port"] is None:
-        props["port"] = 22
+        props["port"] = SSH_PORT
     if props["user"] is None:
-        props["user"] = "root"
+        props["user"] = SSH_USER
     extra = {k: field(k) for k in OPTION_FIELDS if isinstance(connection, Mapping)}
     props["insecure_ignore_host_key"] = _option(extra.get("insecure_ignore_host_key"), insecure_ignore_host_key)
     props["use_sudo"] = _option(extra.get("use_sudo"), use_sudo)
@@ -133,8 +134,8 @@ def host_key_problem(host_key: Any) -> str | None:
 def ssh_target(props: Mapping[str, Any]) -> SshTarget:
     return SshTarget(
         host=props["host"],
-        port=int(props.get("port") or 22),
-        user=props.get("user") or "root",
+        port=int(props.get("port") or SSH_PORT),
+        user=props.get("user") or SSH_USER,
         private_key=props.get("private_key") or None,
         private_key_password=props.get("private_key_password") or None,
         host_key=props.get("host_key") or None,

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import posixpath
-import secrets
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,8 +22,8 @@ import pulumi.dynamic as dyn
 from components import connection as conn
 from components.core import dovecot_conf as dc
 from components.core import ledger
-from components.core.postfix_rules import Problem
-from components.postfix_config import ApplyError, host_lock, load_ledger, save_ledger, ssh_target
+from components.core.problem import Problem
+from components.provider import ApplyError, Change, HostProvider, load_ledger, run_change, save_ledger
 from components.remote.dovecot_host import DovecotError, DovecotFacts, DovecotHost
 from components.remote.ssh import Session
 
@@ -47,15 +45,24 @@ _KEY = ledger.path_key(dc.CONFIG_FILE)
 
 
 def listener_from(props: Mapping[str, Any]) -> dc.Listener:
+    """The listener the settings ask for; what is left out takes dc.Listener's own defaults."""
     return dc.Listener(
         kind=str(props.get("listener") or "unix"),
-        path=str(props.get("socket_path") or dc.DEFAULT_SOCKET),
-        mode=str(props.get("socket_mode") or "0660"),
-        user=str(props.get("socket_user") or "postfix"),
-        group=str(props.get("socket_group") or "postfix"),
+        path=str(props.get("socket_path") or dc.Listener.path),
+        mode=str(props.get("socket_mode") or dc.Listener.mode),
+        user=str(props.get("socket_user") or dc.Listener.user),
+        group=str(props.get("socket_group") or dc.Listener.group),
         address=str(props.get("bind_address") or _default_bind(props.get("host"))),
-        port=dc.DEFAULT_PORT if props.get("listen_port") is None else int(props["listen_port"]),
+        port=dc.Listener.port if props.get("listen_port") is None else int(props["listen_port"]),
     )
+
+
+def _mechanisms(props: Mapping[str, Any]) -> str:
+    return str(props.get("auth_mechanisms") or dc.DEFAULT_MECHANISMS)
+
+
+def _queue_directory(props: Mapping[str, Any]) -> str:
+    return str(props.get("postfix_queue_directory") or dc.DEFAULT_QUEUE_DIRECTORY)
 
 
 def _default_bind(host: Any) -> str:
@@ -95,9 +102,8 @@ def check_props(props: Mapping[str, Any]) -> list[Problem]:
         )
     else:
         problems += dc.listener_problems(listener, props.get("allow_all_interfaces"))
-    problems += dc.mechanism_problems(str(props.get("auth_mechanisms") or dc.DEFAULT_MECHANISMS))
-    queue = str(props.get("postfix_queue_directory") or dc.DEFAULT_QUEUE_DIRECTORY)
-    problems += dc.sasl_path_problems(listener, queue)
+    problems += dc.mechanism_problems(_mechanisms(props))
+    problems += dc.sasl_path_problems(listener, _queue_directory(props))
     return problems
 
 
@@ -106,84 +112,62 @@ def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
     inputs = {k: props.get(k) for k in (*conn.CONNECTION_FIELDS, *conn.OPTION_FIELDS, *SETTINGS)}
     if not any(conn.is_unknown(props.get(k)) for k in (*SETTINGS, "host")) and not _port_problems(props):
         listener = listener_from(props)
-        mechanisms = str(props.get("auth_mechanisms") or dc.DEFAULT_MECHANISMS)
-        inputs["managed_file"] = dc.render(listener, mechanisms)
-        queue = str(props.get("postfix_queue_directory") or dc.DEFAULT_QUEUE_DIRECTORY)
-        inputs["sasl_path"] = dc.sasl_path(listener, queue)
+        inputs["managed_file"] = dc.render(listener, _mechanisms(props))
+        inputs["sasl_path"] = dc.sasl_path(listener, _queue_directory(props))
     return {k: v for k, v in inputs.items() if v is not None}
 
 
-class DovecotAuthServiceProvider(dyn.ResourceProvider):
-    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
-        where = conn.host_label(news)
-        named = {*conn.NAMED_PROPERTIES, *SETTINGS}
-        failures = [dyn.CheckFailure(conn.failure_property(p.field, named), f"{where}: {p}") for p in check_props(news)]
-        return dyn.CheckResult(checked_inputs(news), failures)
+class DovecotAuthServiceProvider(HostProvider):
+    resource = "DovecotAuthService"
+    id_prefix = "dovecot-auth"
+    named = frozenset(SETTINGS)
+    computed = COMPUTED_OUTPUTS
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
-        return dyn.DiffResult(changes=None, replaces=conn.replaced_fields(olds, news))
+    problems = staticmethod(check_props)
+    inputs = staticmethod(checked_inputs)
 
-    def create(self, props: dict[str, Any]) -> dyn.CreateResult:
-        id_ = f"dovecot-auth:{props['host']}:{secrets.token_hex(4)}"
-        outs = self._apply(id_, props, original=None, first=True)
-        return dyn.CreateResult(id_=id_, outs=outs)
+    def refresh(self, session: Session, id_: str, props: dict[str, Any]) -> dict[str, Any]:
+        return {**props, "managed_file": DovecotHost(session).facts().current or ""}
 
-    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
-        return dyn.UpdateResult(outs=self._apply(id_, news, original=olds.get("original_file") or None, first=False))
+    def remove(self, session: Session, id_: str, props: dict[str, Any]) -> None:
+        host = DovecotHost(session)
+        facts = host.facts()
+        book = load_ledger(session, LEDGER)
+        if _KEY in book.declared_by_others(id_):
+            # Another resource (this one's replacement, say) declares the file now: it stays.
+            pulumi.log.info(f"{host.label}: {dc.CONFIG_FILE} is still declared by another resource; left as is")
+        else:
+            first = book.originals.get(_KEY)
+            original = first.get("text") if first is not None else props.get("original_file") or None
+            if facts.current != original:
+                host.write(original)
+                if facts.running:
+                    host.reload()
+                pulumi.log.info(
+                    f"{host.label}: removed {dc.CONFIG_FILE}"
+                    if original is None
+                    else f"{host.label}: restored {dc.CONFIG_FILE}"
+                )
+        book.release(id_)
+        save_ledger(session, LEDGER, book)
 
-    def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
-        target = ssh_target(props)
-        with host_lock(target.label), Session(target) as session:
-            current = DovecotHost(session).facts().current
-        refreshed = {**props, "managed_file": current or ""}
-        inputs = {k: v for k, v in refreshed.items() if k not in COMPUTED_OUTPUTS}
-        return dyn.ReadResult(id_=id_, outs=refreshed, inputs=inputs)
-
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        target = ssh_target(props)
-        with host_lock(target.label), Session(target) as session, session.host_lock("a DovecotAuthService change"):
-            host = DovecotHost(session)
-            facts = host.facts()
-            book = load_ledger(session, LEDGER)
-            if _KEY in book.declared_by_others(id_):
-                # Another resource (this one's replacement, say) declares the file now: it stays.
-                pulumi.log.info(f"{target.label}: {dc.CONFIG_FILE} is still declared by another resource; left as is")
-            else:
-                first = book.originals.get(_KEY)
-                original = first.get("text") if first is not None else props.get("original_file") or None
-                if facts.current != original:
-                    host.write(original)
-                    if facts.running:
-                        host.reload()
-                    pulumi.log.info(
-                        f"{target.label}: removed {dc.CONFIG_FILE}"
-                        if original is None
-                        else f"{target.label}: restored {dc.CONFIG_FILE}"
-                    )
-            book.release(id_)
-            save_ledger(session, LEDGER, book)
-
-    def _apply(self, id_: str, props: dict[str, Any], original: str | None, first: bool) -> dict[str, Any]:
-        target = ssh_target(props)
-        listener = listener_from(props)
-        mechanisms = str(props.get("auth_mechanisms") or dc.DEFAULT_MECHANISMS)
+    def apply(self, session: Session, id_: str, props: dict[str, Any], olds: Mapping[str, Any] | None) -> dict:
+        listener, mechanisms = listener_from(props), _mechanisms(props)
         text = props["managed_file"]
-        with host_lock(target.label), Session(target) as session, session.host_lock("a DovecotAuthService change"):
-            host = DovecotHost(session)
-            facts = host.facts()
-            book = load_ledger(session, LEDGER)
-            _check_on_host(target.label, facts)
-            if first:
-                original = facts.current
-            # The host's record of the file before any resource of ours wrote it wins over our own.
-            recorded = book.originals.get(_KEY)
-            if recorded is not None:
-                original = recorded.get("text")
-            if facts.current != text:
-                pulumi.log.info(f"{target.label}: writing {dc.CONFIG_FILE} ({listener.kind} listener, {mechanisms})")
-                _apply_file(host, facts, text, listener, mechanisms)
-            book.claim(id_, [_KEY], {_KEY: {"text": original}})
-            save_ledger(session, LEDGER, book)
+        host = DovecotHost(session)
+        facts = host.facts()
+        book = load_ledger(session, LEDGER)
+        _check_on_host(host.label, facts)
+        original = facts.current if olds is None else olds.get("original_file") or None
+        # The host's record of the file before any resource of ours wrote it wins over our own.
+        recorded = book.originals.get(_KEY)
+        if recorded is not None:
+            original = recorded.get("text")
+        if facts.current != text:
+            pulumi.log.info(f"{host.label}: writing {dc.CONFIG_FILE} ({listener.kind} listener, {mechanisms})")
+            run_change(DovecotFileChange(host, facts, text, listener, mechanisms))
+        book.claim(id_, [_KEY], {_KEY: {"text": original}})
+        save_ledger(session, LEDGER, book)
         return {**props, "original_file": original or "", "dovecot_version": facts.version_text.split()[0]}
 
 
@@ -205,29 +189,47 @@ def _check_on_host(label: str, facts: DovecotFacts) -> None:
         raise ApplyError(f"{label}: Dovecot is not running; start it first. Nothing was changed.")
 
 
-def _apply_file(host: DovecotHost, facts: DovecotFacts, text: str, listener: dc.Listener, mechanisms: str) -> None:
-    label = host.label
-    try:
-        host.check_staged(text)
-    except DovecotError as exc:
-        raise ApplyError(f"{exc}. Nothing was changed.") from None
-    offset = host.s.file_size(facts.log_file)
-    host.write(text, expect_sha256=facts.current_sha256)
-    try:
-        host.reload()
-        host.verify(listener, mechanisms)
-        errors = host.log_errors(facts.log_file, offset)
+class DovecotFileChange(Change):
+    """Dovecot's file: `doveconf -n` on a staged conf.d, swap, `doveadm reload`, the listener answering."""
+
+    daemon = "Dovecot"
+    changed = dc.CONFIG_FILE
+    refusal = DovecotError
+
+    def __init__(self, host: DovecotHost, facts: DovecotFacts, text: str, listener: dc.Listener, mechanisms: str):
+        self.host, self.facts, self.text = host, facts, text
+        self.listener, self.mechanisms = listener, mechanisms
+        self.label = host.label
+        self.offset: int | None = None
+
+    def check_staged(self) -> None:
+        self.host.check_staged(self.text)
+
+    def prepare(self) -> None:
+        self.offset = self.host.log_size(self.facts.log_file)
+
+    def swap(self) -> None:
+        self.host.write(self.text, expect_sha256=self.facts.current_sha256)
+
+    def load(self) -> None:
+        # Exit code 0 even with a broken file (the master keeps the old one): `verify` is the judge.
+        self.host.reload()
+
+    def verify(self) -> None:
+        self.host.verify(self.listener, self.mechanisms)
+        errors = self.host.log_errors(self.facts.log_file, self.offset)
         if errors:
-            raise DovecotError(f"{label}: the Dovecot log says: " + " | ".join(errors[-3:]))
-    except Exception as exc:  # whatever went wrong, the host must not keep a half-applied change
-        host.write(facts.current)
-        host.reload()
-        time.sleep(0.5)
-        reason = str(exc).removeprefix(f"{label}: ")
-        raise ApplyError(
-            f"{label}: Dovecot failed after the change of {dc.CONFIG_FILE}: {reason}. The previous file was put "
-            "back and Dovecot reloaded."
-        ) from None
+            raise DovecotError(f"{self.label}: the Dovecot log says: " + " | ".join(errors[-3:]))
+
+    def roll_back(self, swapped: bool) -> str:
+        if not swapped:
+            return ""
+        offset = self.host.log_size(self.facts.log_file)
+        self.host.write(self.facts.current)
+        self.host.reload()
+        if self.host.wait_reloaded(self.facts.log_file, offset):
+            return "The previous file was put back and Dovecot reloaded"
+        return "The previous file was put back and Dovecot reloaded, but its auth service does not answer yet"
 
 
 class DovecotAuthService(dyn.Resource, module="dovecot", name="DovecotAuthService"):

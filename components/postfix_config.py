@@ -14,14 +14,9 @@ line per directive, and what `read` fills with the host's live values.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime as dt
 import hashlib
-import os
 import posixpath
-import secrets
-import threading
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,49 +25,20 @@ import pulumi
 import pulumi.dynamic as dyn
 
 from components import connection as conn
+from components import postfix_daemon as daemon
 from components.core import compliance, ledger, maincf
 from components.core import postfix_features as features
 from components.core import postfix_rules as rules
 from components.core.postfix_plan import Plan, live_values, plan_edit, plan_restore
 from components.core.tls_material import certificate_problems, fingerprint
-from components.remote.postfix_host import PostfixError, PostfixFacts, PostfixHost
-from components.remote.ssh import RemoteError, Session, SshTarget
+from components.provider import ApplyError, Change, HostProvider, load_ledger, run_change, save_ledger
+from components.remote.postfix_host import BACKUP_SUFFIX, PostfixError, PostfixFacts, PostfixHost
+from components.remote.ssh import RemoteError, Session
 
 COMPUTED_OUTPUTS = ("originals", "overridden", "created_files", "postfix_version")
 
-# Operations on one host must not interleave (the provider runs several on threads).
-_host_locks: dict[str, threading.Lock] = {}
-_host_locks_guard = threading.Lock()
-
-
-def host_lock(label: str) -> threading.Lock:
-    with _host_locks_guard:
-        return _host_locks.setdefault(label, threading.Lock())
-
-
-class ApplyError(Exception):
-    """A change could not be applied; the host was put back as it was."""
-
-
 # A recorded definition starts with its name, never with "=": the prefix marks bytes kept as base64.
 _BASE64_PREFIX = "=base64:"
-
-
-def ssh_target(props: Mapping[str, Any]) -> SshTarget:
-    """The SSH target, with the operator's time limits when set (a slow link, or a test of a cut one).
-
-    SECURE_POSTFIX_CONNECT_TIMEOUT and SECURE_POSTFIX_COMMAND_TIMEOUT are seconds.
-    """
-    target = conn.ssh_target(props)
-    limits = {
-        field: float(os.environ[name])
-        for field, name in (
-            ("connect_timeout", "SECURE_POSTFIX_CONNECT_TIMEOUT"),
-            ("command_timeout", "SECURE_POSTFIX_COMMAND_TIMEOUT"),
-        )
-        if os.environ.get(name)
-    }
-    return dataclasses.replace(target, **limits) if limits else target
 
 
 def originals_to_state(originals: Mapping[str, str | None]) -> dict[str, str]:
@@ -179,117 +145,87 @@ def _compliance(main_cf: Mapping[str, Any], public_mx: bool) -> dict[str, str]:
     return compliance.report(main_cf, public_mx, pending=[k for k, v in main_cf.items() if conn.is_unknown(v)])
 
 
-def _failures(props: Mapping[str, Any], problems: list[rules.Problem]) -> list[dyn.CheckFailure]:
-    where = conn.host_label(props)
-    return [dyn.CheckFailure(conn.failure_property(p.field), f"{where}: {p}") for p in problems]
-
-
 # -- the provider ----------------------------------------------------------------------
 
 
-class PostfixConfigProvider(dyn.ResourceProvider):
-    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
-        problems = check_props(news)
-        return dyn.CheckResult(checked_inputs(news), _failures(news, problems))
+class PostfixConfigProvider(HostProvider):
+    resource = "PostfixConfig"
+    id_prefix = "postfix"
+    computed = COMPUTED_OUTPUTS
+    refresh_locks = True
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
-        # changes=None: the engine diffs old and new inputs itself and shows each directive.
-        return dyn.DiffResult(changes=None, replaces=conn.replaced_fields(olds, news))
+    problems = staticmethod(check_props)
+    inputs = staticmethod(checked_inputs)
 
-    def create(self, props: dict[str, Any]) -> dyn.CreateResult:
-        # A fresh id per resource: two resources on one machine (a rename, another port) are two owners.
-        id_ = f"postfix:{props['host']}:{secrets.token_hex(4)}"
-        outs = self._apply(id_, props, originals={}, earlier={}, created=[])
-        return dyn.CreateResult(id_=id_, outs=outs)
+    def apply(self, session: Session, id_: str, props: dict[str, Any], olds: Mapping[str, Any] | None) -> dict:
+        return self._apply(session, id_, props, Holdings.from_state(olds or {}))
 
-    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
-        originals = originals_from_state(olds.get("originals"))
-        earlier = earlier_from_state(olds.get("overridden"))
-        created = list(olds.get("created_files") or [])
-        return dyn.UpdateResult(outs=self._apply(id_, news, originals, earlier, created))
-
-    def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
-        target = ssh_target(props)
-        with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixConfig refresh"):
-            host = PostfixHost(session)
-            facts = host.facts()
-            journal = Journal.load(host, facts, id_)
-            # A change cut off half way is undone first, so refresh reads what Postfix really runs.
-            facts = journal.resolve(facts)
+    def refresh(self, session: Session, id_: str, props: dict[str, Any]) -> dict[str, Any]:
+        host = PostfixHost(session)
+        facts = host.facts()
+        journal = Journal.load(session, host, facts, id_)
+        # A change cut off half way is undone first, so refresh reads what Postfix really runs.
+        facts = journal.resolve(facts)
         live = live_values(facts.main_cf, props.get("main_cf") or {})
         # Pulumi drops null map values; an absent directive reads as "" so the drift still shows.
         refreshed = {**props, "main_cf": {k: "" if v is None else maincf.printable(v) for k, v in live.items()}}
         refreshed["compliance"] = _compliance(refreshed["main_cf"], compliance.public_mx_of(props.get("compliance")))
-        inputs = {k: v for k, v in refreshed.items() if k not in COMPUTED_OUTPUTS}
-        return dyn.ReadResult(id_=id_, outs=refreshed, inputs=inputs)
+        return refreshed
 
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        target = ssh_target(props)
-        with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixConfig delete"):
-            host = PostfixHost(session)
-            facts = host.facts()
-            journal = Journal.load(host, facts, id_)
-            facts = journal.resolve(facts)
-            book = journal.book
-            mine = Holdings.from_state(props)
-            mine = mine.merged_with(book, id_)
-            # What another resource still declares stays as it is: that one gives it back.
-            others = book.declared_by_others(id_)
-            names = [n for n in mine.originals if ledger.directive_key(n) not in others]
-            plan = plan_restore(
-                facts.main_cf,
-                {n: mine.originals[n] for n in names},
-                {n: mine.earlier[n] for n in names if n in mine.earlier},
-            )
-            if not plan.empty:
-                _apply_plan(host, facts, plan, files={}, tls_fingerprint=None, journal=journal)
-            created = [p for p in mine.created if ledger.path_key(p) not in others]
-            if created:
-                host.remove_files(created)
-                pulumi.log.info(f"{target.label}: removed {', '.join(created)}")
-            book.release(id_)
-            journal.commit(plan.changes, "restored")
+    def remove(self, session: Session, id_: str, props: dict[str, Any]) -> None:
+        host = PostfixHost(session)
+        facts = host.facts()
+        journal = Journal.load(session, host, facts, id_)
+        facts = journal.resolve(facts)
+        book = journal.book
+        mine = Holdings.from_state(props).merged_with(book, id_)
+        # What another resource still declares stays as it is: that one gives it back.
+        others = book.declared_by_others(id_)
+        names = [n for n in mine.originals if ledger.directive_key(n) not in others]
+        plan = plan_restore(
+            facts.main_cf,
+            {n: mine.originals[n] for n in names},
+            {n: mine.earlier[n] for n in names if n in mine.earlier},
+        )
+        if not plan.empty:
+            run_change(MainCfChange(host, facts, plan, files={}, tls_fingerprint=None, journal=journal))
+        created = [p for p in mine.created if ledger.path_key(p) not in others]
+        if created:
+            host.remove_files(created)
+            pulumi.log.info(f"{host.label}: removed {', '.join(created)}")
+        book.release(id_)
+        journal.commit(plan.changes, "restored")
 
-    # -- the apply pipeline -------------------------------------------------------------
-    def _apply(
-        self,
-        id_: str,
-        props: dict[str, Any],
-        originals: Mapping[str, str | None],
-        earlier: Mapping[str, list[tuple[int, str]]],
-        created: list[str],
-    ) -> dict:
-        target = ssh_target(props)
+    # -- the apply -------------------------------------------------------------
+    def _apply(self, session: Session, id_: str, props: dict[str, Any], before: Holdings) -> dict:
         desired = {k: str(v) for k, v in (props.get("main_cf") or {}).items()}
         files = _tls_files(props)
         cert = props.get("tls_cert_pem")
-        with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixConfig apply"):
-            host = PostfixHost(session)
-            facts = host.facts()
-            journal = Journal.load(host, facts, id_)
-            facts = journal.resolve(facts)
-            book = journal.book
-            _check_on_host(target.label, desired, facts)
-            declared = [*files, *sorted({p.rsplit("/", 1)[0] + "/" for p in files})]
-            mine = Holdings(dict(originals), dict(earlier), list(created)).merged_with(book, id_, desired, declared)
-            others = book.declared_by_others(id_)
-            # A name this resource leaves that another still declares is not given back here.
-            known = {n: r for n, r in mine.originals.items() if n in desired or ledger.directive_key(n) not in others}
-            plan = plan_edit(facts.main_cf, desired, known, {n: e for n, e in mine.earlier.items() if n in known})
-            _check_sasl_endpoint(host, facts, plan)
-            digests = host.file_digests(list(files)) if files else {}
-            changed_files = {p: f for p, f in files.items() if digests.get(p) != _sha256(f[0])}
-            created = sorted(set(mine.created) | {p for p in changed_files if digests.get(p) is None})
-            for file_path in changed_files:
-                pulumi.log.info(f"{target.label}: deploying {file_path}")
-            if not plan.empty or changed_files:
-                made = _apply_plan(
-                    host, facts, plan, changed_files, fingerprint(cert) if cert else None, journal=journal
-                )
-                created = sorted(set(created) | set(made))
-            held = Holdings(plan.originals, plan.earlier, created)
-            book.claim(id_, held.keys(declared), held.ledger_originals(declared))
-            journal.commit(plan.changes, "changed")
+        host = PostfixHost(session)
+        facts = host.facts()
+        journal = Journal.load(session, host, facts, id_)
+        facts = journal.resolve(facts)
+        book = journal.book
+        _check_on_host(host.label, desired, facts)
+        declared = [*files, *sorted({p.rsplit("/", 1)[0] + "/" for p in files})]
+        mine = before.merged_with(book, id_, desired, declared)
+        others = book.declared_by_others(id_)
+        # A name this resource leaves that another still declares is not given back here.
+        known = {n: r for n, r in mine.originals.items() if n in desired or ledger.directive_key(n) not in others}
+        plan = plan_edit(facts.main_cf, desired, known, {n: e for n, e in mine.earlier.items() if n in known})
+        _check_sasl_endpoint(host, facts, plan)
+        digests = host.file_digests(list(files)) if files else {}
+        changed_files = {p: f for p, f in files.items() if digests.get(p) != _sha256(f[0])}
+        created = sorted(set(mine.created) | {p for p in changed_files if digests.get(p) is None})
+        for file_path in changed_files:
+            pulumi.log.info(f"{host.label}: deploying {file_path}")
+        if not plan.empty or changed_files:
+            change = MainCfChange(host, facts, plan, changed_files, fingerprint(cert) if cert else None, journal)
+            run_change(change)
+            created = sorted(set(created) | set(change.made))
+        held = Holdings(plan.originals, plan.earlier, created)
+        book.claim(id_, held.keys(declared), held.ledger_originals(declared))
+        journal.commit(plan.changes, "changed")
         return {
             **props,
             "originals": originals_to_state(plan.originals),
@@ -352,27 +288,6 @@ def ledger_path(config_directory: str) -> str:
     return posixpath.join(config_directory, ledger.FILE_NAME)
 
 
-def load_ledger(session: Session, path: str) -> ledger.Ledger:
-    data = session.read_file(path)
-    try:
-        return ledger.Ledger.parse(data.decode("ascii") if data else None)
-    except (ledger.LedgerError, UnicodeDecodeError) as exc:
-        raise ApplyError(
-            f"{session.target.label}: {path}, the project's record of first originals, {exc}; mend or remove it "
-            "by hand. Nothing was changed."
-        ) from None
-
-
-def save_ledger(session: Session, path: str, book: ledger.Ledger) -> None:
-    if book.empty:
-        session.run(["rm", "-f", "--", path])
-    else:
-        session.write_file_atomic(path, book.render().encode("ascii"), mode="0600", owner="root:root")
-
-
-BACKUP_SUFFIX = ".secure-postfix-prev"
-
-
 @dataclass
 class Journal:
     """The ledger on one host, with the change under way recorded in it (`pending`).
@@ -383,6 +298,7 @@ class Journal:
     change (backups back, Postfix reloaded), so that file, daemon and state agree again.
     """
 
+    session: Session
     host: PostfixHost
     path: str
     main_cf: str
@@ -390,10 +306,10 @@ class Journal:
     owner: str
 
     @classmethod
-    def load(cls, host: PostfixHost, facts: PostfixFacts, owner: str) -> Journal:
+    def load(cls, session: Session, host: PostfixHost, facts: PostfixFacts, owner: str) -> Journal:
         path = ledger_path(facts.config_directory)
         main_cf = posixpath.join(facts.config_directory, "main.cf")
-        return cls(host, path, main_cf, load_ledger(host.s, path), owner)
+        return cls(session, host, path, main_cf, load_ledger(session, path), owner)
 
     def begin(self, facts: PostfixFacts, new_text: str, files: list[str], made: list[str]) -> None:
         self.host.backup_files([self.main_cf, *files])
@@ -405,12 +321,12 @@ class Journal:
             "files": files,
             "made": made,
         }
-        save_ledger(self.host.s, self.path, self.book)
+        save_ledger(self.session, self.path, self.book)
 
     def end(self) -> None:
         """The change is over (applied, or rolled back): forget it, drop the backups."""
         pending, self.book.pending = self.book.pending, None
-        save_ledger(self.host.s, self.path, self.book)
+        save_ledger(self.session, self.path, self.book)
         if pending:
             self.host.drop_backups([self.main_cf, *pending.get("files", [])])
 
@@ -434,6 +350,8 @@ class Journal:
         """Undo a change an earlier operation left half done; returns the facts as they are now."""
         pending = self.book.pending
         if not pending:
+            # Backups outlive a change cut off after its record was cleared, before they were removed.
+            self.host.drop_backups([self.main_cf, features.TLS_CERT_FILE, features.TLS_KEY_FILE])
             return facts
         label, started = self.host.label, pending.get("started", "?")
         if facts.main_cf_sha256 not in (pending.get("before"), pending.get("after")):
@@ -442,16 +360,16 @@ class Journal:
                 f"something else; its content before that apply is in {self.main_cf}{BACKUP_SUFFIX}. Put main.cf "
                 f'right by hand, then remove the "pending" entry from {self.path}. Nothing was changed.'
             )
-        self.host.s.sh('[ ! -e "$1$2" ] || mv -f -- "$1$2" "$1"', self.main_cf, BACKUP_SUFFIX)
+        self.host.put_back_backup(self.main_cf)
         files = list(pending.get("files", []))
         if files:
             self.host.restore_files(files)
         self.host.remove_files(list(pending.get("made", [])))
         restored = self.host.facts()
-        offset = self.host.s.file_size(restored.log_file)
-        _load(self.host, restored, offset, _failure_before(self.host, restored, offset))
+        offset = self.host.log_size(restored.log_file)
+        daemon.load(self.host, restored, offset, daemon.failure_before(self.host, restored, offset))
         self.book.pending = None
-        save_ledger(self.host.s, self.path, self.book)
+        save_ledger(self.session, self.path, self.book)
         pulumi.log.warn(
             f"{label}: an apply started at {started} was cut off before it finished; it was undone first "
             "(main.cf and TLS files as they were before it, Postfix reloaded)"
@@ -479,15 +397,7 @@ def _check_on_host(label: str, desired: Mapping[str, str], facts: PostfixFacts) 
         effective = {k: v for k, v in current.items() if v is not None and v.isdigit()}
         effective.update({k: v for k, v in desired.items() if k in rules.POSTFIX_DEFAULTS})
         problems = rules.check_cross_fields(effective)
-    if any(v.startswith(">=") for k, v in desired.items() if k.endswith("_protocols")) and _older_than(
-        facts.version, (3, 6)
-    ):
-        problems.append(
-            rules.Problem(
-                "tls.protocols",
-                f"Postfix {facts.version} does not know the >= syntax (3.6+); use !SSLv2, !SSLv3, !TLSv1, !TLSv1.1",
-            )
-        )
+    problems += rules.version_problems(desired, facts.version)
     if problems:
         raise ApplyError(f"{label}: " + "; ".join(str(p) for p in problems) + ". Nothing was changed.")
 
@@ -505,221 +415,93 @@ def _check_sasl_endpoint(host: PostfixHost, facts: PostfixFacts, plan: Plan) -> 
         )
 
 
-def _older_than(version: str, wanted: tuple[int, int]) -> bool:
-    parts = [int(p) for p in version.split(".")[:2] if p.isdigit()]
-    return len(parts) == 2 and tuple(parts) < wanted
+class MainCfChange(Change):
+    """main.cf and the TLS files it names, as one transaction: all new, or all as they were.
 
-
-def _apply_plan(
-    host: PostfixHost,
-    facts: PostfixFacts,
-    plan: Plan,
-    files: Mapping[str, tuple[str, str]],
-    tls_fingerprint: str | None,
-    journal: Journal,
-) -> list[str]:
-    """Apply a plan; returns the directories it created (as "path/").
-
-    On success the journal still holds the change as pending: the caller's `journal.commit`
-    records the result and ends it in one write.
+    The journal holds the change as pending from before its first byte lands; on success the
+    caller's `journal.commit` records the result and ends it in one write.
     """
-    label = host.label
-    changed = ", ".join([c.name for c in plan.changes] + list(files)) or "nothing"
-    try:
-        host.check_staged(plan.text, facts.config_directory, plan.restored_duplicates)
-    except PostfixError as exc:
-        raise ApplyError(f"{exc} (changed: {changed}). Nothing was changed.") from None
-    offset = host.s.file_size(facts.log_file)
-    failing_before = _failure_before(host, facts, offset)
-    paths = list(files)
-    made: list[str] = []
-    written: list[str] = []
-    host.expect_unchanged(facts)
-    for directory in sorted({p.rsplit("/", 1)[0] for p in paths}):
-        if host.ensure_directory(directory):
-            made.append(directory + "/")
-    journal.begin(facts, plan.text, paths, made)
-    swapped = False
-    try:
-        # The TLS files and main.cf are one transaction: all new, or all as they were.
-        for path, (content, mode) in files.items():
-            host.s.write_file_atomic(path, content.encode(), mode=mode, owner="root:root")
-            written.append(path)
-        host.swap_in(plan.text, facts.config_directory, expect_sha256=facts.main_cf_sha256)
-        swapped = True
-        _load(host, facts, offset, failing_before)
-        _verify(host, facts, offset, tls_fingerprint)
-    except Exception as exc:  # whatever went wrong, the host must not keep a half-applied change
-        reason = str(exc).removeprefix(f"{label}: ")
-        try:
-            outcome = _undo(host, facts, journal, written, made, swapped, failing_before)
-        except RemoteError as again:
-            raise ApplyError(
-                f"{label}: the change of {changed} was cut off ({reason}) and could not be undone now "
-                f"({str(again).removeprefix(label + ': ')}). The host may hold the new main.cf"
-                f"{' and TLS files' if paths else ''} without Postfix having loaded them; {journal.path} records "
-                "the change, and the next operation on this host (up, refresh or destroy) undoes it first."
-            ) from None
-        if not swapped:
-            files_back = f" {', '.join(written)} put back as they were;" if written else ""
-            raise ApplyError(
-                f"{label}: the change of {changed} could not be written: {reason}.{files_back} main.cf was not "
-                "changed and Postfix was not reloaded."
-            ) from None
-        raise ApplyError(
-            f"{label}: Postfix failed after the change of {changed}: {reason}. The previous configuration was put "
-            f"back{' (the TLS files too)' if written else ''} and Postfix restarted; {outcome}."
-        ) from None
-    return made
 
+    daemon = "Postfix"
+    refusal = PostfixError
 
-def _undo(
-    host: PostfixHost,
-    facts: PostfixFacts,
-    journal: Journal,
-    written: list[str],
-    made: list[str],
-    swapped: bool,
-    failing_before: str | None,
-) -> str:
-    """Put every file back as it was and end the journal; says how Postfix is doing afterwards."""
-    if written:
-        host.restore_files(written)
-    host.remove_files(made)
-    outcome = ""
-    if swapped:
-        outcome = _after_rollback(_roll_back(host, facts, patient=failing_before is None), failing_before)
-    journal.end()
-    return outcome
+    def __init__(
+        self,
+        host: PostfixHost,
+        facts: PostfixFacts,
+        plan: Plan,
+        files: Mapping[str, tuple[str, str]],
+        tls_fingerprint: str | None,
+        journal: Journal,
+    ):
+        self.host, self.facts, self.plan, self.files = host, facts, plan, files
+        self.tls_fingerprint, self.journal = tls_fingerprint, journal
+        self.label = host.label
+        self.changed = ", ".join([c.name for c in plan.changes] + list(files)) or "nothing"
+        self.made: list[str] = []  # directories created, as "path/"
+        self.written: list[str] = []
+        self.offset: int | None = None
+        self.failing_before: str | None = None
 
+    def check_staged(self) -> None:
+        self.host.check_staged(self.plan.text, self.facts.config_directory, self.plan.restored_duplicates)
 
-def _after_rollback(answering: bool, failing_before: str | None) -> str:
-    if failing_before is None:
-        return "it answers SMTP again" if answering else "it does not answer SMTP"
-    now = "it answers SMTP now" if answering else "it still does not answer SMTP"
-    return (
-        f"that configuration was ALREADY FAILING before the change ({failing_before}), so {now}: "
-        "fix the cause named above, or the failing setting by hand"
-    )
+    def refused(self, exc: Exception) -> Exception:
+        return ApplyError(f"{exc} (changed: {self.changed}). Nothing was changed.")
 
+    def prepare(self) -> None:
+        host, facts = self.host, self.facts
+        self.offset = host.log_size(facts.log_file)
+        self.failing_before = daemon.failure_before(host, facts, self.offset)
+        host.expect_unchanged(facts)
+        for directory in sorted({p.rsplit("/", 1)[0] for p in self.files}):
+            if host.ensure_directory(directory):
+                self.made.append(directory + "/")
+        self.journal.begin(facts, self.plan.text, list(self.files), self.made)
 
-# `postfix reload` only signals the master. Until the master has re-read main.cf, an idle smtpd of
-# the old generation could answer the probe; the master logs "reload" once it has. After that line
-# every smtpd runs the new configuration: only later log lines judge it.
-_RELOAD_MARK = "reload -- version"
-_START_MARK = "daemon started -- version"
-_MASTER_WAIT_SECONDS = 5.0
-_SETTLE_SECONDS = 0.2
-_NO_LOG_SETTLE_SECONDS = 1.0
+    def swap(self) -> None:
+        for path, (content, mode) in self.files.items():
+            self.host.write_file(path, content, mode)
+            self.written.append(path)
+        self.host.swap_in(self.plan.text, self.facts.config_directory, expect_sha256=self.facts.main_cf_sha256)
 
+    def load(self) -> None:
+        daemon.load(self.host, self.facts, self.offset, self.failing_before)
 
-def _failure_before(host: PostfixHost, facts: PostfixFacts, offset: int | None) -> str | None:
-    """Why Postfix does not serve before the change (None when it does), as its own probe sees it."""
-    try:
-        host.probe_smtp(timeout=3.0)
-        return None
-    except RemoteError as exc:
-        reason = str(exc).removeprefix(f"{host.label}: ")
-    fatals = host.log_fatals(facts.log_file, offset)
-    return reason + (f"; the mail log says: {' | '.join(fatals[-2:])}" if fatals else "")
+    def verify(self) -> None:
+        daemon.verify(self.host, self.facts, self.offset, self.tls_fingerprint)
 
+    def roll_back(self, swapped: bool) -> str:
+        """Every file back as it was, the journal ended; says how Postfix is doing afterwards."""
+        host = self.host
+        if self.written:
+            host.restore_files(self.written)
+        host.remove_files(self.made)
+        outcome = ""
+        if swapped:
+            host.swap_in(self.facts.main_cf, self.facts.config_directory)
+            answering = daemon.restart_until_answering(host, patient=self.failing_before is None)
+            outcome = daemon.after_rollback(answering, self.failing_before)
+        self.journal.end()
+        return (
+            f"The previous configuration was put back{' (the TLS files too)' if self.written else ''} and Postfix "
+            f"restarted; {outcome}"
+        )
 
-def _load(host: PostfixHost, facts: PostfixFacts, offset: int | None, failing_before: str | None) -> None:
-    """Make the master load the new main.cf: a reload, or a restart when it was not serving."""
-    if failing_before is None:
-        host.reload()
-        _wait_for_master(host, facts, offset, _RELOAD_MARK)
-        return
-    # A master already throttling smtpd (after some earlier crash) ignores a reload; restart it instead.
-    pulumi.log.warn(
-        f"{host.label}: Postfix did not answer SMTP before the change ({failing_before}); "
-        "restarting it instead of a reload"
-    )
-    host.restart()
-    _wait_for_master(host, facts, offset, _START_MARK)
+    def not_written(self, reason: str, exc: Exception) -> Exception:
+        files_back = f" {', '.join(self.written)} put back as they were;" if self.written else ""
+        return ApplyError(
+            f"{self.label}: the change of {self.changed} could not be written: {reason}.{files_back} main.cf was not "
+            "changed and Postfix was not reloaded."
+        )
 
-
-def _fresh_log(host: PostfixHost, facts: PostfixFacts, offset: int | None, mark: str | None) -> list[str]:
-    """Log lines since the master logged `mark` (its last load): what the new configuration caused."""
-    lines = host.s.read_appended(facts.log_file, offset)
-    if mark is None:
-        return lines
-    starts = [i for i, line in enumerate(lines) if mark in line]
-    return lines[starts[-1] + 1 :] if starts else lines
-
-
-def _verify(host: PostfixHost, facts: PostfixFacts, offset: int | None, tls_fingerprint: str | None) -> None:
-    """Probe SMTP; the mail log's fatal lines since the new configuration was loaded, if any, are the reason."""
-    mark = _last_mark(host, facts, offset)
-
-    def fail_on_fatal() -> None:
-        fatals = [ln for ln in _fresh_log(host, facts, offset, mark) if _is_fatal(ln)]
-        if fatals:
-            raise PostfixError(f"{host.label}: smtpd cannot start; the mail log says: " + " | ".join(fatals[-3:]))
-
-    try:
-        host.probe_smtp(while_waiting=fail_on_fatal, tls_fingerprint=tls_fingerprint)
-    except PostfixError as exc:
-        fail_on_fatal()
-        warnings = [ln for ln in _fresh_log(host, facts, offset, mark) if "warning:" in ln]
-        if warnings:
-            raise PostfixError(f"{exc}; the mail log says: " + " | ".join(warnings[-3:])) from None
-        raise
-    fail_on_fatal()
-
-
-def _is_fatal(line: str) -> bool:
-    return "fatal:" in line or "panic:" in line
-
-
-def _last_mark(host: PostfixHost, facts: PostfixFacts, offset: int | None) -> str | None:
-    lines = host.s.read_appended(facts.log_file, offset)
-    found = [m for line in lines for m in (_RELOAD_MARK, _START_MARK) if m in line]
-    return found[-1] if found else None
-
-
-def _wait_for_master(host: PostfixHost, facts: PostfixFacts, offset: int | None, mark: str) -> None:
-    if facts.log_file is None or offset is None:
-        time.sleep(_NO_LOG_SETTLE_SECONDS)
-        return
-    deadline = time.monotonic() + _MASTER_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if any(mark in line for line in host.s.read_appended(facts.log_file, offset)):
-            time.sleep(_SETTLE_SECONDS)
-            return
-        time.sleep(0.1)
-    raise PostfixError(
-        f"{host.label}: the Postfix master did not log that it loaded the new main.cf ({mark!r}) within "
-        f"{_MASTER_WAIT_SECONDS:.0f} s"
-    )
-
-
-def _answers(host: PostfixHost, timeout: float = 3.0) -> bool:
-    try:
-        host.probe_smtp(timeout=timeout)
-        return True
-    except RemoteError:
-        return False
-
-
-def _wait_until_answering(host: PostfixHost, seconds: float = 30.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not _answers(host):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
-
-
-def _roll_back(host: PostfixHost, facts: PostfixFacts, patient: bool = True) -> bool:
-    """Put the previous main.cf back and restart; True when Postfix answers SMTP again.
-
-    A configuration that was failing before the change gets one probe, not a 30 s wait.
-    """
-    host.swap_in(facts.main_cf, facts.config_directory)
-    # A crashed smtpd throttles the service; only stop + start lifts that.
-    host.restart()
-    return _wait_until_answering(host, 30.0 if patient else 0.0)
+    def not_undone(self, reason: str, again: RemoteError) -> Exception:
+        return ApplyError(
+            f"{self.label}: the change of {self.changed} was cut off ({reason}) and could not be undone now "
+            f"({str(again).removeprefix(self.label + ': ')}). The host may hold the new main.cf"
+            f"{' and TLS files' if self.files else ''} without Postfix having loaded them; {self.journal.path} "
+            "records the change, and the next operation on this host (up, refresh or destroy) undoes it first."
+        )
 
 
 class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):

@@ -12,7 +12,6 @@ kept in state; destroy gives it back (or removes the entry), byte for byte.
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,18 +19,12 @@ import pulumi
 import pulumi.dynamic as dyn
 
 from components import connection as conn
+from components import postfix_daemon as daemon
 from components.core import mastercf
-from components.core.postfix_rules import Problem
+from components.core.problem import Problem
 from components.core.tls_material import fingerprint
-from components.postfix_config import (
-    _RELOAD_MARK,
-    ApplyError,
-    _wait_for_master,
-    _wait_until_answering,
-    host_lock,
-    ssh_target,
-)
-from components.remote.postfix_host import PostfixError, PostfixHost
+from components.provider import ApplyError, Change, HostProvider, run_change
+from components.remote.postfix_host import PostfixError, PostfixFacts, PostfixHost
 from components.remote.ssh import RemoteError, Session
 
 COMPUTED_OUTPUTS = ("originals",)
@@ -80,12 +73,6 @@ def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in inputs.items() if v is not None}
 
 
-def _failures(props: Mapping[str, Any], problems: list[Problem]) -> list[dyn.CheckFailure]:
-    where = conn.host_label(props)
-    named = {*conn.NAMED_PROPERTIES, "services"}
-    return [dyn.CheckFailure(conn.failure_property(p.field, named), f"{where}: {p}") for p in problems]
-
-
 def _originals_to_state(originals: Mapping[str, str | None]) -> dict[str, str]:
     # Pulumi drops null map values: an entry that was absent is stored as "" (an entry is never empty).
     return {k: v or "" for k, v in originals.items()}
@@ -95,105 +82,107 @@ def _originals_from_state(stored: Mapping[str, str] | None) -> dict[str, str | N
     return {k: v or None for k, v in (stored or {}).items()}
 
 
-class PostfixServicesProvider(dyn.ResourceProvider):
-    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
-        return dyn.CheckResult(checked_inputs(news), _failures(news, check_props(news)))
+class PostfixServicesProvider(HostProvider):
+    resource = "PostfixServices"
+    id_prefix = "postfix-services"
+    named = frozenset({"services"})
+    computed = COMPUTED_OUTPUTS
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
-        return dyn.DiffResult(changes=None, replaces=conn.replaced_fields(olds, news))
+    problems = staticmethod(check_props)
+    inputs = staticmethod(checked_inputs)
 
-    def create(self, props: dict[str, Any]) -> dyn.CreateResult:
-        id_ = f"postfix-services:{props['host']}:{secrets.token_hex(4)}"
-        return dyn.CreateResult(id_=id_, outs=self._apply(props, {}))
-
-    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
-        return dyn.UpdateResult(outs=self._apply(news, _originals_from_state(olds.get("originals"))))
-
-    def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
-        target = ssh_target(props)
-        with host_lock(target.label), Session(target) as session:
-            host = PostfixHost(session)
-            text = _read_master(host, host.facts().config_directory)
+    def refresh(self, session: Session, id_: str, props: dict[str, Any]) -> dict[str, Any]:
+        host = PostfixHost(session)
+        text = _read_master(host, host.facts().config_directory)
         live = {e.key: e for e in mastercf.parse(text)}
         seen = {k: mastercf.one_line(live[k].text) if k in live else "" for k in (props.get("master_cf") or {})}
-        refreshed = {**props, "master_cf": seen}
-        inputs = {k: v for k, v in refreshed.items() if k not in COMPUTED_OUTPUTS}
-        return dyn.ReadResult(id_=id_, outs=refreshed, inputs=inputs)
+        return {**props, "master_cf": seen}
 
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        target = ssh_target(props)
-        originals = _originals_from_state(props.get("originals"))
-        with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixServices delete"):
-            host = PostfixHost(session)
-            directory = host.facts().config_directory
-            current = _read_master(host, directory)
-            plan = mastercf.plan_restore(current, originals)
-            if plan.changes:
-                _log(target.label, plan.changes, "restoring")
-                _apply_text(host, directory, current, plan.text, {}, None)
+    def remove(self, session: Session, id_: str, props: dict[str, Any]) -> None:
+        host = PostfixHost(session)
+        facts = host.facts()
+        current = _read_master(host, facts.config_directory)
+        plan = mastercf.plan_restore(current, _originals_from_state(props.get("originals")))
+        if plan.changes:
+            _log(host.label, plan.changes, "restoring")
+            run_change(MasterCfChange(host, facts, current, plan.text, {}, None))
 
-    def _apply(self, props: dict[str, Any], originals: Mapping[str, str | None]) -> dict[str, Any]:
-        target = ssh_target(props)
+    def apply(self, session: Session, id_: str, props: dict[str, Any], olds: Mapping[str, Any] | None) -> dict:
+        originals = _originals_from_state((olds or {}).get("originals"))
         services = services_from(props)
         cert = props.get("tls_cert_pem")
-        with host_lock(target.label), Session(target) as session, session.host_lock("a PostfixServices apply"):
-            host = PostfixHost(session)
-            directory = host.facts().config_directory
-            current = _read_master(host, directory)
-            problems = mastercf.clash_problems(services, current)
-            if problems:
-                raise ApplyError(f"{target.label}: " + "; ".join(map(str, problems)) + ". Nothing was changed.")
-            plan = mastercf.plan_edit(current, desired_entries(props), originals)
-            if plan.changes:
-                _log(target.label, plan.changes, "setting")
-                _apply_text(host, directory, current, plan.text, services, fingerprint(cert) if cert else None)
+        host = PostfixHost(session)
+        facts = host.facts()
+        current = _read_master(host, facts.config_directory)
+        problems = mastercf.clash_problems(services, current)
+        if problems:
+            raise ApplyError(f"{host.label}: " + "; ".join(map(str, problems)) + ". Nothing was changed.")
+        plan = mastercf.plan_edit(current, desired_entries(props), originals)
+        if plan.changes:
+            _log(host.label, plan.changes, "setting")
+            tls_fingerprint = fingerprint(cert) if cert else None
+            run_change(MasterCfChange(host, facts, current, plan.text, services, tls_fingerprint))
         return {**props, "originals": _originals_to_state(plan.originals)}
 
 
 def _read_master(host: PostfixHost, directory: str) -> str:
-    data = host.s.read_file(f"{directory}/master.cf")
-    if data is None:
+    text = host.read_master_cf(directory)
+    if text is None:
         raise ApplyError(f"{host.label}: {directory}/master.cf does not exist; is Postfix installed?")
-    return data.decode("utf-8", errors="surrogateescape")
+    return text
 
 
 def _encode(text: str) -> bytes:
     return text.encode("utf-8", errors="surrogateescape")
 
 
-def _apply_text(
-    host: PostfixHost,
-    directory: str,
-    current: str,
-    text: str,
-    services: Mapping[str, mastercf.Service],
-    tls_fingerprint: str | None,
-) -> None:
-    label = host.label
-    try:
-        host.check_staged_master(text, directory)
-    except PostfixError as exc:
-        raise ApplyError(f"{exc}. Nothing was changed.") from None
-    facts = host.facts()
-    offset = host.s.file_size(facts.log_file)
-    host.swap_in_master(text, directory, expect_sha256=hashlib.sha256(_encode(current)).hexdigest())
-    try:
-        host.reload()
-        _wait_for_master(host, facts, offset, _RELOAD_MARK)
-        _probe(host, services, tls_fingerprint)
-        fatals = host.log_fatals(facts.log_file, offset)
+class MasterCfChange(Change):
+    """master.cf: the staged checks, swap, `postfix reload`, port 25 and every managed listener probed."""
+
+    daemon = "Postfix"
+    changed = "master.cf"
+    refusal = PostfixError
+
+    def __init__(
+        self,
+        host: PostfixHost,
+        facts: PostfixFacts,
+        current: str,
+        text: str,
+        services: Mapping[str, mastercf.Service],
+        tls_fingerprint: str | None,
+    ):
+        self.host, self.facts, self.current, self.text = host, facts, current, text
+        self.services, self.tls_fingerprint = services, tls_fingerprint
+        self.label = host.label
+        self.offset: int | None = None
+
+    def check_staged(self) -> None:
+        self.host.check_staged_master(self.text, self.facts.config_directory)
+
+    def prepare(self) -> None:
+        self.offset = self.host.log_size(self.facts.log_file)
+
+    def swap(self) -> None:
+        expected = hashlib.sha256(_encode(self.current)).hexdigest()
+        self.host.swap_in_master(self.text, self.facts.config_directory, expect_sha256=expected)
+
+    def load(self) -> None:
+        self.host.reload()
+        daemon.wait_for_master(self.host, self.facts, self.offset, daemon.RELOAD_MARK)
+
+    def verify(self) -> None:
+        _probe(self.host, self.services, self.tls_fingerprint)
+        fatals = self.host.log_fatals(self.facts.log_file, self.offset)
         if fatals:
-            raise PostfixError(f"{label}: the mail log says: " + " | ".join(fatals[-3:]))
-    except Exception as exc:  # whatever went wrong, the host must not keep a half-applied change
-        host.swap_in_master(current, directory)
-        host.restart()
-        answering = _wait_until_answering(host)
-        reason = str(exc).removeprefix(f"{label}: ")
-        state = "it answers SMTP again" if answering else "it does not answer SMTP"
-        raise ApplyError(
-            f"{label}: Postfix failed after the change of master.cf: {reason}. The previous master.cf was put back "
-            f"and Postfix restarted; {state}."
-        ) from None
+            raise PostfixError(f"{self.label}: the mail log says: " + " | ".join(fatals[-3:]))
+
+    def roll_back(self, swapped: bool) -> str:
+        if not swapped:
+            return ""
+        self.host.swap_in_master(self.current, self.facts.config_directory)
+        state = "it answers SMTP again" if daemon.restart_until_answering(self.host) else "it does not answer SMTP"
+        return f"The previous master.cf was put back and Postfix restarted; {state}"
 
 
 def _probe(host: PostfixHost, services: Mapping[str, mastercf.Service], tls_fingerprint: str | None) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 
 from pulumi.output import Unknown
 
-from components.core.postfix_rules import Problem
+from components.core.defaults import SSH_PORT, SSH_USER
+from components.core.problem import Problem
 from components.remote.ssh import SshTarget
 from components.stack_config import SSH_AUTH_METHODS, HostSpec
 
@@ -87,7 +88,7 @@ def _bastion_problems(props: Mapping[str, Any], host_key_problem) -> list[Proble
         problems.append(Problem("bastion_host", f"must be the address of the bastion, got {host!r}"))
     if isinstance(port, bool) or not (isinstance(port, (int, float)) and 0 < int(port) < 65536):
         problems.append(Problem("bastion_port", f"must be a TCP port number, got {port!r}"))
-    elif host == props.get("host") and int(port) == int(props.get("port") or 22):
+    elif host == props.get("host") and int(port) == int(props.get("port") or SSH_PORT):
         problems.append(Problem("bastion_host", f"is the host itself ({host}): no host is reached through itself"))
     ignore = props.get("bastion_insecure_ignore_host_key", False)
     if not isinstance(ignore, bool):
@@ -119,8 +120,8 @@ def target_fields(props: Mapping[str, Any]) -> dict[str, Any]:
     if props.get("bastion_host"):
         fields["bastion"] = SshTarget(
             host=props["bastion_host"],
-            port=int(props.get("bastion_port") or 22),
-            user=props.get("bastion_user") or "root",
+            port=int(props.get("bastion_port") or SSH_PORT),
+            user=props.get("bastion_user") or SSH_USER,
             private_key=props.get("private_key") or None,
             private_key_password=props.get("private_key_password") or None,
             host_key=props.get("bastion_host_key") or None,

@@ -1,7 +1,7 @@
 """Reading one site's settings from stack config into plain dataclasses.
 
-Parsing is pure (a dict in, dataclasses or a ConfigError naming the field out);
-only `load` touches pulumi.Config and the files it names.
+Parsing is pure (a dict in, dataclasses or a ConfigError naming the field out); only
+`read_inventory` reads a file. components/program.py reads pulumi.Config and hands the values in.
 """
 
 from __future__ import annotations
@@ -13,8 +13,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from components.core.defaults import SSH_PORT, SSH_USER
+from components.core.dovecot_conf import DEFAULT_MECHANISMS, DEFAULT_PORT
+from components.core.postfix_features import SASL_DEFAULTS, TLS_DEFAULTS
+
 NAMESPACE = "secure-postfix"
-DEFAULT_SASL_PORT = 12345
+DEFAULT_SASL_PORT = DEFAULT_PORT
 PLAINTEXT_MECHANISMS = {"plain", "login"}
 
 
@@ -39,8 +43,8 @@ class HostSpec:
     name: str
     address: str
     host_key: str | None
-    port: int = 22
-    user: str = "root"
+    port: int = SSH_PORT
+    user: str = SSH_USER
     insecure_ignore_host_key: bool = False
     use_sudo: bool = False
     bastion: HostSpec | None = None  # the jump host this one is reached through (`bastion: NAME`)
@@ -55,9 +59,9 @@ class SaslSpec:
     listen_port: int = DEFAULT_SASL_PORT
     bind_address: str | None = None
     allow_all_interfaces: bool = False
-    auth_mechanisms: str = "plain login"
-    security_options: str = "noanonymous, noplaintext"
-    tls_security_options: str = "noanonymous"
+    auth_mechanisms: str = DEFAULT_MECHANISMS
+    security_options: str = SASL_DEFAULTS["security_options"]
+    tls_security_options: str = SASL_DEFAULTS["tls_security_options"]
     # Where AUTH is offered: "submission" (the submission services only) or "everywhere" (port 25 too).
     offer_auth: str = "everywhere"
 
@@ -70,8 +74,8 @@ class TlsSpec:
     cert_pem: str | None = None
     key_file: str | None = None
     key_secret: str | None = None  # name of a secret stack config key holding the PEM key
-    security_level: str = "may"
-    protocols: str = ">=TLSv1.2"
+    security_level: str = TLS_DEFAULTS["security_level"]
+    protocols: str = TLS_DEFAULTS["protocols"]
 
 
 @dataclass(frozen=True)
@@ -129,8 +133,8 @@ def parse_hosts(raw: Mapping[str, Any], where: str = "hosts") -> dict[str, HostS
             name=name,
             address=address,
             host_key=item.get("host_key"),
-            port=_whole_number(item.get("port", 22), f"{NAMESPACE}:{where}.{name}.port"),
-            user=str(item.get("user", "root")),
+            port=_whole_number(item.get("port", SSH_PORT), f"{NAMESPACE}:{where}.{name}.port"),
+            user=str(item.get("user", SSH_USER)),
             insecure_ignore_host_key=_boolean(item, "insecure_ignore_host_key", False, f"{NAMESPACE}:{where}.{name}"),
             use_sudo=_boolean(item, "use_sudo", False, f"{NAMESPACE}:{where}.{name}"),
         )
@@ -259,8 +263,8 @@ def _site_sasl_for_service(
     # The listener is filled in from the service once every site using it is known.
     return SaslSpec(
         listener="",
-        security_options=str(raw.get("security_options", "noanonymous, noplaintext")),
-        tls_security_options=str(raw.get("tls_security_options", "noanonymous")),
+        security_options=str(raw.get("security_options", SaslSpec.security_options)),
+        tls_security_options=str(raw.get("tls_security_options", SaslSpec.tls_security_options)),
     )
 
 
@@ -396,8 +400,8 @@ def parse_sasl(
     spec = SaslSpec(
         **{
             **spec.__dict__,
-            "security_options": str(raw.get("security_options", "noanonymous, noplaintext")),
-            "tls_security_options": str(raw.get("tls_security_options", "noanonymous")),
+            "security_options": str(raw.get("security_options", SaslSpec.security_options)),
+            "tls_security_options": str(raw.get("tls_security_options", SaslSpec.tls_security_options)),
         }
     )
     _refuse_plaintext_only(spec, f"{prefix}.sasl")
@@ -413,7 +417,7 @@ def _dovecot_side(raw: Mapping[str, Any], where: str) -> SaslSpec:
         listen_port=_whole_number(raw.get("listen_port", DEFAULT_SASL_PORT), f"{where}.listen_port"),
         bind_address=raw.get("bind_address"),
         allow_all_interfaces=_boolean(raw, "allow_all_interfaces", False, where),
-        auth_mechanisms=str(raw.get("auth_mechanisms", "plain login")),
+        auth_mechanisms=str(raw.get("auth_mechanisms", SaslSpec.auth_mechanisms)),
     )
 
 
@@ -501,8 +505,8 @@ def parse_tls(raw: Any, prefix: str) -> TlsSpec | None:
         cert_pem=raw.get("cert_pem"),
         key_file=raw.get("key_file"),
         key_secret=raw.get("key_secret"),
-        security_level=str(raw.get("security_level", "may")),
-        protocols=str(raw.get("protocols", ">=TLSv1.2")),
+        security_level=str(raw.get("security_level", TlsSpec.security_level)),
+        protocols=str(raw.get("protocols", TlsSpec.protocols)),
     )
     if (spec.cert_file is None) == (spec.cert_pem is None):
         raise ConfigError(f"{prefix}.tls needs exactly one of cert_file (a PEM file) or cert_pem")

@@ -7,11 +7,12 @@ either the UNIX socket in Postfix's queue directory or a TCP listener.
 from __future__ import annotations
 
 import ipaddress
-import posixpath
 import re
 from dataclasses import dataclass
 
-from components.core.postfix_rules import Problem, unprintable_character
+from components.core import sasl_path as sasl_paths
+from components.core.postfix_rules import unprintable_character
+from components.core.problem import Problem
 
 CONFIG_FILE = "/etc/dovecot/conf.d/99-secure-postfix-auth.conf"
 DEFAULT_SOCKET = "/var/spool/postfix/private/auth"
@@ -42,7 +43,6 @@ KNOWN_MECHANISMS = frozenset(
         "winbind",
     }
 )
-PLAINTEXT_MECHANISMS = frozenset({"plain", "login"})
 _MODE_RE = re.compile(r"0?[0-7]{3}")
 # A socket path is a section name in Dovecot's syntax: whitespace, braces, quotes, # (comment),
 # $ (expansion), < (read a file) or = would change the file's structure, so only these characters.
@@ -168,9 +168,8 @@ def mechanism_problems(text: str) -> list[Problem]:
 def sasl_path(listener: Listener, queue_directory: str = DEFAULT_QUEUE_DIRECTORY) -> str:
     """What Postfix's smtpd_sasl_path must say to reach this listener."""
     if listener.kind == "inet":
-        host = f"[{listener.address}]" if ":" in listener.address else listener.address
-        return f"inet:{host}:{listener.port}"
-    return posixpath.relpath(listener.path, queue_directory)
+        return sasl_paths.inet(listener.address, listener.port)
+    return sasl_paths.unix(listener.path, queue_directory)
 
 
 def sasl_path_problems(listener: Listener, queue_directory: str) -> list[Problem]:

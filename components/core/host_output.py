@@ -1,7 +1,8 @@
 """What the hosts print, read without I/O: the facts scripts, digests, log lines, Dovecot's auth handshake.
 
-The remote layer runs the commands; everything here only turns their text into values, so each
-rule can be tested on its own.
+Each fact is a command and a pure parser of its output, side by side (the facts scripts live here
+too); the remote layer only runs the commands. tests/unit/test_facts_*.py feed the parsers outputs
+recorded from Postfix 3.7 and Dovecot 2.3 (tests/fixtures/facts/).
 """
 
 from __future__ import annotations
@@ -53,6 +54,25 @@ def _head(text: str, count: int) -> list[str]:
     return [line.strip() for line in [*text.splitlines(), *[""] * count][:count]]
 
 
+# The command of the Postfix facts (sh -c SCRIPT). Without maillog_file, Debian's syslog writes /var/log/mail.log.
+POSTFIX_FACTS_SCRIPT = r"""
+command -v postconf >/dev/null || { echo NO-POSTFIX; exit 0; }
+cfg=$(postconf -h config_directory)
+printf '%s\n' "$cfg"
+postconf -h mail_version
+log=$(postconf -h maillog_file)
+if [ -z "$log" ] && [ -f /var/log/mail.log ]; then log=/var/log/mail.log; fi
+printf '%s\n' "$log"
+postconf -h queue_directory
+sum=$(sha256sum < "$cfg/main.cf" 2>/dev/null) || sum=-
+printf '%s\n' "${sum%% *}"
+echo '--- defaults'
+postconf -d | cut -d= -f1
+echo '--- main.cf'
+cat -- "$cfg/main.cf" 2>/dev/null || echo NO-MAIN-CF
+"""
+
+
 def parse_postfix_facts(out: str) -> PostfixFacts:
     """The Postfix facts script's output: five lines, `postconf -d` names, then main.cf itself."""
     if out.startswith("NO-POSTFIX"):
@@ -76,6 +96,18 @@ def parse_postfix_facts(out: str) -> PostfixFacts:
 def postconf_names(text: str) -> frozenset[str]:
     """Parameter names from `postconf -d | cut -d= -f1` (a name with an empty default prints as `name =`)."""
     return frozenset(line.strip() for line in text.splitlines() if line.strip())
+
+
+# The command of the Dovecot facts (bash -c SCRIPT bash OUR-FILE).
+DOVECOT_FACTS_SCRIPT = r"""
+dovecot --version 2>/dev/null || echo none
+include='^[[:space:]]*!include[[:space:]]+conf\.d/\*\.conf'
+if grep -Eq "$include" /etc/dovecot/dovecot.conf; then echo included; else echo missing; fi
+doveconf -h log_path 2>/dev/null || echo
+if doveadm service status auth >/dev/null 2>&1 || pgrep -x dovecot >/dev/null; then echo running; else echo stopped; fi
+if [ -e "$1" ]; then sum=$(sha256sum < "$1"); echo "${sum%% *}"; else echo -; fi
+if [ -e "$1" ]; then echo '--- managed file'; cat -- "$1"; fi
+"""
 
 
 def parse_dovecot_facts(out: str) -> DovecotFacts:

@@ -44,9 +44,6 @@ def split_lines(text: str) -> list[str]:
     return _LINE_RE.findall(text)
 
 
-_REFERENCE_RE = re.compile(r"\$[{(]?([A-Za-z0-9_]+)")
-
-
 class MainCfSyntaxError(ValueError):
     """main.cf has a line Postfix itself would refuse."""
 
@@ -160,9 +157,6 @@ class MainCf:
             del self.entries[idx]
         return earlier
 
-    def names(self) -> list[str]:
-        return [e.name for e in self.entries if e.name is not None]
-
     def set(self, name: str, value: str) -> None:
         self.set_raw(name, f"{name} = {value}\n")
 
@@ -233,8 +227,3 @@ def new_warnings(staged: list[str], live: list[str], restored: Iterable[str] = (
     return [
         ln for ln in staged if "warning:" in ln and _warning_key(ln) not in known and not any(e in ln for e in expected)
     ]
-
-
-def references(value: str) -> set[str]:
-    """Names referenced with $name, ${name}, ${name:...} or $(name) in a value."""
-    return set(_REFERENCE_RE.findall(value))

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from components.core import postfix_rules as rules
-from components.core.postfix_rules import Problem
+from components.core.problem import Problem
 
 # Service type -> (default port, -o overrides that make it a submission service)
 SERVICE_TYPES: dict[str, tuple[int, tuple[tuple[str, str], ...]]] = {

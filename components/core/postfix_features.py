@@ -6,7 +6,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from components.core.postfix_rules import Problem
+from components.core.problem import Problem
+from components.core.sasl_path import problems as sasl_path_problems
 
 TLS_DIR = "/etc/postfix/tls"
 TLS_CERT_FILE = f"{TLS_DIR}/secure-postfix.crt"
@@ -41,9 +42,6 @@ TLS_DIRECTIVES = (
     "smtp_tls_security_level",
 )
 
-_INET_PATH_RE = re.compile(r"inet:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):([0-9]{1,5})")
-_RELATIVE_PATH_RE = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
-
 
 OFFER_AUTH = ("everywhere", "submission")
 
@@ -76,25 +74,6 @@ def tls_directives(tls: Mapping[str, Any]) -> dict[str, str]:
         "smtpd_tls_mandatory_protocols": protocols,
         "smtp_tls_security_level": "may",
     }
-
-
-def sasl_path_problems(path: str) -> list[Problem]:
-    if path.startswith("/"):
-        return [
-            Problem(
-                "sasl.path",
-                f"{path!r} is absolute; a chrooted smtpd (Debian's default) cannot see it and AUTH never works. "
-                "Use the path relative to the Postfix queue directory, e.g. private/auth",
-            )
-        ]
-    if path.startswith("inet:"):
-        match = _INET_PATH_RE.fullmatch(path)
-        if match is None or not 0 < int(match.group(2)) < 65536:
-            return [Problem("sasl.path", f"{path!r} is not inet:ADDRESS:PORT")]
-        return []
-    if not _RELATIVE_PATH_RE.fullmatch(path) or ".." in path.split("/"):
-        return [Problem("sasl.path", f"{path!r} is not a socket path inside the queue directory (e.g. private/auth)")]
-    return []
 
 
 def sasl_problems(sasl: Mapping[str, Any], tls: Mapping[str, Any] | None, is_unknown) -> list[Problem]:

@@ -16,6 +16,8 @@ from enum import Enum
 from functools import cache
 from importlib import resources
 
+from components.core.problem import Problem
+
 
 class Kind(Enum):
     BYTES = "a whole number of bytes >= 0"
@@ -59,17 +61,6 @@ _ITEM_SEPARATORS = " ,\t"
 _TIME_RE = re.compile(r"([0-9]+)([smhdw]?)")
 _HOSTNAME_RE = re.compile(r"\.?(?!-)[A-Za-z0-9-]{1,63}(?:\.(?!-)[A-Za-z0-9-]{1,63})*\.?")
 _TABLE_RE = re.compile(r"[a-z0-9_]+:.+")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the input, tied to the field the user wrote."""
-
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -468,3 +459,27 @@ def check_directives(
     if not problems:
         problems += check_cross_fields({k: v for k, v in directives.items() if k in POSTFIX_DEFAULTS}, unknown)
     return problems
+
+
+# `smtpd_tls_protocols = >=TLSv1.2` is Postfix 3.6's syntax; older ones read it as an unknown protocol.
+GE_PROTOCOLS_SINCE = (3, 6)
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    """`postconf -h mail_version` prints e.g. "3.7.11"; None when it does not read as a version."""
+    match = re.match(r"^\s*(\d+(?:\.\d+)+)", text)
+    return tuple(int(part) for part in match.group(1).split(".")) if match else None
+
+
+def version_problems(desired: Mapping[str, str], version: str) -> list[Problem]:
+    """What the host's Postfix version cannot read of `desired` (a version that cannot be read is not judged)."""
+    parsed = parse_version(version)
+    uses_ge = any(v.startswith(">=") for k, v in desired.items() if k.endswith("_protocols"))
+    if not uses_ge or parsed is None or parsed[:2] >= GE_PROTOCOLS_SINCE:
+        return []
+    return [
+        Problem(
+            "tls.protocols",
+            f"Postfix {version} does not know the >= syntax (3.6+); use !SSLv2, !SSLv3, !TLSv1, !TLSv1.1",
+        )
+    ]

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import time
 
-from paramiko import SSHException
-
+from components.core import host_output
 from components.core.dovecot_conf import CONFIG_FILE, Listener, mechanisms
-from components.core.host_output import (
-    DovecotFacts,
-    NotDovecotAuth,
-    auth_handshake_mechanisms,
-    dovecot_error_lines,
-    parse_dovecot_facts,
-)
-from components.remote.ssh import RemoteError, Session
+from components.core.host_output import DovecotFacts, dovecot_error_lines, parse_dovecot_facts
+from components.remote.auth_client import DovecotError, auth_handshake
+from components.remote.ssh import RemoteError, Result, Session
 
 DOVECOT_CONF = "/etc/dovecot/dovecot.conf"
+# What the master logs when `doveadm reload` reached it (Dovecot 2.3).
+_RELOAD_MARK = "SIGHUP received - reloading configuration"
 
 # The staged conf.d is a copy inside /etc/dovecot (private keys are never copied anywhere), bound
 # over the real conf.d in a mount namespace of its own for `doveconf`: everything else it reads,
@@ -35,20 +31,6 @@ unshare --mount --propagation private -- sh -c '
   doveconf -c /etc/dovecot/dovecot.conf -n 2>&1 >/dev/null' sh "$stage"
 """
 
-_FACTS = r"""
-dovecot --version 2>/dev/null || echo none
-include='^[[:space:]]*!include[[:space:]]+conf\.d/\*\.conf'
-if grep -Eq "$include" /etc/dovecot/dovecot.conf; then echo included; else echo missing; fi
-doveconf -h log_path 2>/dev/null || echo
-if doveadm service status auth >/dev/null 2>&1 || pgrep -x dovecot >/dev/null; then echo running; else echo stopped; fi
-if [ -e "$1" ]; then sum=$(sha256sum < "$1"); echo "${sum%% *}"; else echo -; fi
-if [ -e "$1" ]; then echo '--- managed file'; cat -- "$1"; fi
-"""
-
-
-class DovecotError(RemoteError):
-    """Dovecot refused a configuration or its auth service did not answer."""
-
 
 class DovecotHost:
     def __init__(self, session: Session):
@@ -58,7 +40,9 @@ class DovecotHost:
     def facts(self) -> DovecotFacts:
         """Version, include, log path, daemon state and our file, in one round trip."""
         return parse_dovecot_facts(
-            self.s.run(["bash", "-c", _FACTS, "bash", CONFIG_FILE], what="reading Dovecot's facts").out
+            self.s.run(
+                ["bash", "-c", host_output.DOVECOT_FACTS_SCRIPT, "bash", CONFIG_FILE], what="reading Dovecot's facts"
+            ).out
         )
 
     def check_staged(self, text: str) -> None:
@@ -84,6 +68,9 @@ class DovecotHost:
                 CONFIG_FILE, text.encode(), mode="0644", owner="root:root", expect_sha256=expect_sha256
             )
 
+    def log_size(self, log_file: str | None) -> int | None:
+        return self.s.file_size(log_file)
+
     def log_errors(self, log_file: str | None, offset: int | None) -> list[str]:
         return dovecot_error_lines(self.s.read_appended(log_file, offset))
 
@@ -92,6 +79,26 @@ class DovecotHost:
         result = self.s.run(["doveadm", "reload"], check=False)
         if result.rc != 0:
             raise DovecotError(f"{self.label}: doveadm reload failed: {(result.err or result.out).strip()}")
+
+    def wait_reloaded(self, log_file: str | None, offset: int | None, timeout: float = 10.0) -> bool:
+        """Wait until the master has taken the reload and the auth service answers; False at the deadline.
+
+        The master logs the SIGHUP before it re-reads its configuration; the auth service answering
+        after that line is the signal that Dovecot serves again, on whichever file is in place.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            logged = log_file is None or any(_RELOAD_MARK in ln for ln in self.s.read_appended(log_file, offset))
+            if logged and _answered(self._auth_test()):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+
+    def _auth_test(self, socket_path: str | None = None) -> Result:
+        """`doveadm auth test` of a user that does not exist, at `socket_path` (Dovecot's default socket if None)."""
+        where = ["-a", socket_path] if socket_path else []
+        return self.s.run(["doveadm", "auth", "test", *where, "secure-postfix-probe", "not-a-password"], check=False)
 
     # -- checks after reload ------------------------------------------------
     def verify(self, listener: Listener, mechanism_text: str, timeout: float = 15.0) -> None:
@@ -112,12 +119,8 @@ class DovecotHost:
                     f"{self.label}: the auth socket {listener.path} is {seen or 'missing'}, expected mode/owner {want}"
                 )
             time.sleep(0.2)
-        # An unknown user gets "auth failed" only if the auth service behind the socket answers.
-        probe = self.s.run(
-            ["doveadm", "auth", "test", "-a", listener.path, "secure-postfix-probe", "not-a-password"],
-            check=False,
-        )
-        if "auth failed" not in probe.out and "auth succeeded" not in probe.out:
+        probe = self._auth_test(listener.path)
+        if not _answered(probe):
             raise DovecotError(
                 f"{self.label}: the auth service behind {listener.path} does not answer: "
                 f"{(probe.err or probe.out).strip()}"
@@ -149,36 +152,6 @@ class DovecotHost:
             time.sleep(0.3)
 
 
-def auth_handshake(session: Session, address: str, port: int, timeout: float = 5.0) -> set[str]:
-    """Speak the first turn of Dovecot's auth protocol from the host; returns the mechanisms offered.
-
-    The whole handshake must be over within `timeout`, even from a server that trickles bytes.
-    Raises DovecotError when something else (or nothing in time) answers there, RemoteError when
-    nothing listens.
-    """
-    label = session.target.label
-    deadline = time.monotonic() + timeout
-    chan = session.open_tcp(address, port, timeout=timeout)
-    try:
-        chan.sendall(b"VERSION\t1\t2\nCPID\t1\n")
-        data = b""
-        while (offered := auth_handshake_mechanisms(data)) is None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            chan.settimeout(left)
-            chunk = chan.recv(4096)
-            if not chunk:
-                raise DovecotError(f"{label}: {address}:{port} closed the connection during the auth handshake")
-            data += chunk
-    except NotDovecotAuth as other:
-        raise DovecotError(
-            f"{label}: {address}:{port} is not Dovecot's auth service (it answered {str(other)!r})"
-        ) from None
-    except TimeoutError:
-        raise DovecotError(f"{label}: no complete auth handshake from {address}:{port} within {timeout:g} s") from None
-    except (OSError, SSHException, EOFError) as exc:
-        raise DovecotError(f"{label}: the auth handshake with {address}:{port} failed: {exc}") from None
-    finally:
-        chan.close()
-    return offered
+def _answered(probe: Result) -> bool:
+    # An unknown user gets "auth failed" only if the auth service behind the socket answers.
+    return "auth failed" in probe.out or "auth succeeded" in probe.out

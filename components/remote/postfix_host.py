@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import posixpath
-import ssl
-import time
 from collections.abc import Callable
 
-from paramiko import Channel, SSHException
+from paramiko import SSHException
 
 from components.core import host_output, maincf, postfix_output
+from components.core import sasl_path as sasl_paths
 from components.core.host_output import PostfixFacts
-from components.core.smtp import Reply, SmtpProtocolError, take_reply
-from components.remote.dovecot_host import DovecotError, auth_handshake
+from components.core.smtp import Reply
+from components.remote import smtp_client
+from components.remote.auth_client import DovecotError, auth_handshake
 from components.remote.ssh import ChangedMeanwhileError, RemoteError, Session
 
 MAIN_CF = "/etc/postfix/main.cf"
+BACKUP_SUFFIX = ".secure-postfix-prev"
 
 # `postfix check` runs postfix-script, which also reads the main.cf of the default config directory
 # (`postconf -c $def_config_directory -h multi_instance_directories`), whatever -c says: a copy
@@ -49,24 +48,6 @@ printf -- '--- staged\n%s\n--- rc %s\n--- live\n' "$staged" "$rc"
 case $staged in *warning:*) check "" ;; esac; echo "--- rc $?"
 """
 
-# Without maillog_file, Debian's syslog setup writes /var/log/mail.log.
-_FACTS = r"""
-command -v postconf >/dev/null || { echo NO-POSTFIX; exit 0; }
-cfg=$(postconf -h config_directory)
-printf '%s\n' "$cfg"
-postconf -h mail_version
-log=$(postconf -h maillog_file)
-if [ -z "$log" ] && [ -f /var/log/mail.log ]; then log=/var/log/mail.log; fi
-printf '%s\n' "$log"
-postconf -h queue_directory
-sum=$(sha256sum < "$cfg/main.cf" 2>/dev/null) || sum=-
-printf '%s\n' "${sum%% *}"
-echo '--- defaults'
-postconf -d | cut -d= -f1
-echo '--- main.cf'
-cat -- "$cfg/main.cf" 2>/dev/null || echo NO-MAIN-CF
-"""
-
 _STAGE_AND_CHECK_MASTER = r"""
 set -u
 stage=$(mktemp -d /tmp/secure-postfix-stage.XXXXXX) || exit 90
@@ -95,7 +76,11 @@ class PostfixHost:
     # -- reading ----------------------------------------------------------
     def facts(self) -> PostfixFacts:
         """Everything a plan needs, in one round trip."""
-        out = maincf.decode(self.s.run(["sh", "-c", _FACTS], what="reading Postfix's facts (postconf, main.cf)").stdout)
+        out = maincf.decode(
+            self.s.run(
+                ["sh", "-c", host_output.POSTFIX_FACTS_SCRIPT], what="reading Postfix's facts (postconf, main.cf)"
+            ).stdout
+        )
         try:
             return host_output.parse_postfix_facts(out)
         except host_output.NoPostfix:
@@ -109,17 +94,22 @@ class PostfixHost:
             raise PostfixError(f"{self.label}: {config_directory}/main.cf does not exist; is Postfix installed?")
         return maincf.decode(text)
 
+    def read_master_cf(self, config_directory: str) -> str | None:
+        """master.cf as text (bytes that are not UTF-8 kept as surrogates); None when it is absent."""
+        data = self.s.read_file(posixpath.join(config_directory, "master.cf"))
+        return None if data is None else data.decode("utf-8", errors="surrogateescape")
+
     def sasl_endpoint_problem(self, sasl_path: str, queue_directory: str) -> str | None:
         """Why Postfix could not reach Dovecot's auth service at `sasl_path`, or None when it can.
 
         Checked before the change: with an unreachable auth service every new smtpd dies after
         STARTTLS and the master throttles the whole SMTP service.
         """
-        if sasl_path.startswith("inet:"):
-            address, _, port = sasl_path.removeprefix("inet:").rpartition(":")
-            address = address.strip("[]")
+        inet = sasl_paths.parse_inet(sasl_path)
+        if inet is not None:
+            address, port = inet
             try:
-                auth_handshake(self.s, address, int(port))
+                auth_handshake(self.s, address, port)
             except DovecotError as exc:
                 return str(exc).removeprefix(f"{self.label}: ")
             except RemoteError as exc:
@@ -182,7 +172,9 @@ class PostfixHost:
         chan = self.s.open_tcp(address, port, timeout)
         chan.settimeout(1.0)
         try:
-            return _tls_banner(chan, *_check_tls(chan, timeout, self.label, fingerprint), timeout, self.label)
+            return smtp_client.implicit_tls_banner(chan, timeout, self.label, fingerprint)
+        except smtp_client.ProbeError as exc:
+            raise PostfixError(str(exc)) from None
         except (OSError, SSHException, EOFError) as exc:
             raise PostfixError(f"{self.label}: the TLS probe of {address}:{port} failed: {exc}") from None
         finally:
@@ -205,8 +197,23 @@ class PostfixHost:
                 "tool); it was left as it is and nothing was written. Check the change, then run again."
             )
 
+    def log_size(self, log_file: str | None) -> int | None:
+        """The mail log's size now: what is appended later is read alone (None without a log file)."""
+        return self.s.file_size(log_file)
+
+    def log_since(self, log_file: str | None, offset: int | None) -> list[str]:
+        return self.s.read_appended(log_file, offset)
+
     def log_fatals(self, log_file: str | None, offset: int | None) -> list[str]:
-        return host_output.postfix_fatal_lines(self.s.read_appended(log_file, offset))
+        return host_output.postfix_fatal_lines(self.log_since(log_file, offset))
+
+    def write_file(self, path: str, content: str, mode: str) -> None:
+        """A file of ours (a TLS file), root's, put in place atomically and given `mode` before its first byte."""
+        self.s.write_file_atomic(path, content.encode(), mode=mode, owner="root:root")
+
+    def put_back_backup(self, path: str) -> None:
+        """Move `path`'s backup (if any) over it: what an interrupted change left is undone."""
+        self.s.sh('[ ! -e "$1$2" ] || mv -f -- "$1$2" "$1"', path, BACKUP_SUFFIX)
 
     def reload(self) -> None:
         """`postfix reload`, never a raw signal: a HUP with a broken main.cf kills the master."""
@@ -237,28 +244,13 @@ class PostfixHost:
         chan = self.s.open_tcp(address, port, timeout)
         chan.settimeout(1.0)
         try:
-            return self._probe(chan, timeout, while_waiting, tls_fingerprint)
+            return smtp_client.banner_and_ehlo(chan, timeout, self.label, while_waiting, tls_fingerprint)
+        except smtp_client.ProbeError as exc:
+            raise PostfixError(str(exc)) from None
         except (OSError, SSHException, EOFError) as exc:  # the forwarded stream broke
             raise PostfixError(f"{self.label}: the SMTP probe of {address}:{port} failed: {exc}") from None
         finally:
             chan.close()
-
-    def _probe(
-        self, chan: Channel, timeout: float, while_waiting: Callable[[], None], tls_fingerprint: str | None
-    ) -> tuple[Reply, Reply]:
-        buffer = b""
-        banner, buffer = _read_reply(chan, buffer, timeout, self.label, "banner", while_waiting)
-        if banner.code != 220:
-            raise PostfixError(f"{self.label}: SMTP banner was {banner.code} {banner.text}")
-        chan.sendall(b"EHLO secure-postfix.probe\r\n")
-        ehlo, buffer = _read_reply(chan, buffer, timeout, self.label, "EHLO reply", while_waiting)
-        if ehlo.code != 250:
-            raise PostfixError(f"{self.label}: EHLO was answered {ehlo.code} {ehlo.text}")
-        if tls_fingerprint is not None:
-            _check_starttls(chan, buffer, timeout, self.label, tls_fingerprint)
-        else:
-            chan.sendall(b"QUIT\r\n")
-        return banner, ehlo
 
     def file_digests(self, paths: list[str]) -> dict[str, str | None]:
         """SHA-256 of each file on the host (None when absent), in one round trip."""
@@ -303,100 +295,3 @@ class PostfixHost:
         script = 'for f in "$@"; do case $f in */) rmdir -- "$f" 2>/dev/null || true;; *) rm -f -- "$f";; esac; done'
         if paths:
             self.s.sh(script, *sorted(paths, key=lambda p: p.endswith("/")))
-
-
-def _read_reply(
-    chan: Channel, buffer: bytes, timeout: float, label: str, what: str, while_waiting: Callable[[], None]
-) -> tuple[Reply, bytes]:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            reply, buffer = take_reply(buffer)
-        except SmtpProtocolError as exc:
-            raise PostfixError(f"{label}: SMTP {what}: {exc}") from None
-        if reply is not None:
-            return reply, buffer
-        if time.monotonic() > deadline:
-            raise PostfixError(f"{label}: no SMTP {what} within {timeout:.0f} s")
-        try:
-            chunk = chan.recv(4096)
-        except TimeoutError:
-            while_waiting()
-            continue
-        if not chunk:
-            raise PostfixError(f"{label}: the SMTP server closed the connection before its {what}")
-        buffer += chunk
-
-
-def _check_starttls(chan: Channel, buffer: bytes, timeout: float, label: str, fingerprint: str) -> None:
-    chan.sendall(b"STARTTLS\r\n")
-    reply, buffer = _read_reply(chan, buffer, timeout, label, "STARTTLS reply", lambda: None)
-    if reply.code != 220:
-        raise PostfixError(f"{label}: STARTTLS was answered {reply.code} {reply.text}")
-    _check_tls(chan, timeout, label, fingerprint)
-
-
-def _check_tls(
-    chan: Channel, timeout: float, label: str, fingerprint: str
-) -> tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO]:
-    """A TLS handshake on `chan`: TLS 1.2 or newer, and exactly the deployed certificate."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # we compare the exact certificate instead
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = context.wrap_bio(incoming, outgoing)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            tls.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            pass
-        except ssl.SSLError as exc:
-            raise PostfixError(f"{label}: TLS handshake failed: {exc.reason or exc}") from None
-        if outgoing.pending:
-            chan.sendall(outgoing.read())
-        if time.monotonic() > deadline:
-            raise PostfixError(f"{label}: TLS handshake did not finish within {timeout:.0f} s")
-        try:
-            chunk = chan.recv(16384)
-        except TimeoutError:
-            continue
-        if not chunk:
-            raise PostfixError(f"{label}: the server closed the connection during the TLS handshake")
-        incoming.write(chunk)
-    if outgoing.pending:
-        chan.sendall(outgoing.read())
-    version = tls.version() or ""
-    if version not in ("TLSv1.2", "TLSv1.3"):
-        raise PostfixError(f"{label}: TLS session uses {version or 'an unknown protocol'}, not TLS 1.2 or newer")
-    served = hashlib.sha256(tls.getpeercert(binary_form=True) or b"").digest().hex(":").upper()
-    if served != fingerprint:
-        raise PostfixError(f"{label}: Postfix serves certificate {served}, not the deployed {fingerprint}")
-    return tls, incoming, outgoing
-
-
-def _tls_banner(
-    chan: Channel, tls: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, timeout: float, label: str
-) -> Reply:
-    """The SMTP banner read through an established TLS session on `chan`."""
-    deadline, data = time.monotonic() + timeout, b""
-    while True:
-        with contextlib.suppress(ssl.SSLWantReadError):
-            data += tls.read(4096)
-        reply, _ = take_reply(data)
-        if reply is not None:
-            if reply.code != 220:
-                raise PostfixError(f"{label}: SMTP banner over TLS was {reply.code} {reply.text}")
-            if outgoing.pending:
-                chan.sendall(outgoing.read())
-            return reply
-        if time.monotonic() > deadline:
-            raise PostfixError(f"{label}: no SMTP banner over TLS within {timeout:.0f} s")
-        try:
-            chunk = chan.recv(16384)
-        except TimeoutError:
-            continue
-        if not chunk:
-            raise PostfixError(f"{label}: the server closed the connection before its banner over TLS")
-        incoming.write(chunk)

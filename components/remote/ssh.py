@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
+from components.core.defaults import SSH_PORT, SSH_USER
+
 if TYPE_CHECKING:
     from components.remote.host_lock import HostLock
     from components.remote.jump import Credentials, Tunnel
@@ -101,8 +103,8 @@ class SshTarget:
 
     host: str
     private_key: str | None
-    port: int = 22
-    user: str = "root"
+    port: int = SSH_PORT
+    user: str = SSH_USER
     private_key_password: str | None = None
     host_key: str | None = None
     insecure_ignore_host_key: bool = False
@@ -121,7 +123,7 @@ class SshTarget:
 
     @property
     def label(self) -> str:
-        return self.host if self.port == 22 else f"{self.host}:{self.port}"
+        return self.host if self.port == SSH_PORT else f"{self.host}:{self.port}"
 
     def __repr__(self) -> str:  # never show the key, even in a traceback
         return f"SshTarget(host={self.host!r}, port={self.port}, user={self.user!r})"

@@ -25,7 +25,7 @@ from components.remote.ssh import HostKeyError, RemoteError, Session, SshTarget,
 from testbed.jumpnet import behind_bastion
 from testbed.layout import SUBNET
 from tests.engine import mail_client
-from tests.engine.harness import RECORD, EngineProject, bed_config, find_secrets, ssh_logins
+from tests.engine.harness import RECORD, EngineProject, bed_config, bed_target, find_secrets, ssh_logins
 from tests.tls_files import make_cert
 
 pytestmark = pytest.mark.engine
@@ -106,14 +106,7 @@ def timed_up(project: EngineProject, label: str):
 
 
 def direct_target(testbed, host: str, **changes) -> SshTarget:
-    fields = {
-        "host": testbed.hosts[host].address,
-        "private_key": testbed.client_key_path.read_text(),
-        "host_key": testbed.hosts[host].host_key,
-        "connect_timeout": 2.0,
-        "connect_attempts": 1,
-    }
-    return SshTarget(**{**fields, **changes})
+    return bed_target(testbed, host, **{"connect_timeout": 2.0, "connect_attempts": 1, **changes})
 
 
 def auth_plain(word: str) -> str:

@@ -20,7 +20,7 @@ from components.remote.dovecot_host import DovecotHost
 from components.remote.host_lock import LOCK_FILE, HostLockError
 from components.remote.ssh import ChangedMeanwhileError, Session, SshTarget
 from stackctl.engine import PROJECT_DIR
-from tests.engine.harness import EngineProject, bed_config
+from tests.engine.harness import EngineProject, bed_config, bed_target
 
 pytestmark = pytest.mark.engine
 
@@ -28,13 +28,7 @@ HOST = "edge"
 
 
 def target(testbed, host: str = HOST) -> SshTarget:
-    return SshTarget(
-        host=testbed.hosts[host].address,
-        private_key=testbed.client_key_path.read_text(),
-        host_key=testbed.hosts[host].host_key,
-        connect_timeout=5.0,
-        command_timeout=20.0,
-    )
+    return bed_target(testbed, host, connect_timeout=5.0, command_timeout=20.0)
 
 
 def lock_waiters(testbed) -> int:

@@ -11,6 +11,7 @@ from components.core.dovecot_conf import CONFIG_FILE
 from components.remote.dovecot_host import DovecotHost
 from components.remote.postfix_host import PostfixError, PostfixHost
 from components.remote.ssh import RemoteError, Session, SshTarget, atomic_write_argv
+from tests.engine.harness import bed_target
 
 pytestmark = pytest.mark.engine
 
@@ -19,13 +20,7 @@ KEY = b"".join(b"not a real key, line %05d\n" % i for i in range(4000))
 
 
 def target(testbed) -> SshTarget:
-    return SshTarget(
-        host=testbed.hosts[HOST].address,
-        private_key=testbed.client_key_path.read_text(),
-        host_key=testbed.hosts[HOST].host_key,
-        connect_timeout=5.0,
-        command_timeout=20.0,
-    )
+    return bed_target(testbed, HOST, connect_timeout=5.0, command_timeout=20.0)
 
 
 def sh(testbed, command: str) -> str:

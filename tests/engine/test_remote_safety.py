@@ -8,6 +8,7 @@ import time
 import pytest
 
 from components.remote.ssh import RemoteError, Session, SshTarget, atomic_write_argv
+from tests.engine.harness import bed_target
 
 pytestmark = pytest.mark.engine
 
@@ -18,15 +19,7 @@ NEW = b"".join(b"line %06d = some value to make the upload take several packets\
 
 
 def target(testbed, **changes) -> SshTarget:
-    fields = {
-        "host": testbed.hosts[HOST].address,
-        "private_key": testbed.client_key_path.read_text(),
-        "host_key": testbed.hosts[HOST].host_key,
-        "connect_timeout": 5.0,
-        "command_timeout": 10.0,
-    }
-    fields.update(changes)
-    return SshTarget(**fields)
+    return bed_target(testbed, HOST, **{"connect_timeout": 5.0, "command_timeout": 10.0, **changes})
 
 
 def leftovers(testbed) -> list[str]:

@@ -6,7 +6,7 @@ import pytest
 
 from components.remote.postfix_host import PostfixError, PostfixHost
 from components.remote.ssh import Session, SshTarget
-from tests.engine.harness import EngineProject, bed_config
+from tests.engine.harness import EngineProject, bed_config, bed_target
 
 pytestmark = pytest.mark.engine
 
@@ -16,13 +16,7 @@ DUPLICATE = b"smtpd_client_connection_rate_limit = 5\nsmtpd_client_connection_ra
 
 
 def target(testbed) -> SshTarget:
-    return SshTarget(
-        host=testbed.hosts[HOST].address,
-        private_key=testbed.client_key_path.read_text(),
-        host_key=testbed.hosts[HOST].host_key,
-        connect_timeout=5.0,
-        command_timeout=30.0,
-    )
+    return bed_target(testbed, HOST, connect_timeout=5.0, command_timeout=30.0)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 from components.remote.dovecot_host import DovecotError, auth_handshake
 from components.remote.ssh import RemoteError, Session, SshTarget
 from testbed.layout import HOST_SPECS
+from tests.engine.harness import bed_target
 
 pytestmark = pytest.mark.engine
 
@@ -23,16 +24,9 @@ VETH = next(spec.veth for spec in HOST_SPECS if spec.name == HOST)
 
 
 def target(testbed, **changes) -> SshTarget:
-    fields = {
-        "host": testbed.hosts[HOST].address,
-        "private_key": testbed.client_key_path.read_text(),
-        "host_key": testbed.hosts[HOST].host_key,
-        "connect_timeout": 1.0,
-        "command_timeout": 2.0,
-        "connect_attempts": 1,
-    }
-    fields.update(changes)
-    return SshTarget(**fields)
+    return bed_target(
+        testbed, HOST, **{"connect_timeout": 1.0, "command_timeout": 2.0, "connect_attempts": 1, **changes}
+    )
 
 
 def link(state: str) -> None:

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from components.remote.ssh import HostKeyError, RemoteError, Session, SshTarget
+from tests.engine.harness import bed_target
 
 pytestmark = pytest.mark.engine
 
@@ -18,14 +19,7 @@ HOST = "auth"
 
 
 def target(testbed, **changes) -> SshTarget:
-    fields = {
-        "host": testbed.hosts[HOST].address,
-        "private_key": testbed.client_key_path.read_text(),
-        "host_key": testbed.hosts[HOST].host_key,
-        "connect_timeout": 5.0,
-    }
-    fields.update(changes)
-    return SshTarget(**fields)
+    return bed_target(testbed, HOST, **{"connect_timeout": 5.0, **changes})
 
 
 def test_pinned_key_logs_in_and_runs_commands(testbed):

@@ -1,6 +1,6 @@
 import pytest
 
-from components.core.maincf import MainCf, MainCfSyntaxError, references
+from components.core.maincf import MainCf, MainCfSyntaxError
 
 SAMPLE = """# See /usr/share/postfix/main.cf.dist for a commented, more complete version
 
@@ -68,8 +68,3 @@ def test_syntax_errors_name_the_line():
         MainCf.parse("a = 1\nthis line is broken\n")
     with pytest.raises(MainCfSyntaxError, match="continuation"):
         MainCf.parse("  orphan\n")
-
-
-def test_references():
-    assert references("$myhostname, ${a:$b} $(c) x$d") == {"myhostname", "a", "b", "c", "d"}
-    assert references("no refs") == set()
