@@ -15,7 +15,7 @@ from typing import Any
 
 from components.core.defaults import SSH_PORT, SSH_USER
 from components.core.dovecot_conf import DEFAULT_MECHANISMS, DEFAULT_PORT
-from components.core.postfix_features import SASL_DEFAULTS, TLS_DEFAULTS
+from components.core.postfix_features import SASL_DEFAULTS, SASL_NEEDS_TLS, TLS_DEFAULTS
 
 NAMESPACE = "secure-postfix"
 DEFAULT_SASL_PORT = DEFAULT_PORT
@@ -168,9 +168,7 @@ def parse_sites(
             sasl = parse_sasl(item.get("sasl"), prefix, postfix_hosts, dovecot_host)
         tls = parse_tls(item.get("tls"), prefix)
         if (sasl is not None or auth_service is not None) and tls is None:
-            raise ConfigError(
-                f"{prefix}.sasl needs {prefix}.tls: with the guide's noplaintext and no TLS, AUTH can never succeed"
-            )
+            raise ConfigError(f"{prefix}.sasl needs {prefix}.tls: {SASL_NEEDS_TLS}")
         services = parse_services(item.get("services"), prefix)
         sasl = _with_offer(sasl, item.get("sasl"), services, prefix)
         sites[name] = SiteSpec(

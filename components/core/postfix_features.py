@@ -76,16 +76,17 @@ def tls_directives(tls: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+# One rule, read by the stack config (naming its keys) and by PostfixConfig's check (for direct use).
+SASL_NEEDS_TLS = (
+    "with the guide's noplaintext and no TLS, AUTH can never succeed (and with only plaintext mechanisms in "
+    "Dovecot, every smtpd dies at connect)"
+)
+
+
 def sasl_problems(sasl: Mapping[str, Any], tls: Mapping[str, Any] | None, is_unknown) -> list[Problem]:
     problems = []
     if not tls:
-        problems.append(
-            Problem(
-                "sasl",
-                "needs tls: with the guide's noplaintext and no TLS, AUTH can never succeed (and with only "
-                "plaintext mechanisms in Dovecot, every smtpd dies at connect)",
-            )
-        )
+        problems.append(Problem("sasl", f"needs tls: {SASL_NEEDS_TLS}"))
     path = sasl.get("path")
     if path is None or path == "":
         problems.append(Problem("sasl.path", "is required (DovecotAuthService.sasl_path)"))
