@@ -53,8 +53,6 @@ def _add(bed: TestBed, specs: tuple[HostSpec, ...]) -> None:
     public_key = bed.client_key_path.with_suffix(".pub").read_text()
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         host_keys = list(pool.map(lambda s: hostfs.prepare_host(s, _host_dir(bed, s), public_key), specs))
-    for spec in specs:
-        _make_home(_host_dir(bed, spec))
     for spec, host_key in zip(specs, host_keys, strict=True):
         network.create_host_network(spec)
         pid = _launch(spec, _host_dir(bed, spec), bed.dir)
@@ -67,16 +65,6 @@ def _add(bed: TestBed, specs: tuple[HostSpec, ...]) -> None:
         _wait_ssh(spec)
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         list(pool.map(lambda s: _start_postfix(bed, s.name), specs))
-
-
-def _make_home(host_dir: Path) -> None:
-    """Root's home on the host (host-init.sh binds it over /root): Debian's fresh one, from /etc/skel."""
-    home = host_dir / "home"
-    home.mkdir(mode=0o700)
-    for name in (".bashrc", ".profile"):
-        skel = Path("/etc/skel") / name
-        if skel.is_file():
-            shutil.copy(skel, home / name)
 
 
 def _start_postfix(bed: TestBed, host: str) -> None:

@@ -26,11 +26,9 @@ bind lib/postfix /var/lib/postfix
 bind lib/dovecot /var/lib/dovecot
 bind log /var/log
 bind mail /var/mail
-# A fleet host has a root home of its own, as a real host does: the machine's /root may hold a shell
-# setup (pyenv's rehash takes one lock for every shell) that would serialise the fleet's SSH commands.
-if [ -d "$host_dir/home" ]; then
-    bind home /root
-fi
+# Every host has a root home of its own, as a real host does: the machine's /root may hold a shell
+# setup (pyenv's rehash takes one lock for every shell) that would serialise the hosts' SSH commands.
+bind home /root
 
 # A fresh /run gives each host its own pid files and sockets (/run/dovecot,
 # /run/sshd) and hides the root namespace's /run/netns.

@@ -52,9 +52,24 @@ def prepare_host(spec: HostSpec, host_dir: Path, client_public_key: str) -> str:
     # The root's /var/log holds dpkg and apt history, not the host's business.
     (host_dir / "log").mkdir(mode=0o755)
     _write_name_files(host_dir)
+    _make_root_home(host_dir)
     _configure_postfix(spec, host_dir / "etc/postfix/main.cf")
     _configure_dovecot(spec, host_dir / "etc/dovecot")
     return _configure_sshd(spec, host_dir, client_public_key)
+
+
+def _make_root_home(host_dir: Path) -> None:
+    """Root's home on the host (host-init.sh binds it over /root): Debian's fresh one, from /etc/skel.
+
+    The machine's own /root may hold a shell setup (pyenv's rehash takes one lock for every shell) that every SSH
+    command on every host would run, and a stale lock left by a killed login would stall them all for a minute.
+    """
+    home = host_dir / "home"
+    home.mkdir(mode=0o700)
+    for name in (".bashrc", ".profile"):
+        skel = Path("/etc/skel") / name
+        if skel.is_file():
+            shutil.copy(skel, home / name)
 
 
 def _clear_pid_files(pid_dir: Path) -> None:
