@@ -40,6 +40,10 @@ GUIDE_LIMITS = {
 }
 
 
+# The functions of scripts/setup.sh that write the Python plugins' shims.
+SHIM_WRITERS = ("python_plugin_shim", "plugin_shims")
+
+
 @pytest.fixture(scope="module")
 def cli_root(tmp_path_factory) -> Path:
     """The pinned CLI with the plugins setup puts beside it, but no language host."""
@@ -51,8 +55,11 @@ def cli_root(tmp_path_factory) -> Path:
     except OSError:
         shutil.copy2(CACHE_DIR / "bin" / "pulumi", bin_dir / "pulumi")
     shutil.copy2(CACHE_DIR / "bin" / "pulumi-resource-pulumi-python", bin_dir)
-    # The plugin exactly as scripts/setup.sh writes it.
-    script = f'source <(sed -n "/^policy_analyzer_shim()/,/^}}/p" {PROJECT_DIR}/scripts/setup.sh); policy_analyzer_shim'
+    # The plugins exactly as scripts/setup.sh writes them.
+    functions = "; ".join(
+        f'source <(sed -n "/^{name}()/,/^}}/p" {PROJECT_DIR}/scripts/setup.sh)' for name in SHIM_WRITERS
+    )
+    script = f"{functions}; plugin_shims"
     env = {**os.environ, "BIN": str(bin_dir), "ROOT": str(PROJECT_DIR)}
     subprocess.run(["bash", "-c", script], check=True, env=env)
     assert (bin_dir / "pulumi-analyzer-policy-python").stat().st_mode & 0o100
