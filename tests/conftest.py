@@ -19,6 +19,22 @@ from testbed.layout import INSTANCE  # reads TESTBED_INSTANCE, set just above
 from testbed.pytest_fixture import testbed_fixture  # noqa: F401  (registers the `testbed` fixture)
 
 _OWN_BASETEMP = pytest.StashKey[str]()
+# Figures a test wants in the session's summary (pytest captures what a passing test prints).
+FIGURES = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def report_figure(request):
+    """`report_figure("…")`: a line shown in the terminal summary, whatever the test's outcome."""
+    return request.config.stash.setdefault(FIGURES, []).append
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    figures = config.stash.get(FIGURES, [])
+    if figures:
+        terminalreporter.section("figures")
+        for line in figures:
+            terminalreporter.write_line(line)
 
 
 @pytest.hookimpl(tryfirst=True)

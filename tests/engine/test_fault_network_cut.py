@@ -66,7 +66,7 @@ def assignments() -> list[list[fs.Point]]:
     return [flat[r * len(HOSTS) : (r + 1) * len(HOSTS)] for r in range(ROUNDS)]
 
 
-def test_link_cut_at_every_step_of_an_up(testbed, tmp_path, monkeypatch):
+def test_link_cut_at_every_step_of_an_up(testbed, tmp_path, monkeypatch, report_figure):
     certs = [make_cert(tmp_path / f"c{i}", testbed.hosts["mx"].hostname) for i in range(2)]
     originals = {h: testbed.read_file(h, fs.MAIN_CF) for h in HOSTS}
     project = EngineProject(tmp_path / "cut", "cut")
@@ -143,7 +143,7 @@ def test_link_cut_at_every_step_of_an_up(testbed, tmp_path, monkeypatch):
             fs.restore(testbed, host)
         destroyed = project.destroy()
     survived = [r for r in results if not r[2]]
-    print(f"\nnetwork cut mid-apply: {len(survived)} of {len(results)} trials survived")
+    report_figure(f"network cut mid-apply: {len(survived)} of {len(results)} trials survived")
     for host, point, problem in results:
         if problem:
             print(f"  {host} at {point}: {problem}")
