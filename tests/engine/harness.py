@@ -6,6 +6,7 @@ The stack runner itself lives in `stackctl.scratch` (bench/ uses it too); the na
 from __future__ import annotations
 
 import hashlib
+import secrets
 
 from stackctl.scratch import (  # noqa: F401  (re-exported for the tests)
     PASSPHRASE,
@@ -50,3 +51,16 @@ def log_offset(bed, host: str, path: str = "/var/log/mail.log") -> int:
 
 def log_since(bed, host: str, offset: int, path: str = "/var/log/mail.log") -> str:
     return bed.run(host, f"tail -c +{offset + 1} {path} 2>/dev/null || true").stdout
+
+
+def dovecot_password(testbed, hosts, user: str, label: str) -> str:
+    """A fresh passwd-file password for `user` in /etc/dovecot/users on each of `hosts`, recorded as a secret."""
+    word = secrets.token_urlsafe(16)
+    RECORD.secret(label, word)
+    for host in hosts:
+        testbed.run(
+            host,
+            f"umask 027; printf '%s:%s\\n' {user} \"$(doveadm pw -s SHA512-CRYPT -p '{word}')\" > /etc/dovecot/users; "
+            "chown root:dovecot /etc/dovecot/users",
+        )
+    return word

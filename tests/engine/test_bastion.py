@@ -10,7 +10,6 @@ import base64
 import difflib
 import os
 import re
-import secrets
 import signal
 import subprocess
 import time
@@ -25,7 +24,15 @@ from components.remote.ssh import HostKeyError, RemoteError, Session, SshTarget,
 from testbed.jumpnet import behind_bastion
 from testbed.layout import SUBNET
 from tests.engine import mail_client
-from tests.engine.harness import RECORD, EngineProject, bed_config, bed_target, find_secrets, ssh_logins
+from tests.engine.harness import (
+    RECORD,
+    EngineProject,
+    bed_config,
+    bed_target,
+    dovecot_password,
+    find_secrets,
+    ssh_logins,
+)
 from tests.tls_files import make_cert
 
 pytestmark = pytest.mark.engine
@@ -72,14 +79,7 @@ def behind(config: dict, bastion: str = BASTION) -> dict:
 
 @pytest.fixture(scope="module")
 def password(testbed) -> str:
-    word = secrets.token_urlsafe(16)
-    RECORD.secret("Dovecot password (bastion tests)", word)
-    testbed.run(
-        BASTION,
-        f"umask 027; printf '%s:%s\\n' {USER} \"$(doveadm pw -s SHA512-CRYPT -p '{word}')\" > /etc/dovecot/users; "
-        "chown root:dovecot /etc/dovecot/users",
-    )
-    return word
+    return dovecot_password(testbed, (BASTION,), USER, "Dovecot password (bastion tests)")
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import secrets
 from pathlib import Path
 
 import pytest
 
 from testbed.layout import SUBNET
 from tests.engine import mail_client
-from tests.engine.harness import RECORD, EngineProject, Run, bed_config, ssh_logins
+from tests.engine.harness import EngineProject, Run, bed_config, dovecot_password, ssh_logins
 from tests.tls_files import make_cert
 
 pytestmark = pytest.mark.engine
@@ -31,14 +30,7 @@ def snapshot(testbed) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def password(testbed) -> str:
-    word = secrets.token_urlsafe(16)
-    RECORD.secret("Dovecot password (fleet)", word)
-    testbed.run(
-        DOVECOT,
-        f"umask 027; printf '%s:%s\\n' {USER} \"$(doveadm pw -s SHA512-CRYPT -p '{word}')\" > /etc/dovecot/users; "
-        "chown root:dovecot /etc/dovecot/users",
-    )
-    return word
+    return dovecot_password(testbed, (DOVECOT,), USER, "Dovecot password (fleet)")
 
 
 def fleet_config(testbed, cert: Path, key: Path, sites: dict | None = None, services: dict | None = None) -> dict:

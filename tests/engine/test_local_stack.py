@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import secrets
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import yaml
 
 from stackctl.engine import PROJECT_DIR
 from tests.engine import mail_client
-from tests.engine.harness import RECORD, EngineProject, ssh_logins
+from tests.engine.harness import EngineProject, dovecot_password, ssh_logins
 from tests.tls_files import der_fingerprint
 
 pytestmark = pytest.mark.engine
@@ -42,15 +41,7 @@ def local_config(testbed) -> dict:
 
 @pytest.fixture(scope="module")
 def password(testbed) -> str:
-    word = secrets.token_urlsafe(16)
-    RECORD.secret("Dovecot password (local stack)", word)
-    for host in (DOVECOT,):
-        testbed.run(
-            host,
-            f"umask 027; printf '%s:%s\\n' {USER} \"$(doveadm pw -s SHA512-CRYPT -p '{word}')\" > /etc/dovecot/users; "
-            "chown root:dovecot /etc/dovecot/users",
-        )
-    return word
+    return dovecot_password(testbed, (DOVECOT,), USER, "Dovecot password (local stack)")
 
 
 @pytest.fixture(scope="module")

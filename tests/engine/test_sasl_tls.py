@@ -7,7 +7,6 @@ import difflib
 import hashlib
 import itertools
 import re
-import secrets
 import smtplib
 import ssl
 import time
@@ -16,7 +15,7 @@ import pytest
 
 from testbed.layout import SUBNET
 from tests.engine import mail_client
-from tests.engine.harness import RECORD, EngineProject, Run, bed_config, log_offset, log_since
+from tests.engine.harness import EngineProject, Run, bed_config, dovecot_password, log_offset, log_since
 from tests.tls_files import der_fingerprint, make_cert
 
 pytestmark = pytest.mark.engine
@@ -42,15 +41,7 @@ def snapshot(testbed) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def password(testbed) -> str:
     """A passwd-file user on each Dovecot host, made now and never written to the repo."""
-    word = secrets.token_urlsafe(16)
-    RECORD.secret("Dovecot password", word)
-    for host in ("mx", "auth"):
-        testbed.run(
-            host,
-            f"umask 027; printf '%s:%s\\n' {USER} \"$(doveadm pw -s SHA512-CRYPT -p '{word}')\" > /etc/dovecot/users; "
-            "chown root:dovecot /etc/dovecot/users",
-        )
-    return word
+    return dovecot_password(testbed, ("mx", "auth"), USER, "Dovecot password")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
-import secrets
 import smtplib
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from testbed.layout import SUBNET
 from tests.engine import mail_client
-from tests.engine.harness import RECORD, EngineProject, bed_config, ssh_logins
+from tests.engine.harness import EngineProject, bed_config, dovecot_password, ssh_logins
 from tests.tls_files import der_fingerprint, make_cert
 
 pytestmark = pytest.mark.engine
@@ -40,14 +39,7 @@ def snapshot(testbed) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def password(testbed) -> str:
-    word = secrets.token_urlsafe(16)
-    RECORD.secret("Dovecot password (submission)", word)
-    testbed.run(
-        DOVECOT,
-        f"umask 027; printf '%s:%s\\n' {USER} \"$(doveadm pw -s SHA512-CRYPT -p '{word}')\" > /etc/dovecot/users; "
-        "chown root:dovecot /etc/dovecot/users",
-    )
-    return word
+    return dovecot_password(testbed, (DOVECOT,), USER, "Dovecot password (submission)")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import itertools
-import secrets
 import smtplib
 import ssl
 import time
@@ -13,7 +12,7 @@ import pytest
 
 from testbed.layout import SUBNET
 from tests.engine import mail_client
-from tests.engine.harness import RECORD, EngineProject, bed_config, log_offset, log_since
+from tests.engine.harness import EngineProject, bed_config, dovecot_password, log_offset, log_since
 from tests.tls_files import make_cert
 
 pytestmark = pytest.mark.engine
@@ -29,14 +28,7 @@ def source() -> str:
 
 @pytest.fixture(scope="module")
 def password(testbed) -> str:
-    word = secrets.token_urlsafe(16)
-    RECORD.secret("Dovecot password (outage)", word)
-    testbed.run(
-        DOVECOT,
-        f"umask 027; printf '%s:%s\\n' {USER} \"$(doveadm pw -s SHA512-CRYPT -p '{word}')\" > /etc/dovecot/users; "
-        "chown root:dovecot /etc/dovecot/users",
-    )
-    return word
+    return dovecot_password(testbed, (DOVECOT,), USER, "Dovecot password (outage)")
 
 
 @pytest.fixture(scope="module")
