@@ -34,9 +34,11 @@ pr-preview: setup
 
 down: destroy testbed-down
 
+# Parallel workers, a test bed each (tests/conftest.py); each file runs whole, in order, on one worker.
+# TEST_WORKERS=N sets how many (default: twice the cores, at least 3).
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest -v -p no:cacheprovider tests
+	$(PY) -m pytest -v -p no:cacheprovider -n auto --dist loadfile --durations=15 tests
 
 unit: setup
 	$(PY) -m pytest -q tests/unit

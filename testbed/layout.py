@@ -10,12 +10,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+# Instance N's subnet is 10.231.(7+N).0/24; 40 instances stay inside 10.231.7.0-10.231.46.255.
+MAX_INSTANCE = 39
+
 
 def _instance() -> int:
-    """TESTBED_INSTANCE=N (0-9) gives a second bed its own names and subnet, so two checkouts can test at once."""
+    """TESTBED_INSTANCE=N (0-39) gives another bed its own names and subnet: two checkouts, or the test workers
+    of one run (tests/conftest.py gives each worker its own), can use beds at once."""
     raw = os.environ.get("TESTBED_INSTANCE", "0")
-    if not (raw.isascii() and raw.isdigit() and 0 <= int(raw) <= 9):
-        raise SystemExit(f"TESTBED_INSTANCE must be a digit 0-9, not {raw!r}")
+    if not (raw.isascii() and raw.isdigit() and 0 <= int(raw) <= MAX_INSTANCE):
+        raise SystemExit(f"TESTBED_INSTANCE must be a whole number from 0 to {MAX_INSTANCE}, not {raw!r}")
     return int(raw)
 
 

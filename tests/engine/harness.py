@@ -19,25 +19,7 @@ from stackctl.scratch import (  # noqa: F401  (re-exported for the tests)
     bed_target,
     ssh_logins,
 )
-
-
-def secret_fragments(text: str) -> list[str]:
-    """What would betray a secret: each line of its body (PEM/OpenSSH armour dropped) and the body joined.
-
-    Lines shorter than 16 characters (a final base64 line, say) would match by chance and are left out;
-    the joined body still covers them.
-    """
-    body = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("-----")]
-    fragments = [ln for ln in body if len(ln) >= 16]
-    joined = "".join(body)
-    if joined not in fragments:
-        fragments.append(joined)
-    return fragments
-
-
-def find_secrets(haystack: str, secrets: dict[str, str]) -> list[str]:
-    """Labels of the secrets any fragment of which occurs in `haystack`."""
-    return [label for label, text in secrets.items() if any(f in haystack for f in secret_fragments(text))]
+from tests.session_checks import find_secrets, secret_fragments  # noqa: F401  (re-exported for the tests)
 
 
 def sha256(data: bytes) -> str:
@@ -64,3 +46,17 @@ def dovecot_password(testbed, hosts, user: str, label: str) -> str:
             "chown root:dovecot /etc/dovecot/users",
         )
     return word
+
+
+def haystacks(testbed) -> list[tuple[str, str]]:
+    """(where, text) of everything this process wrote that a secret could leak into: engine commands, projects,
+    the hosts' logs."""
+    found = [(f"{r.stack}: {r.command} ({'ok' if r.ok else 'failed'})", r.text) for r in RECORD.commands]
+    for project in RECORD.projects:
+        found.append((f"{project.stack_name}: state files", project.state_text()))
+        if project.config_file.exists():
+            found.append((f"{project.stack_name}: stack config", project.config_file.read_text()))
+    for host in testbed.hosts:
+        logs = testbed.run(host, "cat /var/log/*.log", check=False).stdout
+        found.append((f"{host}: /var/log", logs))
+    return found

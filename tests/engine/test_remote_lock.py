@@ -105,9 +105,10 @@ def test_two_controllers_apply_in_turn_and_lose_nothing(testbed, tmp_path):
     for name, (key, value) in projects.items():
         made[name] = EngineProject(tmp_path / name, name)
         made[name].configure(bed_config(testbed, {name: {"postfix_host": HOST, "limits": {key: value}}}, [HOST]))
+    ups: list[subprocess.Popen[str]] = []
     try:
         with Session(target(testbed)) as s, s.host_lock("the test, so both applies meet at the lock"):
-            ups = [
+            ups += [
                 subprocess.Popen(
                     [sys.executable, "-c", UP, str(tmp_path / name), name],
                     cwd=PROJECT_DIR,
@@ -125,6 +126,10 @@ def test_two_controllers_apply_in_turn_and_lose_nothing(testbed, tmp_path):
         live = testbed.run(HOST, "postconf -h message_size_limit default_process_limit").stdout.split()
         assert live == ["5242880", "60"]
     finally:
+        for p in ups:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
         for project in made.values():
             assert project.destroy().ok
     assert testbed.read_file(HOST, "/etc/postfix/main.cf") == before

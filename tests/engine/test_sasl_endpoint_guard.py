@@ -36,6 +36,8 @@ def props(testbed, tmp_path, sasl_path: str) -> dict:
         (f"inet:{SUBNET}13:22", "is not Dovecot's auth service"),
         ("private/no-such-auth", "there is no socket at /var/spool/postfix/private/no-such-auth"),
     ],
+    # Names without the bed's subnet: every test worker (each on a bed of its own) must collect the same tests.
+    ids=["closed-port", "not-dovecot", "no-socket"],
 )
 def test_unreachable_auth_service_is_refused_before_any_change(testbed, tmp_path, sasl_path, reason):
     before = testbed.run(HOST, "sha256sum /etc/postfix/main.cf; ls /etc/postfix").stdout

@@ -1,8 +1,10 @@
-"""Secrets never show: given as config secrets they work, and a search of the whole session finds none of them.
+"""Secrets never show: given as config secrets they work, and the search finds a planted one.
 
-This module runs after every other test (RUN_LAST): its last test searches the state, the `stack export` and
-the output of every engine command the session ran (failures included), and the hosts' logs, for every line of
-each secret's body and for the body joined, with a positive control that the same search finds a planted one.
+The search itself runs once after the last test of the whole run, over every test process's record
+(`tests/session_checks.py`, `sweep`): the state, the `stack export` and the output of every engine command
+(failures included), and the hosts' logs, for every line of each secret's body and for the body joined. When this
+module was part of the run, the sweep also checks that it saw every kind of command, a failure, a TLS key and the
+config secrets given here.
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ import re
 import pytest
 
 from tests.engine import mail_client
-from tests.engine.harness import RECORD, EngineProject, bed_config, find_secrets, secret_fragments
+from tests.engine.harness import EngineProject, bed_config, find_secrets, haystacks, secret_fragments
 from tests.tls_files import make_pair
 
 pytestmark = pytest.mark.engine
 
-RUN_LAST = True
 HOST = "edge"
 
 
@@ -80,19 +81,6 @@ def test_destroy_gives_back_debians_certificate(testbed, secret_stack):
     assert served_certificate(testbed, testbed.client_addresses[21]) != pem_fingerprint(cert_pem)
 
 
-def haystacks(testbed) -> list[tuple[str, str]]:
-    """(where, text) of everything the session wrote that a secret could leak into."""
-    found = [(f"{r.stack}: {r.command} ({'ok' if r.ok else 'failed'})", r.text) for r in RECORD.commands]
-    for project in RECORD.projects:
-        found.append((f"{project.stack_name}: state files", project.state_text()))
-        if project.config_file.exists():
-            found.append((f"{project.stack_name}: stack config", project.config_file.read_text()))
-    for host in testbed.hosts:
-        logs = testbed.run(host, "cat /var/log/*.log", check=False).stdout
-        found.append((f"{host}: /var/log", logs))
-    return found
-
-
 def test_search_finds_a_planted_secret(testbed, secret_stack):
     """Positive control: a key line put into a directive shows up in the recorded preview and is found."""
     project, _cert, config = secret_stack
@@ -110,19 +98,3 @@ def test_search_finds_a_planted_secret(testbed, secret_stack):
     assert not [where for where, text in haystacks(testbed) if find_secrets(text, {"unused": unused})]
     config["sites"]["s"].pop("directives")
     project.configure(config)
-
-
-def test_no_secret_anywhere_in_the_session(testbed):
-    RECORD.secret("test bed SSH client key", testbed.client_key_path.read_text())
-    commands = {r.command for r in RECORD.commands}
-    assert {"preview", "up", "refresh", "destroy", "stack export"} <= commands, commands
-    assert any(not r.ok for r in RECORD.commands), "no failed command was recorded"
-    tls_keys = [label for label, text in RECORD.secrets.items() if "PRIVATE KEY" in text and "OPENSSH" not in text]
-    assert tls_keys and "config secret ssh_private_key" in RECORD.secrets, sorted(RECORD.secrets)
-    leaks = [
-        f"{label} in {where}"
-        for where, text in haystacks(testbed)
-        for label in find_secrets(text, RECORD.secrets)
-        if label != "planted"
-    ]
-    assert not leaks, "\n".join(leaks)
