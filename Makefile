@@ -38,7 +38,7 @@ down: destroy testbed-down
 # TEST_WORKERS=N sets how many (default: twice the cores, at least 3).
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest -v -p no:cacheprovider -n auto --dist loadfile --durations=15 tests
+	$(PY) -m pytest -v -p no:cacheprovider -n auto --dist loadfile --no-loadscope-reorder --durations=15 tests
 
 unit: setup
 	$(PY) -m pytest -q tests/unit

@@ -66,9 +66,15 @@ def pytest_xdist_auto_num_workers(config):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Modules marked `long` (a few minutes of one worker) are handed out first, so that no worker starts one
-    when the others are nearly done; each module's tests keep their order."""
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+    """Modules marked `long(SECONDS)` are handed out first, longest first, so that no worker starts one when the
+    others are nearly done (`make test` passes --no-loadscope-reorder so that xdist keeps this order); each
+    module's tests keep their order."""
+
+    def seconds(item) -> float:
+        marker = item.get_closest_marker("long")
+        return -float(marker.args[0]) if marker else 0.0
+
+    items.sort(key=seconds)
 
 
 @pytest.fixture
@@ -84,7 +90,7 @@ def _is_worker(config) -> bool:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     config.addinivalue_line("markers", "engine: needs the local test bed (root, Linux namespaces, daemons)")
-    config.addinivalue_line("markers", "long: a module that keeps one worker busy for minutes; started first")
+    config.addinivalue_line("markers", "long(seconds): keeps a worker busy about that long; started first")
     if _is_worker(config):
         return
     # The run's folder: pytest's shared /tmp/pytest-of-USER is pruned by every new session (a second run would

@@ -35,7 +35,7 @@ from tests.engine.harness import (
 )
 from tests.tls_files import make_cert
 
-pytestmark = [pytest.mark.engine, pytest.mark.long]
+pytestmark = [pytest.mark.engine, pytest.mark.long(130)]
 
 BASTION = "auth"
 TARGETS = ["mx", "edge"]

@@ -26,7 +26,7 @@ from tests.engine import fault_support as fs
 from tests.engine.harness import EngineProject, bed_config
 from tests.tls_files import make_cert
 
-pytestmark = [pytest.mark.engine, pytest.mark.long]
+pytestmark = [pytest.mark.engine, pytest.mark.long(140)]
 
 HOSTS = ("mx", "edge", "auth")
 SIZES = (2097152, 1048576)

@@ -11,7 +11,7 @@ from tests.engine.harness import EngineProject, bed_config
 from tests.engine.lifecycle_support import MAIN_CF, ehlo_size, write_file
 from tests.tls_files import make_cert
 
-pytestmark = [pytest.mark.engine, pytest.mark.long]
+pytestmark = [pytest.mark.engine, pytest.mark.long(70)]
 
 HOST = "mx"
 

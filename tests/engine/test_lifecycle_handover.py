@@ -14,7 +14,7 @@ from tests.engine.harness import EngineProject, bed_config
 from tests.engine.lifecycle_support import ehlo_size, snapshot
 from tests.tls_files import make_cert
 
-pytestmark = [pytest.mark.engine, pytest.mark.long]
+pytestmark = [pytest.mark.engine, pytest.mark.long(60)]
 
 HOST = "mx"
 LIMITS = {"message_size_limit": 1048576, "header_size_limit": 51200, "default_process_limit": 70}

@@ -17,7 +17,7 @@ from testbed.layout import HOST_SPECS
 from tests.engine.harness import EngineProject, bed_config
 from tests.engine.lifecycle_support import MAIN_CF, ehlo_size
 
-pytestmark = [pytest.mark.engine, pytest.mark.long]
+pytestmark = [pytest.mark.engine, pytest.mark.long(50)]
 
 HOST = "mx"
 VETH = next(spec.veth for spec in HOST_SPECS if spec.name == HOST)

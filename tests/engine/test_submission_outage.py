@@ -15,7 +15,7 @@ from tests.engine import mail_client
 from tests.engine.harness import EngineProject, bed_config, dovecot_password, log_offset, log_since
 from tests.tls_files import make_cert
 
-pytestmark = [pytest.mark.engine, pytest.mark.long]
+pytestmark = [pytest.mark.engine, pytest.mark.long(150)]
 
 MX, DOVECOT, USER = "mx", "auth", "erin"
 OUTAGE_SECONDS = 120  # two service_throttle_time periods: a throttle of port 25 could not hide in it
