@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from .layout import INSTANCE
 from .lifecycle import create, destroy
 from .model import TestBed
 
@@ -19,6 +20,10 @@ def missing_requirements() -> list[str]:
     return missing + [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
 
 
+# The bed instances this process built: the run's leftover check looks for those, and leaves other beds alone.
+BUILT: list[int] = []
+
+
 @pytest.fixture(scope="session", name="testbed")
 def testbed_fixture() -> Iterator[TestBed]:
     missing = missing_requirements()
@@ -26,6 +31,7 @@ def testbed_fixture() -> Iterator[TestBed]:
         pytest.fail(f"test bed needs: {', '.join(missing)} (run scripts/setup.sh as root)")
     try:
         # A fresh bed every session: a bed left by `make up` carries changed configs.
+        BUILT.append(INSTANCE)
         destroy()
         yield create()
     finally:

@@ -41,7 +41,7 @@ else:
     os.environ.setdefault("TESTBED_DIR", str(bed_dir(int(os.environ["TESTBED_INSTANCE"]))))
 
 from testbed.layout import INSTANCE  # reads TESTBED_INSTANCE, set just above  # noqa: E402
-from testbed.pytest_fixture import testbed_fixture  # noqa: E402, F401  (registers the `testbed` fixture)
+from testbed.pytest_fixture import BUILT, testbed_fixture  # noqa: E402, F401  (registers the `testbed` fixture)
 from tests import session_checks  # noqa: E402
 
 _OWN_BASETEMP = pytest.StashKey[str]()
@@ -103,21 +103,13 @@ def pytest_configure(config):
     run_dir.mkdir(parents=True, exist_ok=True)
     os.environ[session_checks.RUN_DIR_VARIABLE] = str(run_dir)
     config.stash[_PROCESS_WATCH] = session_checks.ProcessWatch.start(run_dir)
-    # With workers, the beds are theirs (pytest_configure_node); a lone run uses its own.
-    config.stash[_INSTANCES] = [] if getattr(config.option, "numprocesses", None) else [INSTANCE]
-
-
-def pytest_configure_node(node):
-    """xdist (in the controller): the bed instance each worker will use, for the leftover check."""
-    number = int(node.gateway.id.removeprefix("gw"))
-    instances = node.config.stash.setdefault(_INSTANCES, [])
-    instances.append(FIRST_WORKER_INSTANCE + number)
 
 
 def pytest_testnodedown(node, error):
-    """xdist (in the controller): a worker's figures join the run's summary."""
-    figures = getattr(node, "workeroutput", {}).get("figures", [])
-    node.config.stash.setdefault(FIGURES, []).extend(figures)
+    """xdist (in the controller): a worker's figures join the run's summary, its bed the leftover check."""
+    output = getattr(node, "workeroutput", {})
+    node.config.stash.setdefault(FIGURES, []).extend(output.get("figures", []))
+    node.config.stash.setdefault(_INSTANCES, []).extend(output.get("beds", []))
 
 
 @pytest.hookimpl(trylast=True)
@@ -126,7 +118,9 @@ def pytest_sessionfinish(session, exitstatus):
     config = session.config
     if _is_worker(config):
         config.workeroutput["figures"] = config.stash.get(FIGURES, [])
+        config.workeroutput["beds"] = list(BUILT)
         return
+    config.stash.setdefault(_INSTANCES, []).extend(BUILT)
     _end_of_run_checks(session)
 
 
@@ -150,7 +144,7 @@ def _end_of_run_checks(session):
     config.stash.setdefault(FIGURES, []).append(result.figure)
     problems += [f"secret sweep: {p}" for p in result.problems]
     if os.environ.get("TESTBED_KEEP") != "1":
-        instances = sorted(set(config.stash.get(_INSTANCES, [INSTANCE])))
+        instances = sorted(set(config.stash.get(_INSTANCES, [])))
         watch = config.stash.get(_PROCESS_WATCH, session_checks.ProcessWatch())
         left = watch.leftovers()
         markers = [session_checks.instance_names(i)[2] for i in instances]
@@ -160,7 +154,7 @@ def _end_of_run_checks(session):
         watch.stop()
         problems += [f"left behind: {item}" for item in left]
         config.stash[FIGURES].append(
-            f"leftover check: beds {', '.join(map(str, instances))}, "
+            f"leftover check: beds {', '.join(map(str, instances)) or 'none built'}, "
             f"{'process watch by cgroup' if watch.cgroup else 'process watch by environment only'}: "
             f"{len(left)} left behind"
         )
