@@ -56,8 +56,17 @@ _INTEGER_RE = re.compile(r"-?[0-9]+")
 _REFERENCE_MARK_RE = re.compile("\x00([A-Za-z0-9_]+)\x01")
 # A typed value with more ways to expand than this is refused rather than judged in part.
 MAX_VARIANTS = 16
+# A value longer than this is refused before any other check: a list that long belongs in a lookup table, and every
+# check (and every diff a reviewer reads) would carry it on each preview.
+MAX_VALUE_LENGTH = 100_000
 _NAME_RE = re.compile(r"[A-Za-z0-9_]+")
 _ITEM_SEPARATORS = " ,\t"
+# Characters with no meaning to the expansion, up to the next one that has (and the closer being looked for).
+_PLAIN_RUN = {
+    None: re.compile(r"[^{}$]+"),
+    "}": re.compile(r"[^{}$]+"),
+    ")": re.compile(r"[^{}$)]+"),
+}
 _TIME_RE = re.compile(r"([0-9]+)([smhdw]?)")
 _HOSTNAME_RE = re.compile(r"\.?(?!-)[A-Za-z0-9-]{1,63}(?:\.(?!-)[A-Za-z0-9-]{1,63})*\.?")
 _TABLE_RE = re.compile(r"[a-z0-9_]+:.+")
@@ -115,6 +124,14 @@ def check_value_text(name: str, text: str) -> list[Problem]:
     if not _NAME_RE.fullmatch(name):
         # An empty name is shown as "", so that the message still says which field it is.
         return [Problem(name or '""', "is not a valid main.cf parameter name (letters, digits and _ only)")]
+    if len(text) > MAX_VALUE_LENGTH:
+        return [
+            Problem(
+                name,
+                f"is {len(text)} characters long; at most {MAX_VALUE_LENGTH} are accepted per value: put a long list "
+                "in a lookup table (for example cidr:/etc/postfix/NAME.cidr) and name the table here",
+            )
+        ]
     bad = unprintable_character(text)
     if bad:
         message = f"contains a newline or control character ({bad}); a value must be one line of printable text"
@@ -132,6 +149,9 @@ def unprintable_character(text: str) -> str | None:
     That is every character str.splitlines() ends a line at (U+0085, U+2028, U+2029, U+001C..U+001E
     as well as CR and LF): a reader that splits that way would see a second line.
     """
+    if text.isprintable():
+        # Nothing of the Other or Separator categories but the space: none of the characters below.
+        return None
     for char in text:
         if unicodedata.category(char) in _UNPRINTABLE_CATEGORIES or len(f"a{char}b".splitlines()) > 1:
             return f"U+{ord(char):04X}"
@@ -274,11 +294,12 @@ class _Expansions:
 
     def _text(self, i: int, closer: str | None) -> tuple[list[str], int]:
         """Text from i up to `closer` (inside ${name?...} or { }) or the end; returns the index after it."""
-        text, out = self.text, [""]
+        text, out = self.text, _Variants()
+        plain = _PLAIN_RUN[closer]
         while i < len(text) and not self.errors:
             char = text[i]
             if closer is not None and char == closer:
-                return out, i + 1
+                return out.texts(), i + 1
             if char == "{":
                 starts_item = closer is None and (i == 0 or text[i - 1] in _ITEM_SEPARATORS)
                 inner, i = self._text(i + 1, "}")
@@ -295,11 +316,14 @@ class _Expansions:
             elif char == "$":
                 parts, i = self._dollar(i)
             else:
-                parts, i = [char], i + 1
-            out = self._product(out, parts)
+                # A run of plain characters at once: one step per run, not one per character.
+                run = plain.match(text, i)
+                assert run is not None
+                parts, i = [run.group(0)], run.end()
+            self.too_many |= out.extend(parts)
         if closer is not None and not self.errors:
             self.errors.append(f"has an unclosed {'${' if closer == '}' else '$('} or {{ (missing {closer!r})")
-        return out, len(text)
+        return out.texts(), len(text)
 
     def _dollar(self, i: int) -> tuple[list[str], int]:
         text, after = self.text, self.text[i + 1 : i + 2]
@@ -339,11 +363,34 @@ class _Expansions:
         return f"\x00{name}\x01"
 
     def _product(self, heads: list[str], tails: list[str]) -> list[str]:
-        combined = list(dict.fromkeys(h + t for h in heads for t in tails))
-        if len(combined) > MAX_VARIANTS:
-            self.too_many = True
-            return combined[:MAX_VARIANTS]
-        return combined
+        variants = _Variants(heads)
+        self.too_many |= variants.extend(tails)
+        return variants.texts()
+
+
+class _Variants:
+    """The texts a value can expand to so far, each kept as a list of pieces.
+
+    Appending a piece to every variant costs one step per variant, whatever the length of the text: rebuilding
+    each string per piece made a long value cost the square of its length. Only a real choice
+    (`${name?a:b}`) multiplies the variants, up to MAX_VARIANTS.
+    """
+
+    def __init__(self, texts: list[str] | None = None):
+        self._pieces: list[list[str]] = [[t] for t in texts] if texts is not None else [[]]
+
+    def extend(self, tails: list[str]) -> bool:
+        """Every variant followed by every tail; True when some were dropped (more than MAX_VARIANTS)."""
+        if len(tails) == 1:
+            for pieces in self._pieces:
+                pieces.append(tails[0])
+            return False
+        combined = list(dict.fromkeys("".join(p) + t for p in self._pieces for t in tails))
+        self._pieces = [[c] for c in combined[:MAX_VARIANTS]]
+        return len(combined) > MAX_VARIANTS
+
+    def texts(self) -> list[str]:
+        return list(dict.fromkeys("".join(p) for p in self._pieces))
 
 
 def check_dos_value(name: str, text: str) -> list[Problem]:

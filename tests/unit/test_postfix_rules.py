@@ -1,3 +1,6 @@
+import contextlib
+import signal
+
 import pytest
 
 from components.core import postfix_rules as rules
@@ -86,3 +89,46 @@ def test_as_text():
     assert rules.as_text(10.0) == "10"
     assert rules.as_text(True) == "yes"
     assert rules.as_text(["$mynetworks", "192.0.2.0/24"]) == "$mynetworks, 192.0.2.0/24"
+
+
+@contextlib.contextmanager
+def at_most(seconds: int):
+    """Fails the block if it runs longer than `seconds`: a bound far above the work, so that only work that grows
+    faster than the text (seconds for 40 KB, hours for 2 MB before) can reach it."""
+
+    def expired(_signum, _frame):
+        raise AssertionError(f"still checking after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+TWO_MB_NETWORKS = ", ".join(f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}/32" for i in range(130_000))
+
+
+def test_a_two_megabyte_value_is_expanded_in_one_pass():
+    assert len(TWO_MB_NETWORKS) > 2_000_000
+    with at_most(20):
+        assert rules.expansion_variants(TWO_MB_NETWORKS) == [TWO_MB_NETWORKS]
+        references = "$mynetworks, ${stress?{10}:{20}} " + "$myhostname, 192.0.2.1/32 " * 80_000
+        assert len(rules.expansion_variants(references)) == 2
+        assert rules.expansion_problems("x", TWO_MB_NETWORKS, rules.known_parameters()) == []
+
+
+def test_a_value_longer_than_the_limit_is_refused_at_once_naming_the_field():
+    with at_most(5):
+        problems = rules.check_directives({"smtpd_client_event_limit_exceptions": TWO_MB_NETWORKS})
+    assert [p.field for p in problems] == ["smtpd_client_event_limit_exceptions"]
+    assert f"is {len(TWO_MB_NETWORKS)} characters long; at most 100000" in problems[0].message
+    assert "lookup table" in problems[0].message
+
+
+def test_a_value_at_the_limit_is_checked_whole():
+    value = ("192.0.2.1/32, " * 10_000)[: rules.MAX_VALUE_LENGTH].rstrip(", ")
+    with at_most(10):
+        assert rules.check_directives({"smtpd_client_event_limit_exceptions": value}) == []
