@@ -22,6 +22,9 @@ def cli(argv: list[str]) -> int:
     if ns.args[:1] == ["env"]:
         ns = parser.parse_args([a for a in argv if a != "env"])
         settings = EngineSettings.for_stack(ns.stack)
+        if settings.backend_url is None:
+            # The file backend must exist before `pulumi stack select --create`, the README's next step.
+            settings.state_dir.mkdir(parents=True, exist_ok=True)
         for key, value in sorted(settings.cli_vars().items()):
             print(f"export {key}={shlex.quote(value)}")
         return 0
