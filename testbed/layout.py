@@ -100,4 +100,7 @@ def default_dir() -> Path:
     override = os.environ.get("TESTBED_DIR")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent.parent / ".testbed"
+    # Each instance its own folder and record: a second bed from one checkout must not take over the first's
+    # state.json (the local stack reads its addresses from there).
+    name = ".testbed" if INSTANCE == 0 else f".testbed-{INSTANCE}"
+    return Path(__file__).resolve().parent.parent / name
