@@ -16,6 +16,16 @@ COLOURS: dict[Status, str] = {
     Status.NOT_CHECKED: "#0969da",
 }
 
+# One mark per status, drawn under each cell's colour and in the legend: a reader who cannot tell red from green
+# (about one man in twelve) reads the mark.
+MARKS: dict[Status, str] = {
+    Status.PASS: "\u2713",  # ✓
+    Status.FAIL: "\u2717",  # ✗
+    Status.NOT_APPLICABLE: "\u2013",  # en dash
+    Status.NOT_MANAGED: "\u25cb",  # ○
+    Status.NOT_CHECKED: "?",
+}
+
 Report = Mapping[str, Sequence[Finding]]
 
 
@@ -57,7 +67,11 @@ table { border-collapse: collapse; }
 th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }
 /* One fixed square per cell, so a screenshot shows each status as a known area. */
 table.matrix td.cell, table.matrix th.rule { width: 28px; min-width: 28px; max-width: 28px; padding: 0; }
-table.matrix td.cell { height: 28px; }
+table.matrix td.cell { vertical-align: top; }
+/* The colour: a fixed square, so a screenshot shows each status as a known area. */
+table.matrix .swatch { width: 28px; height: 28px; }
+/* The mark under it, in the text colour: the status without the colour. */
+table.matrix .mark { height: 18px; line-height: 18px; text-align: center; font-size: 15px; font-weight: bold; }
 table.matrix th.rule { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; font-weight: normal;
   padding: 4px 0; }
 .legend span { display: inline-block; padding: 2px 8px; margin-right: 6px; color: #fff; }
@@ -79,15 +93,17 @@ def html(report: Report, title: str = "Compliance report") -> str:
                 continue
             tip = escape(f"{rule_id}: {f.status.value}: {f.value}")
             cells.append(
-                f'<td class="cell" data-rule="{escape(rule_id)}" data-status="{f.status.value}" '
-                f'style="background:{COLOURS[f.status]}" title="{tip}"></td>'
+                f'<td class="cell" data-rule="{escape(rule_id)}" data-status="{f.status.value}" title="{tip}">'
+                f'<div class="swatch" style="background:{COLOURS[f.status]}"></div>'
+                f'<div class="mark">{MARKS[f.status]}</div></td>'
             )
         rows.append(f'<tr><th class="host">{escape(host)}</th>{"".join(cells)}</tr>')
-    legend = "".join(f'<span style="background:{c}">{s.value}</span>' for s, c in COLOURS.items())
+    legend = "".join(f'<span style="background:{c}">{MARKS[s]} {s.value}</span>' for s, c in COLOURS.items())
     details = []
     for host, findings in report.items():
         lines = "".join(
-            f"<tr><td><code>{escape(f.rule.id)}</code></td><td>{f.status.value}</td><td>{escape(f.value)}</td>"
+            f"<tr><td><code>{escape(f.rule.id)}</code></td><td>{MARKS[f.status]} {f.status.value}</td>"
+            f"<td>{escape(f.value)}</td>"
             f"<td>{escape(f.rule.title)}</td><td>{escape(f.rule.source)}</td></tr>"
             for f in findings
         )

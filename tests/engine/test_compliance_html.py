@@ -7,6 +7,7 @@ import struct
 import subprocess
 import zlib
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -57,8 +58,8 @@ def decode_png(data: bytes) -> tuple[int, int, int, list[bytes]]:
     return width, height, bpp, rows
 
 
-def screenshot(page: str, folder: Path, name: str) -> Counter:
-    """Pixels per colour of the page as headless Chromium draws it (1400 x 1000, scale 1)."""
+def screenshot_rows(page: str, folder: Path, name: str) -> tuple[int, list[bytes]]:
+    """Bytes per pixel and rows of the page as headless Chromium draws it (1400 x 1000, scale 1)."""
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.fail("needs Debian's chromium package (scripts/setup.sh installs it)")
@@ -81,7 +82,32 @@ def screenshot(page: str, folder: Path, name: str) -> Counter:
         timeout=60,
     )
     _, _, bpp, rows = decode_png(png.read_bytes())
+    return bpp, rows
+
+
+def screenshot(page: str, folder: Path, name: str) -> Counter:
+    """Pixels per colour of the page as headless Chromium draws it."""
+    bpp, rows = screenshot_rows(page, folder, name)
     return Counter(row[x : x + 3] for row in rows for x in range(0, len(row), bpp))
+
+
+def cell_as_seen_without_colour(page: str, folder: Path, name: str, colour: str) -> list[str]:
+    """The matrix's one cell, from the top of its colour down to 24 pixels below it, as ink (dark) or paper
+    (light): what a reader who cannot tell the colours apart still sees."""
+    bpp, rows = screenshot_rows(page, folder, name)
+    want = bytes.fromhex(colour[1:])
+    runs = []  # per row: the left end of its run of exactly 28 pixels of that colour, or None
+    for row in rows:
+        xs = [x // bpp for x in range(0, len(row), bpp) if row[x : x + 3] == want]
+        runs.append(xs[0] if len(xs) == 28 and xs[-1] - xs[0] == 27 else None)
+    # The swatch: 28 rows of such runs at one left end (the legend's patch of that colour is wider, with text).
+    top = next(y for y in range(len(runs) - 28) if runs[y] is not None and len(set(runs[y : y + 28])) == 1)
+    left = runs[top]
+    shape = []
+    for row in rows[top : top + 28 + 24]:
+        pixels = [row[x * bpp : x * bpp + 3] for x in range(left, left + 28)]
+        shape.append("".join("#" if 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2] < 128 else "." for p in pixels))
+    return shape
 
 
 def status_areas(page: str, folder: Path, name: str) -> dict[c.Status, int]:
@@ -115,3 +141,15 @@ def test_screenshot_of_an_all_pass_host_has_no_red(tmp_path):
     areas = status_areas(render.html(report), tmp_path, "clean")
     assert areas[c.Status.FAIL] == 0
     assert areas[c.Status.PASS] == 13 * cell_area(areas, report)
+
+
+def test_pass_and_fail_cells_differ_without_their_colours(tmp_path):
+    """Red and green are close in lightness: a red-green colour-blind reader tells the cells apart by their marks."""
+    finding = c.judge(GUIDE_MAIN_CF)[0]
+    shapes = {}
+    for status in (c.Status.PASS, c.Status.FAIL):
+        page = render.html({"mx": [replace(finding, status=status)]})
+        shapes[status] = cell_as_seen_without_colour(page, tmp_path, status.name, render.COLOURS[status])
+    assert shapes[c.Status.PASS] != shapes[c.Status.FAIL], "\n".join(shapes[c.Status.PASS])
+    # Both colours read as ink: without the marks the two cells would be the same block.
+    assert shapes[c.Status.PASS][:28] == shapes[c.Status.FAIL][:28] == ["#" * 28] * 28

@@ -39,8 +39,11 @@ def test_markdown_escapes_pipes_in_values():
 
 def test_html_matrix_cells_carry_status_and_colour():
     page = render.html(report())
-    cell = re.search(r'<td class="cell" data-rule="guide-8.8-queue_minfree" data-status="fail" style="([^"]+)"', page)
+    cell = re.search(r'<td class="cell" data-rule="guide-8.8-queue_minfree" data-status="fail" [^>]*>(.*?)</td>', page)
     assert cell and render.COLOURS[c.Status.FAIL] in cell.group(1)
+    # Besides the colour, a mark: the status reads without telling red from green.
+    assert f'<div class="mark">{render.MARKS[c.Status.FAIL]}</div>' in cell.group(1)
+    assert len(set(render.MARKS.values())) == len(c.Status)
     rows = re.findall(r'<tr><th class="host">([^<]+)</th>', page)
     assert rows == ["mx", "edge"]
     assert page.count('class="cell"') == 2 * len(c.RULES)
