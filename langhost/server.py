@@ -30,6 +30,7 @@ from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
 
 from langhost import interpreter
 from langhost.runner import BAIL
+from providerhost import lifeline
 
 RUNNER = Path(__file__).resolve().parent / "runner.py"
 # Config and checkpoints can be large; the SDK's own servers accept messages this big.
@@ -120,6 +121,26 @@ def _project_options(project_dir: str) -> dict[str, Any]:
 class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
     def __init__(self, engine_address: str) -> None:
         self.engine_address = engine_address
+        # The program runners and plugins this host started and that still run.
+        self._children: set[subprocess.Popen] = set()
+        self._children_lock = threading.Lock()
+
+    def _started(self, proc: subprocess.Popen) -> subprocess.Popen:
+        with self._children_lock:
+            self._children.add(proc)
+        return proc
+
+    def _ended(self, proc: subprocess.Popen) -> None:
+        with self._children_lock:
+            self._children.discard(proc)
+
+    def end_children(self) -> None:
+        """Ends every process this host started (when the engine is gone: a program has no one to talk to)."""
+        with self._children_lock:
+            children = list(self._children)
+        for proc in children:
+            proc.kill()
+            proc.wait()
 
     def _interpreter(self, info: language_pb2.ProgramInfo, context: grpc.ServicerContext) -> Path:
         try:
@@ -173,11 +194,14 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
             request.args.append(self.engine_address)
         cwd = request.pwd or request.info.program_directory or None
         # The program's output goes to this host's stdout/stderr, which the CLI shows; the request goes on stdin.
-        proc = subprocess.Popen([str(python), "-u", str(RUNNER)], stdin=subprocess.PIPE, cwd=cwd)
-        assert proc.stdin is not None
-        proc.stdin.write(request.SerializeToString())
-        proc.stdin.close()
-        return run_response(proc.wait())
+        proc = self._started(subprocess.Popen([str(python), "-u", str(RUNNER)], stdin=subprocess.PIPE, cwd=cwd))
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(request.SerializeToString())
+            proc.stdin.close()
+            return run_response(proc.wait())
+        finally:
+            self._ended(proc)
 
     def RunPlugin(self, request, context):
         info = request.info
@@ -194,7 +218,17 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
             raise
         env = plugin_env(os.environ, list(request.env))
         # The CLI cancels the stream when it is done with the plugin: the process goes with it.
-        yield from stream_process(cmd, request.pwd or None, env, lambda proc: context.add_callback(proc.terminate))
+        started: list[subprocess.Popen] = []
+
+        def on_start(proc: subprocess.Popen) -> None:
+            started.append(self._started(proc))
+            context.add_callback(proc.terminate)
+
+        try:
+            yield from stream_process(cmd, request.pwd or None, env, on_start)
+        finally:
+            for proc in started:
+                self._ended(proc)
 
     def Cancel(self, request, context):
         return empty_pb2.Empty()
@@ -220,12 +254,15 @@ def main(argv: list[str]) -> int:
         futures.ThreadPoolExecutor(max_workers=4),
         options=[("grpc.max_receive_message_length", _MAX_MESSAGE), ("grpc.max_send_message_length", _MAX_MESSAGE)],
     )
-    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(LanguageHost(engine_address), server)
+    host = LanguageHost(engine_address)
+    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(host, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     # The CLI ends the host with SIGINT once it is done with it: stop serving and exit quietly.
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    # If the CLI dies without ending this host, the program it runs has no engine left: end both.
+    lifeline.watch_parent("pulumi-language-python", host.end_children)
     print(port, flush=True)
     try:
         server.wait_for_termination()

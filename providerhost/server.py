@@ -17,6 +17,8 @@ import sys
 import types
 from collections.abc import Mapping
 
+from providerhost import lifeline
+
 THREADS_VARIABLE = "SECURE_POSTFIX_PROVIDER_THREADS"
 # Each operation mostly waits on its SSH connection; 32 lets a fleet's hosts apply together while the
 # controller's CPU still keeps up with that many SSH handshakes.
@@ -98,14 +100,42 @@ def run_sdk_provider(threads: int) -> None:
     if spec is None or spec.origin is None or spec.loader is None:
         raise SdkShapeError(f"{SDK_MODULE} is not importable from {sys.executable}")
     source = spec.loader.get_source(SDK_MODULE)  # type: ignore[attr-defined]
-    code = compile(with_pool_size(source, threads, spec.origin), spec.origin, "exec")
+    tree = with_pool_size(source, threads, spec.origin)
+    # The module's last statement calls main(): run the rest first, so that its servicer can be wrapped.
+    tree.body.pop()
+    code = compile(tree, spec.origin, "exec")
     # The same namespace `-m` gives the module: it is __main__, and the program's own folder (the working
     # directory the engine starts the plugin in) comes first on sys.path, where the providers' modules are.
     module = types.ModuleType("__main__")
     module.__dict__.update(__file__=spec.origin, __package__="pulumi.dynamic", __spec__=spec, __loader__=spec.loader)
     sys.modules["__main__"] = module
     sys.path[0] = os.getcwd()
+    # Every operation counted while it runs: if the engine dies, the one in flight finishes (its host's change is
+    # completed or rolled back), then the plugin exits instead of serving an engine that is gone.
     exec(code, module.__dict__)
+    in_flight = lifeline.InFlight()
+    count_operations(module.__dict__["DynamicResourceProviderServicer"], in_flight)
+    lifeline.watch_parent("pulumi-resource-pulumi-python", in_flight.wait_idle)
+    module.__dict__["main"]()
+
+
+# The servicer's calls that may act on a host.
+OPERATIONS = ("Check", "Diff", "Create", "Read", "Update", "Delete")
+
+
+def count_operations(servicer: type, in_flight: lifeline.InFlight) -> None:
+    """Wrap the SDK servicer's operations so that `in_flight` counts those running."""
+    for name in OPERATIONS:
+        setattr(servicer, name, _counted(getattr(servicer, name), in_flight))
+
+
+def _counted(method, in_flight: lifeline.InFlight):
+    def counted(self, *args, **kwargs):
+        with in_flight:
+            return method(self, *args, **kwargs)
+
+    counted.__name__ = method.__name__
+    return counted
 
 
 def main() -> int:
