@@ -73,7 +73,10 @@ def failure_property(field: str, named: Iterable[str] = NAMED_PROPERTIES) -> str
 
 def host_label(props: Mapping[str, Any]) -> str:
     host = props.get("host")
-    return host if isinstance(host, str) and host else "(host not known yet)"
+    if not (isinstance(host, str) and host):
+        return "(host not known yet)"
+    name = props.get("host_name")
+    return f"{name} ({host})" if isinstance(name, str) and name and name != host else host
 
 
 def check_connection(props: Mapping[str, Any]) -> list[Problem]:
@@ -141,6 +144,7 @@ def ssh_target(props: Mapping[str, Any]) -> SshTarget:
         host_key=props.get("host_key") or None,
         insecure_ignore_host_key=props.get("insecure_ignore_host_key") is True,
         use_sudo=props.get("use_sudo") is True,
+        name=props.get("host_name") or "",
         **reach.target_fields(props),
     )
 

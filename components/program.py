@@ -79,6 +79,20 @@ def refuse_secrets(secret: Callable[[str], bool] = is_config_secret) -> None:
 
 
 def main() -> None:
+    """The stack config's program. A refused config is reported as Pulumi reports its own errors: one `error:`
+    line per problem, no traceback, and the run fails before any resource is registered or any host contacted."""
+    try:
+        _main()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            pulumi.log.error(problem)
+        count = len(exc.problems)
+        raise pulumi.RunError(
+            f"{NAMESPACE}: the stack config has {count} problem{'s' if count > 1 else ''} (above); no host was changed"
+        ) from None
+
+
+def _main() -> None:
     config = pulumi.Config(NAMESPACE)
     refuse_secrets()
     hosts_raw = dict(config.get_object("hosts") or {})

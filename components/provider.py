@@ -62,7 +62,7 @@ def ssh_target(props: Mapping[str, Any]) -> SshTarget:
 def host_session(props: Mapping[str, Any], holder: str | None) -> Iterator[Session]:
     """One SSH session to the resource's host; with `holder`, the host's own lock is held for it too."""
     target = ssh_target(props)
-    with host_lock(target.label), Session(target) as session:
+    with host_lock(target.address_label), Session(target) as session:
         if holder is None:
             yield session
         else:

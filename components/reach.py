@@ -25,13 +25,16 @@ BASTION_FIELDS = (
     "bastion_host_key",
     "bastion_insecure_ignore_host_key",
 )
-FIELDS = ("ssh_auth", "agent_socket_path", *BASTION_FIELDS)
+# host_name: what the stack calls the host, for messages; it never changes how the host is reached.
+FIELDS = ("host_name", "ssh_auth", "agent_socket_path", *BASTION_FIELDS)
 DEFAULT_AUTH = ("private_key",)
 
 
 def host_fields(host: HostSpec) -> dict[str, Any]:
     """The reach properties of a host from stack config (nothing when it is reached as before)."""
     fields: dict[str, Any] = {}
+    if host.name and host.name != host.address:
+        fields["host_name"] = host.name
     if host.access.methods != DEFAULT_AUTH:
         fields["ssh_auth"] = list(host.access.methods)
     if host.access.agent_socket:

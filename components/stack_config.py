@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from components.core.defaults import SSH_PORT, SSH_USER
 from components.core.dovecot_conf import DEFAULT_MECHANISMS, DEFAULT_PORT
 from components.core.postfix_features import SASL_DEFAULTS, SASL_NEEDS_TLS, TLS_DEFAULTS
+
+T = TypeVar("T")
 
 NAMESPACE = "secure-postfix"
 DEFAULT_SASL_PORT = DEFAULT_PORT
@@ -23,7 +25,25 @@ PLAINTEXT_MECHANISMS = {"plain", "login"}
 
 
 class ConfigError(ValueError):
-    """The stack config is wrong; the message names the key."""
+    """The stack config is wrong; the message names the key. `problems` holds each problem found, one a line."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = list(problems) if problems else [message]
+
+
+def _each(raw: Mapping[str, Any], parse_one: Callable[[str, Any], T]) -> dict[str, T]:
+    """`parse_one` on every entry, so that one refused entry does not hide the problems of the others."""
+    parsed: dict[str, T] = {}
+    problems: list[str] = []
+    for name, item in raw.items():
+        try:
+            parsed[name] = parse_one(name, item)
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError("\n".join(problems), problems)
+    return parsed
 
 
 # How the controller logs in (`ssh_auth`): with the key from stack config, with the keys of an SSH agent.
@@ -122,23 +142,24 @@ class StackSpec:
 
 
 def parse_hosts(raw: Mapping[str, Any], where: str = "hosts") -> dict[str, HostSpec]:
-    hosts = {}
-    for name, item in raw.items():
-        if not isinstance(item, Mapping):
-            raise ConfigError(f"{NAMESPACE}:{where}.{name} must be an object with at least 'address'")
-        address = item.get("address")
-        if not isinstance(address, str) or not address:
-            raise ConfigError(f"{NAMESPACE}:{where}.{name}.address is required (the host's IP address or DNS name)")
-        hosts[name] = HostSpec(
-            name=name,
-            address=address,
-            host_key=item.get("host_key"),
-            port=_whole_number(item.get("port", SSH_PORT), f"{NAMESPACE}:{where}.{name}.port"),
-            user=str(item.get("user", SSH_USER)),
-            insecure_ignore_host_key=_boolean(item, "insecure_ignore_host_key", False, f"{NAMESPACE}:{where}.{name}"),
-            use_sudo=_boolean(item, "use_sudo", False, f"{NAMESPACE}:{where}.{name}"),
-        )
-    return hosts
+    return _each(raw, lambda name, item: _parse_host(name, item, where))
+
+
+def _parse_host(name: str, item: Any, where: str) -> HostSpec:
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"{NAMESPACE}:{where}.{name} must be an object with at least 'address'")
+    address = item.get("address")
+    if not isinstance(address, str) or not address:
+        raise ConfigError(f"{NAMESPACE}:{where}.{name}.address is required (the host's IP address or DNS name)")
+    return HostSpec(
+        name=name,
+        address=address,
+        host_key=item.get("host_key"),
+        port=_whole_number(item.get("port", SSH_PORT), f"{NAMESPACE}:{where}.{name}.port"),
+        user=str(item.get("user", SSH_USER)),
+        insecure_ignore_host_key=_boolean(item, "insecure_ignore_host_key", False, f"{NAMESPACE}:{where}.{name}"),
+        use_sudo=_boolean(item, "use_sudo", False, f"{NAMESPACE}:{where}.{name}"),
+    )
 
 
 def parse_sites(
@@ -146,47 +167,47 @@ def parse_sites(
 ) -> dict[str, SiteSpec]:
     """Sites, checked together with the auth services they name (see `parse_auth_services`)."""
     services_raw = _auth_services_raw(auth_services)
-    sites = {}
-    for name, item in raw.items():
-        prefix = f"{NAMESPACE}:sites.{name}"
-        if not isinstance(item, Mapping):
-            raise ConfigError(f"{prefix} must be an object")
-        postfix_hosts = _postfix_hosts(item, prefix, hosts)
-        for key in ("limits", "directives"):
-            if not isinstance(item.get(key, {}), Mapping):
-                raise ConfigError(f"{prefix}.{key} must be an object of directive: value")
-            _refuse_shapeless_values(item.get(key, {}), f"{prefix}.{key}")
-        dovecot_host = item.get("dovecot_host")
-        auth_service = item.get("auth_service")
-        if auth_service is not None:
-            sasl = _site_sasl_for_service(item, prefix, auth_service, services_raw)
-        else:
-            if dovecot_host is not None and dovecot_host not in hosts:
-                raise ConfigError(
-                    f"{prefix}.dovecot_host is {dovecot_host!r}; it must name one of hosts: {sorted(hosts)}"
-                )
-            sasl = parse_sasl(item.get("sasl"), prefix, postfix_hosts, dovecot_host)
-        tls = parse_tls(item.get("tls"), prefix)
-        if (sasl is not None or auth_service is not None) and tls is None:
-            raise ConfigError(f"{prefix}.sasl needs {prefix}.tls: {SASL_NEEDS_TLS}")
-        services = parse_services(item.get("services"), prefix)
-        sasl = _with_offer(sasl, item.get("sasl"), services, prefix)
-        sites[name] = SiteSpec(
-            name=name,
-            postfix_hosts=postfix_hosts,
-            dovecot_host=dovecot_host,
-            public_mx=_boolean(item, "public_mx", True, prefix),
-            limits=dict(item.get("limits", {})),
-            directives=dict(item.get("directives", {})),
-            sasl=sasl,
-            tls=tls,
-            auth_service=auth_service,
-            services=services,
-        )
+    sites = _each(raw, lambda name, item: _parse_site(name, item, hosts, services_raw))
     services = parse_auth_services(services_raw, hosts, sites)
     sites = {name: _with_service_listener(site, services) for name, site in sites.items()}
     _refuse_shared_hosts(sites, services, hosts)
     return sites
+
+
+def _parse_site(name: str, item: Any, hosts: Mapping[str, HostSpec], services_raw: Mapping[str, Any]) -> SiteSpec:
+    prefix = f"{NAMESPACE}:sites.{name}"
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"{prefix} must be an object")
+    postfix_hosts = _postfix_hosts(item, prefix, hosts)
+    for key in ("limits", "directives"):
+        if not isinstance(item.get(key, {}), Mapping):
+            raise ConfigError(f"{prefix}.{key} must be an object of directive: value")
+        _refuse_shapeless_values(item.get(key, {}), f"{prefix}.{key}")
+    dovecot_host = item.get("dovecot_host")
+    auth_service = item.get("auth_service")
+    if auth_service is not None:
+        sasl = _site_sasl_for_service(item, prefix, auth_service, services_raw)
+    else:
+        if dovecot_host is not None and dovecot_host not in hosts:
+            raise ConfigError(f"{prefix}.dovecot_host is {dovecot_host!r}; it must name one of hosts: {sorted(hosts)}")
+        sasl = parse_sasl(item.get("sasl"), prefix, postfix_hosts, dovecot_host)
+    tls = parse_tls(item.get("tls"), prefix)
+    if (sasl is not None or auth_service is not None) and tls is None:
+        raise ConfigError(f"{prefix}.sasl needs {prefix}.tls: {SASL_NEEDS_TLS}")
+    services = parse_services(item.get("services"), prefix)
+    sasl = _with_offer(sasl, item.get("sasl"), services, prefix)
+    return SiteSpec(
+        name=name,
+        postfix_hosts=postfix_hosts,
+        dovecot_host=dovecot_host,
+        public_mx=_boolean(item, "public_mx", True, prefix),
+        limits=dict(item.get("limits", {})),
+        directives=dict(item.get("directives", {})),
+        sasl=sasl,
+        tls=tls,
+        auth_service=auth_service,
+        services=services,
+    )
 
 
 def _refuse_shapeless_values(values: Mapping[str, Any], where: str) -> None:
@@ -270,33 +291,36 @@ def parse_auth_services(
     raw: Mapping[str, Mapping[str, Any]], hosts: Mapping[str, HostSpec], sites: Mapping[str, SiteSpec]
 ) -> dict[str, AuthServiceSpec]:
     """Each auth service once; its listener defaults to unix only when every host using it is Dovecot's own."""
-    services = {}
-    for name, item in raw.items():
-        prefix = f"{NAMESPACE}:auth_services.{name}"
-        dovecot_host = item.get("dovecot_host")
-        if dovecot_host not in hosts:
-            raise ConfigError(f"{prefix}.dovecot_host is {dovecot_host!r}; it must name one of hosts: {sorted(hosts)}")
-        users = [(site.name, h) for site in sites.values() if site.auth_service == name for h in site.postfix_hosts]
-        local = bool(users) and all(_same_machine(hosts[h], hosts[dovecot_host]) for _, h in users)
-        listener = item.get("listener", "unix" if local else "inet")
-        if listener == "unix":
-            for site_name, host in users:
-                if not _same_machine(hosts[host], hosts[dovecot_host]):
-                    raise ConfigError(
-                        f"{prefix}.listener is unix but {NAMESPACE}:sites.{site_name} uses it from {host} "
-                        f"({hosts[host].address}), not from Dovecot's own host {dovecot_host} "
-                        f"({hosts[dovecot_host].address}): a UNIX socket cannot cross machines; use inet"
-                    )
-        unknown = sorted(set(item) - {"dovecot_host", *_SERVICE_KEYS})
-        if unknown:
-            raise ConfigError(
-                f"{prefix}.{unknown[0]} is not a setting of an auth service "
-                f"(dovecot_host, {', '.join(_SERVICE_KEYS)}); Postfix's side goes in a site's sasl"
-            )
-        services[name] = AuthServiceSpec(
-            name=name, dovecot_host=dovecot_host, sasl=_dovecot_side({**item, "listener": listener}, prefix)
+    return _each(raw, lambda name, item: _parse_auth_service(name, item, hosts, sites))
+
+
+def _parse_auth_service(
+    name: str, item: Mapping[str, Any], hosts: Mapping[str, HostSpec], sites: Mapping[str, SiteSpec]
+) -> AuthServiceSpec:
+    prefix = f"{NAMESPACE}:auth_services.{name}"
+    dovecot_host = item.get("dovecot_host")
+    if dovecot_host not in hosts:
+        raise ConfigError(f"{prefix}.dovecot_host is {dovecot_host!r}; it must name one of hosts: {sorted(hosts)}")
+    users = [(site.name, h) for site in sites.values() if site.auth_service == name for h in site.postfix_hosts]
+    local = bool(users) and all(_same_machine(hosts[h], hosts[dovecot_host]) for _, h in users)
+    listener = item.get("listener", "unix" if local else "inet")
+    if listener == "unix":
+        for site_name, host in users:
+            if not _same_machine(hosts[host], hosts[dovecot_host]):
+                raise ConfigError(
+                    f"{prefix}.listener is unix but {NAMESPACE}:sites.{site_name} uses it from {host} "
+                    f"({hosts[host].address}), not from Dovecot's own host {dovecot_host} "
+                    f"({hosts[dovecot_host].address}): a UNIX socket cannot cross machines; use inet"
+                )
+    unknown = sorted(set(item) - {"dovecot_host", *_SERVICE_KEYS})
+    if unknown:
+        raise ConfigError(
+            f"{prefix}.{unknown[0]} is not a setting of an auth service "
+            f"(dovecot_host, {', '.join(_SERVICE_KEYS)}); Postfix's side goes in a site's sasl"
         )
-    return services
+    return AuthServiceSpec(
+        name=name, dovecot_host=dovecot_host, sasl=_dovecot_side({**item, "listener": listener}, prefix)
+    )
 
 
 def _with_service_listener(site: SiteSpec, services: Mapping[str, AuthServiceSpec]) -> SiteSpec:

@@ -120,10 +120,20 @@ class SshTarget:
     # Reached through this host (ProxyJump); its own host key is checked against its own pin.
     bastion: SshTarget | None = None
     bastion_name: str = ""
+    # What the stack calls the host (`hosts.NAME`); messages lead with it, the address beside it.
+    name: str = ""
+
+    @property
+    def address_label(self) -> str:
+        """The address (and port when not 22): the host's identity, for locks."""
+        return self.host if self.port == SSH_PORT else f"{self.host}:{self.port}"
 
     @property
     def label(self) -> str:
-        return self.host if self.port == SSH_PORT else f"{self.host}:{self.port}"
+        """How messages name the host: `edge (10.0.0.12)`, or the address alone when the stack gave no name."""
+        if self.name and self.name != self.host:
+            return f"{self.name} ({self.address_label})"
+        return self.address_label
 
     def __repr__(self) -> str:  # never show the key, even in a traceback
         return f"SshTarget(host={self.host!r}, port={self.port}, user={self.user!r})"

@@ -23,10 +23,10 @@ def test_changes_are_logged_from_what_to_what_once_applied(testbed, tmp_path):
     try:
         run = up(1048576)
         assert run.ok, run.text
-        assert f"{address}: changed message_size_limit: (unset) -> 1048576" in run.text, run.text
+        assert f"{HOST} ({address}): changed message_size_limit: (unset) -> 1048576" in run.text, run.text
         run = up(2097152)
         assert run.ok, run.text
-        assert f"{address}: changed message_size_limit: 1048576 -> 2097152" in run.text, run.text
+        assert f"{HOST} ({address}): changed message_size_limit: 1048576 -> 2097152" in run.text, run.text
         # A change that is rolled back is not reported as made.
         failed = up(2097152, smtpd_helo_required="yes", smtpd_tls_security_level="bogus")
         assert not failed.ok and "Invalid TLS level" in failed.text, failed.text
@@ -35,4 +35,4 @@ def test_changes_are_logged_from_what_to_what_once_applied(testbed, tmp_path):
     finally:
         destroyed = project.destroy()
     assert destroyed.ok, destroyed.text
-    assert f"{address}: restored message_size_limit: 2097152 -> (unset)" in destroyed.text, destroyed.text
+    assert f"{HOST} ({address}): restored message_size_limit: 2097152 -> (unset)" in destroyed.text, destroyed.text

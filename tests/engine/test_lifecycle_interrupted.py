@@ -94,7 +94,7 @@ def test_link_cut_during_the_swap_is_undone_then_applied(testbed, tmp_path, monk
         run = project.up()
         assert run.ok, run.text
         assert "was cut off before it finished; it was undone first" in run.stderr, run.stderr
-        assert f"{testbed.hosts[HOST].address}: changed message_size_limit: 2097152 -> 1048576" in run.stderr
+        assert f"{HOST} ({testbed.hosts[HOST].address}): changed message_size_limit: 2097152 -> 1048576" in run.stderr
         assert reloads(testbed) >= loaded + 2  # the undo's reload, then the apply's
         assert ehlo_size(testbed, HOST) == "SIZE 1048576"
         assert "pending" not in json.loads(testbed.read_file(HOST, LEDGER))

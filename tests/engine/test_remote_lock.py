@@ -151,7 +151,7 @@ def test_hand_edit_between_read_and_swap_stops_the_apply(testbed, tmp_path):
     try:
         run = project.up()
         assert not run.ok
-        assert f"{testbed.hosts[HOST].address}: /etc/postfix/main.cf was changed on the host" in run.text
+        assert f"{HOST} ({testbed.hosts[HOST].address}): /etc/postfix/main.cf was changed on the host" in run.text
         after = testbed.read_file(HOST, "/etc/postfix/main.cf")
         assert after == before + b"# edited by hand during the apply\n"  # the hand edit is kept, ours not written
         assert testbed.run(HOST, "postconf -h header_size_limit").stdout.strip() == "102400"

@@ -199,7 +199,7 @@ def test_bad_service_input_is_refused_at_preview_naming_service_and_host(testbed
     run = project.preview()
     assert not run.ok
     # The engine stops at the first host refused; its error names the host and the service.
-    named = [h for h in MX_HOSTS if f"{testbed.hosts[h].address}: services." in run.stderr]
+    named = [h for h in MX_HOSTS if f"{h} ({testbed.hosts[h].address}): services." in run.stderr]
     assert named and fragment in run.stderr, run.stderr
     assert ssh_logins(testbed) == logins
 

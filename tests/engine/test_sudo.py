@@ -93,7 +93,7 @@ def test_without_sudo_a_plain_user_is_refused_and_nothing_changes(testbed, deplo
     run = project.up()
     assert not run.ok
     # The host's lock, taken before anything is read, needs root: refused before any write.
-    assert f"{testbed.hosts[HOST].address}: could not take the host lock" in run.stderr, run.stderr
+    assert f"{HOST} ({testbed.hosts[HOST].address}): could not take the host lock" in run.stderr, run.stderr
     assert "it needs root: log in as root, or set use_sudo" in run.stderr, run.stderr
     assert testbed.read_file(HOST, "/etc/postfix/main.cf") == before
     testbed.wait_smtp(HOST, timeout=5)

@@ -48,6 +48,7 @@ def test_host_names_an_entry_of_bastions():
     spec = parse_stack(hosts(bastion="jump"), SITES, bastions_raw=bastions)
     fields = reach.host_fields(spec.hosts["mx"])
     assert fields == {
+        "host_name": "mx",
         "bastion_name": "jump",
         "bastion_host": "192.0.2.9",
         "bastion_port": 2222,
@@ -57,9 +58,14 @@ def test_host_names_an_entry_of_bastions():
     }
 
 
-def test_a_host_reached_directly_gets_no_new_properties():
+def test_a_host_reached_directly_gets_only_its_name_for_messages():
     spec = parse_stack(hosts(), SITES)
-    assert reach.host_fields(spec.hosts["mx"]) == {}
+    assert reach.host_fields(spec.hosts["mx"]) == {"host_name": "mx"}
+    # A host the stack names by its address has no other name to show.
+    by_address = parse_stack(
+        {"192.0.2.25": {**hosts()["mx"], "address": "192.0.2.25"}}, {"s": {"postfix_host": "192.0.2.25"}}
+    )
+    assert reach.host_fields(by_address.hosts["192.0.2.25"]) == {}
 
 
 def test_bastion_reached_through_itself_refused():

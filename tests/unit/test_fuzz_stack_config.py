@@ -305,11 +305,13 @@ def named(message: str, case: Case) -> bool:
     address = message.removeprefix("check ").split(": ", 1)[0]
     fields = [*site["limits"], *site["directives"], "host_key", "port", "host"]
     rest = message.split(": ", 1)[1]
+    # Messages name the host as the stack does, its address beside it.
+    label = f"{host} ({address})" if host and host != address else address
     return (
         address == item["address"]
-        and rest.startswith(f"{address}: ")
+        and rest.startswith(f"{label}: ")
         and any(
-            re.search(r"(^|[\s.])" + re.escape(f or EMPTY_NAME) + r"(?=[\s:.,]|$)", rest[len(address) + 2 :])
+            re.search(r"(^|[\s.])" + re.escape(f or EMPTY_NAME) + r"(?=[\s:.,]|$)", rest[len(label) + 2 :])
             for f in fields
         )
     )

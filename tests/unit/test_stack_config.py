@@ -327,3 +327,23 @@ def test_missing_inventory_names_the_key_and_the_fix(tmp_path):
     assert error_of(read_inventory, path) == (
         f"secure-postfix:inventory_file {path} does not exist (for the local stack, run `make testbed` first)"
     )
+
+
+def test_every_refused_host_and_site_is_reported_at_once():
+    hosts = {
+        "mx": {"address": "192.0.2.25", "insecure_ignore_host_key": "no"},
+        "edge": {"address": "192.0.2.26", "port": "ssh"},
+        "ok": {"address": "192.0.2.27"},
+    }
+    with pytest.raises(ConfigError) as refused:
+        parse_stack(hosts, {})
+    assert [p.split(" ")[0] for p in refused.value.problems] == [
+        "secure-postfix:hosts.mx.insecure_ignore_host_key",
+        "secure-postfix:hosts.edge.port",
+    ]
+    sites = {"a": {"postfix_host": "nowhere"}, "b": {"postfix_host": "ok", "limits": [1]}, "c": {"postfix_host": "ok"}}
+    with pytest.raises(ConfigError) as refused:
+        parse_stack({"ok": {"address": "192.0.2.27"}}, sites)
+    assert len(refused.value.problems) == 2, refused.value.problems
+    assert refused.value.problems[0].startswith("secure-postfix:sites.a")
+    assert refused.value.problems[1].startswith("secure-postfix:sites.b.limits")

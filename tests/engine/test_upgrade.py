@@ -1,0 +1,57 @@
+"""State written by the previous release, then this release's code: no replace, no delete, hosts unchanged."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+
+import pytest
+
+from stackctl.engine import PROJECT_DIR
+from tests.engine import fault_support as fs
+from tests.engine.harness import bed_config
+from tests.engine.test_pulumi_cli import CliProject
+
+pytestmark = pytest.mark.engine
+
+# The last release before host names in messages (the `host_name` input).
+PREVIOUS = "90eddac"
+HOSTS = ("mx", "edge")
+
+
+def previous_components(target) -> None:
+    """`components/` as the previous release had it, in place of this checkout's."""
+    archive = subprocess.run(
+        ["git", "archive", PREVIOUS, "components"], cwd=PROJECT_DIR, capture_output=True, check=True, timeout=60
+    ).stdout
+    shutil.rmtree(target / "components")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+
+
+def test_previous_state_updates_in_place_and_leaves_hosts_as_they_were(testbed, tmp_path):
+    cli = CliProject(tmp_path / "upgrade", "upgrade")
+    current = tmp_path / "current-components"
+    shutil.copytree(cli.root / "components", current)
+    previous_components(cli.root)
+    sites = {"u": {"postfix_hosts": list(HOSTS), "limits": {"message_size_limit": 4194304}}}
+    cli.configure(bed_config(testbed, sites, list(HOSTS)))
+    cli.ok("up", "--yes")
+    written = {h: fs.digests(testbed, h) for h in HOSTS}
+    # The upgrade: this release's code over the previous release's state.
+    shutil.rmtree(cli.root / "components")
+    shutil.copytree(current, cli.root / "components")
+    preview = json.loads(cli.ok("preview", "--json"))
+    ops = {step["op"] for step in preview.get("steps", [])}
+    assert not ops & {"replace", "create-replacement", "delete-replaced", "delete", "create"}, ops
+    assert "host_name" in json.dumps(preview["steps"]), "the new input was not planned"
+    cli.ok("up", "--yes")
+    for host in HOSTS:
+        assert fs.digests(testbed, host) == written[host], host
+    # Then a plain run: nothing left to change.
+    again = json.loads(cli.ok("preview", "--json"))
+    assert {step["op"] for step in again.get("steps", [])} <= {"same"}, again.get("steps")
+    cli.ok("destroy", "--yes")
