@@ -48,13 +48,48 @@ python_env() {
   echo "$want" > "$stamp"
 }
 
+# Fixes applied to the CLI's source at build time: engine/patches/FILE.sed edits one file of the pulumi/pkg module,
+# named in PATCHED_FILES. The build uses a patched copy of the module (a `replace` in a go.mod of its own beside
+# engine/go.mod, through -modfile); the module cache and engine/go.mod stay as they are.
+PATCHED_FILES=(
+  "display-errored-colorize.sed backend/display/diff.go"
+)
+
+patches_digest() {
+  cat engine/patches/*.sed | sha256sum | cut -d' ' -f1
+}
+
+patched_module() {
+  # Writes $CACHE/engine.go.mod (and .sum): engine/go.mod with pkg/v3 replaced by its patched copy.
+  local source copy="$CACHE/pulumi-pkg-$PULUMI_VERSION" patch file
+  source=$(cd engine && GOFLAGS=-mod=mod go mod download -json github.com/pulumi/pulumi/pkg/v3 \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -d "$source" ] || { log "could not find the source of github.com/pulumi/pulumi/pkg/v3"; exit 1; }
+  rm -rf "$copy"
+  cp -r "$source" "$copy"
+  chmod -R u+w "$copy"
+  for entry in "${PATCHED_FILES[@]}"; do
+    read -r patch file <<< "$entry"
+    sed -i -f "engine/patches/$patch" "$copy/$file"
+    if cmp -s "$source/$file" "$copy/$file"; then
+      log "engine/patches/$patch changed nothing in $file: the patch no longer fits this CLI version"
+      exit 1
+    fi
+  done
+  cp engine/go.mod "$CACHE/engine.go.mod"
+  cp engine/go.sum "$CACHE/engine.go.sum"
+  printf '\nreplace github.com/pulumi/pulumi/pkg/v3 => %s\n' "$copy" >> "$CACHE/engine.go.mod"
+}
+
 pulumi_cli() {
   if pulumi_ready; then return; fi
   log "building the Pulumi CLI $PULUMI_VERSION with Go (a few minutes, once)"
   mkdir -p "$BIN"
-  (cd engine && GOFLAGS=-mod=mod go build -trimpath \
+  patched_module
+  (cd engine && GOFLAGS=-mod=mod go build -trimpath -modfile "$CACHE/engine.go.mod" \
     -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
     -o "$BIN/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+  patches_digest > "$BIN/pulumi.patches"
 }
 
 python_plugin_shim() {
@@ -129,7 +164,8 @@ go_toolchain() {
 }
 
 pulumi_ready() {
-  [ -x "$BIN/pulumi" ] && [ "$("$BIN/pulumi" version 2>/dev/null)" = "$PULUMI_VERSION" ]
+  [ -x "$BIN/pulumi" ] && [ "$("$BIN/pulumi" version 2>/dev/null)" = "$PULUMI_VERSION" ] \
+    && [ "$(cat "$BIN/pulumi.patches" 2>/dev/null)" = "$(patches_digest)" ]
 }
 
 apt_packages
