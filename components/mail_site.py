@@ -144,6 +144,7 @@ class MailSite(pulumi.ComponentResource):
                 sasl=sasl,
                 tls=tls_settings,
                 tls_key_pem=tls.key_pem if tls is not None else None,
+                relay_restrictions=site.relay_restrictions,
             )
             options = pulumi.ResourceOptions(parent=self, depends_on=depends, aliases=aliases)
             self.postfixes[host] = PostfixConfig(resource, args, options)

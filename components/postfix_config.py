@@ -97,6 +97,8 @@ def fold_main_cf(props: Mapping[str, Any]) -> dict[str, Any]:
         main_cf.update({k: _text(v) for k, v in features.sasl_directives(props["sasl"]).items()})
     if props.get("tls"):
         main_cf.update(features.tls_directives(props["tls"]))
+    if props.get("relay_restrictions"):
+        main_cf[features.RELAY_DIRECTIVE] = _text(props["relay_restrictions"])
     return main_cf
 
 
@@ -114,7 +116,10 @@ def check_props(props: Mapping[str, Any]) -> list[rules.Problem]:
     for name in directives:
         if name in limits:
             problems.append(rules.Problem(f"directives.{name}", "is also set under limits; set it in one place"))
-    problems += features.overlapping_directives(directives, sasl, tls)
+    relay = props.get("relay_restrictions")
+    problems += features.overlapping_directives(directives, sasl, tls, relay)
+    if relay is not None and not conn.is_unknown(relay):
+        problems += features.relay_problems(relay)
     if sasl:
         problems += features.sasl_problems(sasl, tls, conn.is_unknown)
     if tls:
@@ -552,6 +557,8 @@ class PostfixConfigArgs:
     tls_key_pem: pulumi.Input[str] | None = None
     insecure_ignore_host_key: bool = False
     use_sudo: bool = False
+    # smtpd_relay_restrictions: who may relay; everyone else is refused for good (None: leave the host's own).
+    relay_restrictions: pulumi.Input[str] | None = features.RELAY_RESTRICTIONS_DEFAULT
 
     def props(self) -> dict[str, Any]:
         return {
@@ -561,6 +568,7 @@ class PostfixConfigArgs:
             "sasl": self.sasl.props() if self.sasl is not None else None,
             "tls": self.tls.props() if self.tls is not None else None,
             "tls_key_pem": pulumi.Output.secret(self.tls_key_pem) if self.tls_key_pem is not None else None,
+            "relay_restrictions": self.relay_restrictions,
         }
 
 

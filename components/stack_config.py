@@ -15,7 +15,13 @@ from typing import Any, TypeVar
 
 from components.core.defaults import SSH_PORT, SSH_USER
 from components.core.dovecot_conf import DEFAULT_MECHANISMS, DEFAULT_PORT
-from components.core.postfix_features import SASL_DEFAULTS, SASL_NEEDS_TLS, TLS_DEFAULTS
+from components.core.postfix_features import (
+    RELAY_RESTRICTIONS_DEFAULT,
+    SASL_DEFAULTS,
+    SASL_NEEDS_TLS,
+    TLS_DEFAULTS,
+    relay_problems,
+)
 
 T = TypeVar("T")
 
@@ -116,6 +122,7 @@ class SiteSpec:
     sasl: SaslSpec | None = None
     tls: TlsSpec | None = None
     auth_service: str | None = None
+    relay_restrictions: str | None = RELAY_RESTRICTIONS_DEFAULT
     # master.cf submission services: label -> {type, listen, options}
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -201,6 +208,7 @@ def _parse_site(name: str, item: Any, hosts: Mapping[str, HostSpec], services_ra
         postfix_hosts=postfix_hosts,
         dovecot_host=dovecot_host,
         public_mx=_boolean(item, "public_mx", True, prefix),
+        relay_restrictions=_relay_restrictions(item, prefix),
         limits=dict(item.get("limits", {})),
         directives=dict(item.get("directives", {})),
         sasl=sasl,
@@ -208,6 +216,17 @@ def _parse_site(name: str, item: Any, hosts: Mapping[str, HostSpec], services_ra
         auth_service=auth_service,
         services=services,
     )
+
+
+def _relay_restrictions(item: Mapping[str, Any], prefix: str) -> str | None:
+    """`relay_restrictions`: the guide's permanent refusal by default; `false` leaves the host's own setting."""
+    value = item.get("relay_restrictions", RELAY_RESTRICTIONS_DEFAULT)
+    if value is False:
+        return None
+    problems = relay_problems(value)
+    if problems:
+        raise ConfigError(f"{prefix}.{problems[0]}")
+    return value
 
 
 def _refuse_shapeless_values(values: Mapping[str, Any], where: str) -> None:

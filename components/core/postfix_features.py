@@ -76,6 +76,36 @@ def tls_directives(tls: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+# Who may send mail to other domains through this host. Postfix's own default ends in defer_unauth_destination,
+# which tells an outside client trying to relay to come back later (454) instead of refusing it (554).
+RELAY_RESTRICTIONS_DEFAULT = "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"
+RELAY_DIRECTIVE = "smtpd_relay_restrictions"
+
+
+def relay_problems(text: Any) -> list[Problem]:
+    """`relay_restrictions` must end relaying for everyone else with a permanent refusal."""
+    if not isinstance(text, str) or not text.strip():
+        return [Problem("relay_restrictions", f"must be a Postfix restriction list, got {text!r}")]
+    items = [t for t in re.split(r"[\s,]+", text.strip()) if t]
+    if "defer_unauth_destination" in items:
+        return [
+            Problem(
+                "relay_restrictions",
+                "has defer_unauth_destination, which tells a client trying to relay to retry later; use "
+                "reject_unauth_destination to refuse it",
+            )
+        ]
+    if "reject_unauth_destination" not in items and items[-1] != "reject":
+        return [
+            Problem(
+                "relay_restrictions",
+                "must refuse relaying for everyone it does not permit: include reject_unauth_destination "
+                f"(the default is {RELAY_RESTRICTIONS_DEFAULT!r})",
+            )
+        ]
+    return []
+
+
 # One rule, read by the stack config (naming its keys) and by PostfixConfig's check (for direct use).
 SASL_NEEDS_TLS = (
     "with the guide's noplaintext and no TLS, AUTH can never succeed (and with only plaintext mechanisms in "
@@ -148,10 +178,13 @@ def protocols_at_least_tls12(protocols: str) -> bool:
     return {t[1:] for t in tokens} >= _OLD_PROTOCOLS
 
 
-def overlapping_directives(directives: Mapping[str, Any], sasl: Any, tls: Any) -> list[Problem]:
+def overlapping_directives(directives: Mapping[str, Any], sasl: Any, tls: Any, relay: Any = None) -> list[Problem]:
     owned = (SASL_DIRECTIVES if sasl else ()) + (TLS_DIRECTIVES if tls else ())
-    return [
+    problems = [
         Problem(f"directives.{name}", "is set by the sasl/tls settings; change it there")
         for name in directives
         if name in owned
     ]
+    if relay and RELAY_DIRECTIVE in directives:
+        problems.append(Problem(f"directives.{RELAY_DIRECTIVE}", "is set by relay_restrictions; change it there"))
+    return problems

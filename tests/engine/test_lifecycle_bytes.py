@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from components.core.postfix_features import RELAY_RESTRICTIONS_DEFAULT
 from tests.engine.harness import EngineProject, bed_config
 from tests.engine.lifecycle_support import MAIN_CF, ehlo_size, reload_postfix, write_file
 
@@ -13,6 +14,8 @@ HOST = "mx"
 # The last definition is unmanaged and has no final newline; a comment and a managed value are Latin-1.
 TAIL = b"\n# r\xe9glages locaux\ndelay_warning_time = 4h"
 BANNER = b"smtpd_banner = $myhostname ESMTP $mail_name (Debian/GNU)\n"
+# Debian's own line, which the default relay_restrictions takes over in place.
+DEBIAN_RELAY = b"smtpd_relay_restrictions = permit_mynetworks permit_sasl_authenticated defer_unauth_destination"
 
 
 @pytest.fixture
@@ -36,7 +39,10 @@ def test_bytes_survive_apply_refresh_rollback_and_destroy(testbed, tmp_path, odd
         run = project.up()
         assert run.ok, run.text
         applied = testbed.read_file(HOST, MAIN_CF)
-        assert applied == odd_main_cf.replace(b"ESMTP caf\xe9", b"ESMTP hardened") + b"\nmessage_size_limit = 1048576"
+        expected = odd_main_cf.replace(b"ESMTP caf\xe9", b"ESMTP hardened").replace(
+            DEBIAN_RELAY, b"smtpd_relay_restrictions = " + RELAY_RESTRICTIONS_DEFAULT.encode()
+        )
+        assert applied == expected + b"\nmessage_size_limit = 1048576"
         assert ehlo_size(testbed, HOST) == "SIZE 1048576"
         assert "ESMTP hardened" in testbed.smtp_banner(HOST)
 

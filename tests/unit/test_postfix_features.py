@@ -3,6 +3,7 @@ from pulumi.output import Unknown
 
 from components.core import postfix_features as features
 from components.core.postfix_rules import Problem
+from components.postfix_config import fold_main_cf
 
 
 def is_unknown(value):
@@ -294,3 +295,27 @@ def test_every_generated_directive_is_refused_under_directives():
     assert len(generated) >= 10
     refused = features.overlapping_directives(dict.fromkeys(generated, "x"), sasl, GOOD_TLS)
     assert sorted(p.field for p in refused) == sorted(f"directives.{name}" for name in generated)
+
+
+@pytest.mark.parametrize(
+    ("text", "refused"),
+    [
+        (features.RELAY_RESTRICTIONS_DEFAULT, False),
+        ("permit_mynetworks, reject", False),
+        ("permit_sasl_authenticated,reject_unauth_destination", False),
+        ("permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination", True),
+        ("permit_mynetworks, permit", True),
+        ("", True),
+        (7, True),
+    ],
+)
+def test_relay_restrictions_must_refuse_relaying_for_good(text, refused):
+    assert bool(features.relay_problems(text)) is refused
+
+
+def test_relay_restrictions_are_managed_by_default_and_owned_by_their_setting():
+    props = {"limits": {}, "directives": {}, "relay_restrictions": features.RELAY_RESTRICTIONS_DEFAULT}
+    assert fold_main_cf(props)["smtpd_relay_restrictions"] == features.RELAY_RESTRICTIONS_DEFAULT
+    assert "smtpd_relay_restrictions" not in fold_main_cf({"relay_restrictions": None})
+    overlap = features.overlapping_directives({"smtpd_relay_restrictions": "permit"}, None, None, "x")
+    assert [p.field for p in overlap] == ["directives.smtpd_relay_restrictions"]

@@ -347,3 +347,18 @@ def test_every_refused_host_and_site_is_reported_at_once():
     assert len(refused.value.problems) == 2, refused.value.problems
     assert refused.value.problems[0].startswith("secure-postfix:sites.a")
     assert refused.value.problems[1].startswith("secure-postfix:sites.b.limits")
+
+
+def test_relay_restrictions_default_to_a_permanent_refusal_and_false_leaves_the_host_alone():
+    hosts = {"mx": {"address": "192.0.2.25"}}
+    assert parse_stack(hosts, {"a": {"postfix_host": "mx"}}).sites["a"].relay_restrictions == (
+        "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"
+    )
+    assert (
+        parse_stack(hosts, {"a": {"postfix_host": "mx", "relay_restrictions": False}}).sites["a"].relay_restrictions
+        is None
+    )
+    with pytest.raises(ConfigError, match=r"sites\.a\.relay_restrictions: has defer_unauth_destination"):
+        parse_stack(
+            hosts, {"a": {"postfix_host": "mx", "relay_restrictions": "permit_mynetworks, defer_unauth_destination"}}
+        )
