@@ -228,6 +228,12 @@ class PostfixConfigProvider(HostProvider):
             change = MainCfChange(host, facts, plan, changed_files, fingerprint(cert) if cert else None, journal)
             run_change(change)
             created = sorted(set(created) | set(change.made))
+        # An earlier release's separate certificate and key: nothing names them once the pair file is live.
+        legacy = [p for p in created if p in features.LEGACY_TLS_FILES and (not files or p not in files)]
+        if legacy and files:
+            host.remove_files(legacy)
+            pulumi.log.info(f"{host.label}: removed {', '.join(legacy)}; {features.TLS_PAIR_FILE} holds both")
+            created = [p for p in created if p not in legacy]
         held = Holdings(plan.originals, plan.earlier, created)
         book.claim(id_, held.keys(declared), held.ledger_originals(declared))
         journal.commit(plan.changes, "changed")
@@ -356,7 +362,7 @@ class Journal:
         pending = self.book.pending
         if not pending:
             # Backups outlive a change cut off after its record was cleared, before they were removed.
-            self.host.drop_backups([self.main_cf, features.TLS_CERT_FILE, features.TLS_KEY_FILE])
+            self.host.drop_backups([self.main_cf, features.TLS_PAIR_FILE])
             return facts
         label, started = self.host.label, pending.get("started", "?")
         if facts.main_cf_sha256 not in (pending.get("before"), pending.get("after")):
@@ -383,11 +389,11 @@ class Journal:
 
 
 def _tls_files(props: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
-    """path -> (content, mode) of the files the tls block deploys."""
+    """path -> (content, mode) of the files the tls block deploys: the key and its certificate chain, one file."""
     cert, key = props.get("tls_cert_pem"), props.get("tls_key_pem")
     if not cert or not key:
         return {}
-    return {features.TLS_CERT_FILE: (cert, "0644"), features.TLS_KEY_FILE: (key, "0600")}
+    return {features.TLS_PAIR_FILE: (key.rstrip("\n") + "\n" + cert.rstrip("\n") + "\n", "0600")}
 
 
 def _sha256(text: str) -> str:

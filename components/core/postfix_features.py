@@ -10,8 +10,12 @@ from components.core.problem import Problem
 from components.core.sasl_path import problems as sasl_path_problems
 
 TLS_DIR = "/etc/postfix/tls"
-TLS_CERT_FILE = f"{TLS_DIR}/secure-postfix.crt"
-TLS_KEY_FILE = f"{TLS_DIR}/secure-postfix.key"
+# The private key and the certificate chain in one file (key first), named by both smtpd_tls_cert_file and
+# smtpd_tls_key_file: one rename puts the new pair live, so no smtpd ever starts with the new certificate and the
+# old key (Postfix reads the key from the certificate's file when both name it, in every version).
+TLS_PAIR_FILE = f"{TLS_DIR}/secure-postfix.pem"
+# Where earlier releases kept them, one file each; removed once the pair file has taken over.
+LEGACY_TLS_FILES = (f"{TLS_DIR}/secure-postfix.crt", f"{TLS_DIR}/secure-postfix.key")
 
 SASL_DEFAULTS = {
     "security_options": "noanonymous, noplaintext",
@@ -65,8 +69,8 @@ def sasl_directives(sasl: Mapping[str, Any]) -> dict[str, Any]:
 def tls_directives(tls: Mapping[str, Any]) -> dict[str, str]:
     protocols = tls.get("protocols") or TLS_DEFAULTS["protocols"]
     return {
-        "smtpd_tls_cert_file": TLS_CERT_FILE,
-        "smtpd_tls_key_file": TLS_KEY_FILE,
+        "smtpd_tls_cert_file": TLS_PAIR_FILE,
+        "smtpd_tls_key_file": TLS_PAIR_FILE,
         "smtpd_tls_security_level": tls.get("security_level") or TLS_DEFAULTS["security_level"],
         # Without it, the guide's `noplaintext` leaves no mechanism before STARTTLS and every smtpd dies.
         "smtpd_tls_auth_only": "yes",

@@ -21,10 +21,9 @@ from tests.engine import mail_client
 CUT_DIR = "/run/sptb-cut"
 MAIN_CF = "/etc/postfix/main.cf"
 MASTER_CF = "/etc/postfix/master.cf"
-CERT = "/etc/postfix/tls/secure-postfix.crt"
-KEY = "/etc/postfix/tls/secure-postfix.key"
+PAIR = "/etc/postfix/tls/secure-postfix.pem"  # the key and its certificate, one file
 LEDGER = "/etc/postfix/secure-postfix.ledger.json"
-WATCHED = (MAIN_CF, MASTER_CF, CERT, KEY)
+WATCHED = (MAIN_CF, MASTER_CF, PAIR)
 # What an interrupted write or check could leave: atomic-write and staging temporaries, backups of a change.
 TEMPORARIES = (
     "find /etc/postfix /etc/dovecot /tmp -maxdepth 2 \\( -name '.main.cf.*' -o -name '.master.cf.*' "
@@ -53,8 +52,7 @@ POINTS = (
     Point("check", "/usr/sbin/postfix", "*check*"),
     Point("backup", "/usr/bin/cp", "*.secure-postfix-prev"),
     Point("ledger", "/usr/bin/mktemp", "*/.secure-postfix.ledger.json.*"),
-    Point("cert-upload", "/usr/bin/mktemp", "*/.secure-postfix.crt.*"),
-    Point("key-upload", "/usr/bin/mktemp", "*/.secure-postfix.key.*"),
+    Point("pair-upload", "/usr/bin/mktemp", "*/.secure-postfix.pem.*"),
     Point("swap", "/usr/bin/mv", "* /etc/postfix/main.cf"),
     Point("reload", "/usr/sbin/postfix", "reload"),
     Point("reloaded", "/usr/bin/tail", output="reload -- version"),

@@ -1,9 +1,9 @@
 """The link cut at every step of an `up`: nothing is half-written, Postfix serves, and the next `up` converges.
 
 One site over the bed's three hosts, so that one `up` is three trials: each host's link goes down at another step
-(see fault_support.POINTS: connect, facts, staging, the staged check, the backup and the ledger's record, each TLS
-upload, the swap, the reload, before and after the probe, the final record, the backups' removal). Every change
-moves main.cf and both TLS files between two known sets. After each trial, with the link back:
+(see fault_support.POINTS: connect, facts, staging, the staged check, the backup and the ledger's record, the TLS
+pair's upload, the swap, the reload, before and after the probe, the final record, the backups' removal). Every change
+moves main.cf and the TLS pair file between two known sets. After each trial, with the link back:
 
 - main.cf, master.cf, the certificate and the key are each wholly the old file or wholly the new one (SHA-256);
 - no temporary file or staged copy is left (backups of the change go with the next `up`);

@@ -40,7 +40,7 @@ def assert_hardened(testbed) -> None:
         client.quit()
     live = testbed.run(HOST, "postconf -h header_size_limit default_process_limit smtpd_tls_auth_only").stdout
     assert live.split() == ["51200", "70", "yes"], live
-    testbed.run(HOST, "test -S /var/spool/postfix/private/auth && test -s /etc/postfix/tls/secure-postfix.key")
+    testbed.run(HOST, "test -S /var/spool/postfix/private/auth && test -s /etc/postfix/tls/secure-postfix.pem")
 
 
 @pytest.fixture

@@ -273,13 +273,13 @@ class TestSaslTls:
         assert run.ok, run.text
         assert run.summary.get("update") == 1, run.summary
         assert served_fingerprint(testbed) == der_fingerprint(cert)
-        mode = testbed.run("edge", "stat -c '%a %U' /etc/postfix/tls/secure-postfix.key").stdout.strip()
+        mode = testbed.run("edge", "stat -c '%a %U' /etc/postfix/tls/secure-postfix.pem").stdout.strip()
         assert mode == "600 root"
 
     def test_failed_apply_puts_the_previous_tls_files_back(self, testbed, certs, project, tmp_path):
         """A new certificate with a change that breaks TLS: the probe fails, the old files come back."""
         proj, _ = project
-        files = "/etc/postfix/tls/secure-postfix.crt /etc/postfix/tls/secure-postfix.key"
+        files = "/etc/postfix/tls/secure-postfix.pem"
         before = testbed.run("edge", f"sha256sum {files}; stat -c '%n %a %U' {files}").stdout
         config = bed_config(testbed, site_config({**certs, "split": make_cert(tmp_path, "edge2")}, "inet"))
         config["sites"]["split"]["directives"] = {"tls_medium_cipherlist": "NO-SUCH-CIPHER"}

@@ -1,5 +1,6 @@
 """State written by the previous release, then this release's code: no replace, no delete, and on the hosts only
-the directive this release manages by default (smtpd_relay_restrictions)."""
+what this release does differently: smtpd_relay_restrictions managed by default, and the TLS key and certificate in
+one pair file instead of two."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from stackctl.engine import PROJECT_DIR
 from tests.engine import fault_support as fs
 from tests.engine.harness import bed_config
 from tests.engine.test_pulumi_cli import CliProject
+from tests.tls_files import make_cert
 
 pytestmark = pytest.mark.engine
 
@@ -39,7 +41,9 @@ def test_previous_state_updates_in_place_and_leaves_hosts_as_they_were(testbed, 
     current = tmp_path / "current-components"
     shutil.copytree(cli.root / "components", current)
     previous_components(cli.root)
-    sites = {"u": {"postfix_hosts": list(HOSTS), "limits": {"message_size_limit": 4194304}}}
+    cert, key = make_cert(tmp_path / "tls", testbed.hosts[HOSTS[0]].hostname)
+    tls = {"cert_file": str(cert), "key_file": str(key)}
+    sites = {"u": {"postfix_hosts": list(HOSTS), "limits": {"message_size_limit": 4194304}, "tls": tls}}
     cli.configure(bed_config(testbed, sites, list(HOSTS)))
     cli.ok("up", "--yes")
     written = {h: fs.digests(testbed, h) for h in HOSTS}
@@ -53,17 +57,23 @@ def test_previous_state_updates_in_place_and_leaves_hosts_as_they_were(testbed, 
     assert "host_name" in json.dumps(preview["steps"]), "the new input was not planned"
     cli.ok("up", "--yes")
     for host in HOSTS:
-        now = fs.digests(testbed, host)
-        assert {p: d for p, d in now.items() if p != fs.MAIN_CF} == {
-            p: d for p, d in written[host].items() if p != fs.MAIN_CF
-        }, host
-        # main.cf: the one directive this release manages by default is set (Debian's own line for it, ending in
-        # defer_unauth_destination, gives way); every other line as it was.
+        assert fs.digests(testbed, host)[fs.MASTER_CF] == written[host][fs.MASTER_CF], host
+        # The certificate and key, one file each before, are one pair file now; the old files are gone.
+        listing = testbed.run(host, "ls -a /etc/postfix/tls; stat -c '%a' " + fs.PAIR).stdout.split()
+        assert listing == [".", "..", "secure-postfix.pem", "600"], (host, listing)
+        # main.cf: the relay directive this release manages by default is set (Debian's own line for it, ending in
+        # defer_unauth_destination, gives way) and both TLS file names point at the pair file; every other line as
+        # it was.
         lines = testbed.read_file(host, fs.MAIN_CF).decode().splitlines()
-        added = [ln for ln in lines if ln not in main_cf[host]]
+        added = sorted(ln for ln in lines if ln not in main_cf[host])
         removed = [ln for ln in main_cf[host] if ln not in lines]
-        assert all(ln.startswith("smtpd_relay_restrictions =") for ln in removed), removed
-        assert added == [f"smtpd_relay_restrictions = {RELAY_RESTRICTIONS_DEFAULT}"], added
+        changed = ("smtpd_relay_restrictions =", "smtpd_tls_cert_file =", "smtpd_tls_key_file =")
+        assert all(ln.startswith(changed) for ln in removed), removed
+        assert added == [
+            f"smtpd_relay_restrictions = {RELAY_RESTRICTIONS_DEFAULT}",
+            f"smtpd_tls_cert_file = {fs.PAIR}",
+            f"smtpd_tls_key_file = {fs.PAIR}",
+        ], added
     # Then a plain run: nothing left to change.
     again = json.loads(cli.ok("preview", "--json"))
     assert {step["op"] for step in again.get("steps", [])} <= {"same"}, again.get("steps")

@@ -59,8 +59,8 @@ def test_sasl_directives_keep_an_unknown_path_in_place():
 
 def test_tls_directives_defaults():
     assert features.tls_directives(GOOD_TLS) == {
-        "smtpd_tls_cert_file": "/etc/postfix/tls/secure-postfix.crt",
-        "smtpd_tls_key_file": "/etc/postfix/tls/secure-postfix.key",
+        "smtpd_tls_cert_file": "/etc/postfix/tls/secure-postfix.pem",
+        "smtpd_tls_key_file": "/etc/postfix/tls/secure-postfix.pem",
         "smtpd_tls_security_level": "may",
         "smtpd_tls_auth_only": "yes",
         "smtpd_tls_protocols": ">=TLSv1.2",
