@@ -17,7 +17,7 @@ from pulumi.output import Unknown
 from components import reach
 from components.core.defaults import SSH_PORT, SSH_USER
 from components.core.problem import Problem
-from components.remote.ssh import SshTarget, parse_host_keys
+from components.remote.ssh import SshTarget, named_host, parse_host_keys
 
 CONNECTION_FIELDS = ("host", "port", "user", "host_key", "private_key", "private_key_password", *reach.FIELDS)
 SECRET_FIELDS = ("private_key", "private_key_password")
@@ -76,7 +76,7 @@ def host_label(props: Mapping[str, Any]) -> str:
     if not (isinstance(host, str) and host):
         return "(host not known yet)"
     name = props.get("host_name")
-    return f"{name} ({host})" if isinstance(name, str) and name and name != host else host
+    return named_host(name if isinstance(name, str) else "", host)
 
 
 def check_connection(props: Mapping[str, Any]) -> list[Problem]:

@@ -229,8 +229,8 @@ class PostfixConfigProvider(HostProvider):
             run_change(change)
             created = sorted(set(created) | set(change.made))
         # An earlier release's separate certificate and key: nothing names them once the pair file is live.
-        legacy = [p for p in created if p in features.LEGACY_TLS_FILES and (not files or p not in files)]
-        if legacy and files:
+        legacy = [p for p in created if p in features.LEGACY_TLS_FILES] if files else []
+        if legacy:
             host.remove_files(legacy)
             pulumi.log.info(f"{host.label}: removed {', '.join(legacy)}; {features.TLS_PAIR_FILE} holds both")
             created = [p for p in created if p not in legacy]

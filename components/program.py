@@ -80,7 +80,7 @@ def refuse_secrets(secret: Callable[[str], bool] = is_config_secret) -> None:
 
 def main() -> None:
     """The stack config's program. A refused config is reported as Pulumi reports its own errors: one `error:`
-    line per problem, no traceback, and the run fails before any resource is registered or any host contacted."""
+    line per problem, no traceback, and a failed run."""
     try:
         _main()
     except ConfigError as exc:

@@ -110,9 +110,9 @@ def run_sdk_provider(threads: int) -> None:
     module.__dict__.update(__file__=spec.origin, __package__="pulumi.dynamic", __spec__=spec, __loader__=spec.loader)
     sys.modules["__main__"] = module
     sys.path[0] = os.getcwd()
+    exec(code, module.__dict__)
     # Every operation counted while it runs: if the engine dies, the one in flight finishes (its host's change is
     # completed or rolled back), then the plugin exits instead of serving an engine that is gone.
-    exec(code, module.__dict__)
     in_flight = lifeline.InFlight()
     count_operations(module.__dict__["DynamicResourceProviderServicer"], in_flight)
     lifeline.watch_parent("pulumi-resource-pulumi-python", in_flight.wait_idle)

@@ -23,10 +23,19 @@ def _instance() -> int:
     return int(raw)
 
 
+def instance_names(instance: int) -> tuple[str, str, str]:
+    """(prefix of its namespaces and links, bridge, process marker) of bed `instance`.
+
+    Set in the environment of every host's first process, the marker lets cleanup find processes of a bed whose
+    state file is gone.
+    """
+    tag = "" if instance == 0 else str(instance)
+    return f"sptb{tag}-", f"sptb{instance}", f"SPTB_TESTBED{tag}"
+
+
 INSTANCE = _instance()
 _TAG = "" if INSTANCE == 0 else str(INSTANCE)
-PREFIX = f"sptb{_TAG}-"
-BRIDGE = f"sptb{INSTANCE}"
+PREFIX, BRIDGE, ENV_MARKER = instance_names(INSTANCE)
 DOMAIN = "testbed.invalid"
 SUBNET = f"10.231.{7 + INSTANCE}."
 PREFIX_LEN = 24
@@ -38,9 +47,6 @@ CLIENT_ADDRESSES = [f"{SUBNET}{i}" for i in range(100, 140)]
 # stalls the first connections for seconds.
 BRIDGE_MAC = f"02:73:70:74:{0x62 + INSTANCE:02x}:01"
 
-# Set in the environment of every host's first process; lets cleanup find
-# processes of a bed whose state file is gone.
-ENV_MARKER = f"SPTB_TESTBED{_TAG}"
 
 STATE_FILE = "state.json"
 MARKER_FILE = ".sptb-testbed"

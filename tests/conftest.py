@@ -40,7 +40,7 @@ else:
     os.environ.setdefault("TESTBED_INSTANCE", str(LONE_INSTANCE))
     os.environ.setdefault("TESTBED_DIR", str(bed_dir(int(os.environ["TESTBED_INSTANCE"]))))
 
-from testbed.layout import INSTANCE  # reads TESTBED_INSTANCE, set just above  # noqa: E402
+from testbed.layout import INSTANCE, instance_names  # reads TESTBED_INSTANCE, set just above  # noqa: E402
 from testbed.pytest_fixture import BUILT, testbed_fixture  # noqa: E402, F401  (registers the `testbed` fixture)
 from tests import session_checks  # noqa: E402
 
@@ -147,7 +147,7 @@ def _end_of_run_checks(session):
         instances = sorted(set(config.stash.get(_INSTANCES, [])))
         watch = config.stash.get(_PROCESS_WATCH, session_checks.ProcessWatch())
         left = watch.leftovers()
-        markers = [session_checks.instance_names(i)[2] for i in instances]
+        markers = [instance_names(i)[2] for i in instances]
         left += [p for p in session_checks.marked_processes(markers) if p not in left]
         bed_dirs = [str(bed_dir(i)) for i in instances]
         left += session_checks.bed_leftovers(instances, bed_dirs)

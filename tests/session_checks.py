@@ -14,16 +14,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from testbed.layout import instance_names
+
 # The run's folder, made by the first process; workers inherit its path through the environment.
 RUN_DIR_VARIABLE = "SECURE_POSTFIX_TEST_RUN"
 PIDS_CGROUP_ROOT = Path("/sys/fs/cgroup/pids")
 NETNS_DIR = Path("/run/netns")
-
-
-def instance_names(instance: int) -> tuple[str, str, str]:
-    """(namespace and link prefix, bridge, process marker) of bed `instance`, as testbed.layout names them."""
-    tag = "" if instance == 0 else str(instance)
-    return f"sptb{tag}-", f"sptb{instance}", f"SPTB_TESTBED{tag}="
 
 
 # ---------------------------------------------------------------- processes
@@ -80,9 +76,9 @@ class ProcessWatch:
 
 
 def marked_processes(markers: list[str]) -> list[str]:
-    """Processes whose environment carries one of `markers` (`NAME=`): a bed's daemons carry its marker."""
+    """Processes whose environment carries one of `markers` (a variable's name): a bed's daemons carry its marker."""
     found = []
-    needles = [m.encode() for m in markers]
+    needles = [f"{m}=".encode() for m in markers]
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue

@@ -65,7 +65,6 @@ _STYLE = """
 body { font: 14px/1.4 sans-serif; margin: 24px; color: #1f2328; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }
-/* One fixed square per cell, so a screenshot shows each status as a known area. */
 table.matrix td.cell, table.matrix th.rule { width: 28px; min-width: 28px; max-width: 28px; padding: 0; }
 table.matrix td.cell { vertical-align: top; }
 /* The colour: a fixed square, so a screenshot shows each status as a known area. */

@@ -97,6 +97,11 @@ class CommandError(RemoteError):
         self.stderr = stderr
 
 
+def named_host(name: str, address: str) -> str:
+    """How messages name a host: `edge (10.0.0.12)`, or the address alone when the stack gave no other name."""
+    return f"{name} ({address})" if name and name != address else address
+
+
 @dataclass(frozen=True)
 class SshTarget:
     """Where and how to log in. Field names follow pulumi_command.remote.ConnectionArgs."""
@@ -130,10 +135,7 @@ class SshTarget:
 
     @property
     def label(self) -> str:
-        """How messages name the host: `edge (10.0.0.12)`, or the address alone when the stack gave no name."""
-        if self.name and self.name != self.host:
-            return f"{self.name} ({self.address_label})"
-        return self.address_label
+        return named_host(self.name, self.address_label)
 
     def __repr__(self) -> str:  # never show the key, even in a traceback
         return f"SshTarget(host={self.host!r}, port={self.port}, user={self.user!r})"

@@ -8,12 +8,18 @@ host finishes the step on its own, the controller never hears of it. The link co
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import shlex
+import signal
 import subprocess
+import sys
+import textwrap
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from testbed.layout import HOST_SPECS
 from tests.engine import mail_client
@@ -212,3 +218,58 @@ def sha256_text(text: str) -> str:
 
 def point(name: str) -> Point:
     return next(p for p in POINTS if p.name == name)
+
+
+# An `up` of a scratch project in a process of its own: the controller a fault test kills.
+CONTROLLER = """
+import sys
+from components.program import main
+from stackctl.engine import EngineSettings, open_stack
+from pathlib import Path
+root = Path(sys.argv[1])
+settings = EngineSettings(work_dir=root, state_dir=root / "state", passphrase=sys.argv[2])
+open_stack(sys.argv[3], main, settings).up(on_output=print)
+"""
+
+
+def descendants(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def kill_controller_when_fired(testbed, host: str, project, step: str) -> None:
+    """Runs `up` of `project` in a controller process of its own and kills the whole controller with SIGKILL once the
+    point armed on `host` fires; the host then finishes the paused command on its own."""
+    from tests.engine.harness import PASSPHRASE
+
+    controller = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(CONTROLLER), str(project.root), PASSPHRASE, project.stack_name],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not fired(testbed, host):
+            assert controller.poll() is None and time.monotonic() < deadline, f"the {step} was never reached"
+            time.sleep(0.1)
+        # The whole controller at once: the program, the pulumi CLI and the provider plugin it started (which
+        # runs in a process group of its own).
+        for pid in [controller.pid, *descendants(controller.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        controller.wait(10)
+        time.sleep(4)  # the host finishes the paused command on its own
+    finally:
+        if controller.poll() is None:
+            os.killpg(controller.pid, signal.SIGKILL)

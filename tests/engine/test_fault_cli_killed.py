@@ -15,7 +15,7 @@ import pytest
 from stackctl.engine import pulumi_bin
 from tests.engine import fault_support as fs
 from tests.engine.harness import bed_config
-from tests.engine.test_fault_host_failures import SIZES, descendants, site
+from tests.engine.test_fault_host_failures import SIZES, site
 from tests.engine.test_pulumi_cli import CliProject
 
 pytestmark = [pytest.mark.engine, pytest.mark.long(60)]
@@ -61,7 +61,7 @@ def test_helpers_finish_the_host_operation_and_exit_when_the_cli_is_killed(testb
         while not fs.fired(testbed, HOST):
             assert up.poll() is None and time.monotonic() < deadline, "the swap was never reached"
             time.sleep(0.1)
-        helpers = [pid for pid in descendants(up.pid) if any(h in cmdline(pid) for h in HELPERS)]
+        helpers = [pid for pid in fs.descendants(up.pid) if any(h in cmdline(pid) for h in HELPERS)]
         assert {h for h in HELPERS for pid in helpers if h in cmdline(pid)} == set(HELPERS), [
             cmdline(p) for p in helpers
         ]

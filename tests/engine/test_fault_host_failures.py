@@ -9,19 +9,12 @@ half-written, and convergence on the next `up`.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.engine import fault_support as fs
-from tests.engine.harness import PASSPHRASE, EngineProject, bed_config
+from tests.engine.harness import EngineProject, bed_config
 from tests.tls_files import make_cert
 
 pytestmark = [pytest.mark.engine, pytest.mark.long(110)]
@@ -90,31 +83,6 @@ def test_ssh_session_killed_on_the_host(testbed, tmp_path, monkeypatch):
     assert destroyed.ok, destroyed.text
 
 
-CONTROLLER = """
-import sys
-from components.program import main
-from stackctl.engine import EngineSettings, open_stack
-from pathlib import Path
-root = Path(sys.argv[1])
-settings = EngineSettings(work_dir=root, state_dir=root / "state", passphrase=sys.argv[2])
-open_stack(sys.argv[3], main, settings).up(on_output=print)
-"""
-
-
-def descendants(root: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [root]
-    while frontier:
-        children = [pid for pid, parent in parents.items() if parent in frontier]
-        found += children
-        frontier = children
-    return found
-
-
 def test_controller_killed_during_the_swap_then_cancel_and_up(testbed, tmp_path):
     host = "mx"
     project = EngineProject(tmp_path / "sigkill", "sigkill")
@@ -126,29 +94,10 @@ def test_controller_killed_during_the_swap_then_cancel_and_up(testbed, tmp_path)
         project.configure(bed_config(testbed, site(SIZES[1]), [host]))
         # The host pauses in the swap's rename long enough for the controller to be killed in the middle of it.
         fs.arm(testbed, host, fs.point("swap"), fs.pause(3))
-        controller = subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(CONTROLLER), str(project.root), PASSPHRASE, project.stack_name],
-            cwd=Path(__file__).resolve().parents[2],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
         try:
-            deadline = time.monotonic() + 60
-            while not fs.fired(testbed, host):
-                assert controller.poll() is None and time.monotonic() < deadline, "the swap was never reached"
-                time.sleep(0.1)
-            # The whole controller at once: the program, the pulumi CLI and the provider plugin it started (which
-            # runs in a process group of its own).
-            for pid in [controller.pid, *descendants(controller.pid)]:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            controller.wait(10)
-            time.sleep(4)  # the host finishes the paused rename on its own
+            fs.kill_controller_when_fired(testbed, host, project, "swap")
         finally:
             fs.restore(testbed, host)
-            if controller.poll() is None:
-                os.killpg(controller.pid, signal.SIGKILL)
         new_main_cf = fs.digests(testbed, host)[fs.MAIN_CF]
         assert new_main_cf != old[fs.MAIN_CF], "the rename did not happen: the kill came too late or too early"
         assert fs.wait_until_clean(testbed, host) == []

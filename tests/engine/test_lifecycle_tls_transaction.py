@@ -10,11 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -22,8 +17,7 @@ import pytest
 
 from tests.engine import fault_support as fs
 from tests.engine import mail_client
-from tests.engine.harness import PASSPHRASE, EngineProject, bed_config
-from tests.engine.test_fault_host_failures import CONTROLLER, descendants
+from tests.engine.harness import EngineProject, bed_config
 from tests.tls_files import der_fingerprint, make_cert
 
 pytestmark = pytest.mark.engine
@@ -94,24 +88,9 @@ def test_controller_killed_in_the_pairs_rename_never_serves_a_mismatched_pair(te
         project.configure(bed_config(testbed, {"t": site(second)}, [HOST]))
         # The host pauses in the rename that puts the new pair in place; the controller is killed meanwhile.
         fs.arm(testbed, HOST, fs.Point("pair-rename", "/usr/bin/mv", f"* {PAIR}"), RENAME_FAULTS[fault])
-        controller = subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(CONTROLLER), str(project.root), PASSPHRASE, project.stack_name],
-            cwd=Path(__file__).resolve().parents[2],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
         served = []
         try:
-            deadline = time.monotonic() + 60
-            while not fs.fired(testbed, HOST):
-                assert controller.poll() is None and time.monotonic() < deadline, "the rename was never reached"
-                time.sleep(0.1)
-            for pid in [controller.pid, *descendants(controller.pid)]:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            controller.wait(10)
-            time.sleep(4)  # the host finishes the paused rename on its own
+            fs.kill_controller_when_fired(testbed, HOST, project, "rename")
             # New smtpd processes read the files as they are now (an idle one would still hold the old pair).
             testbed.run(HOST, "postfix reload")
             for n in range(8):
@@ -119,8 +98,6 @@ def test_controller_killed_in_the_pairs_rename_never_serves_a_mismatched_pair(te
                 time.sleep(0.5)
         finally:
             fs.restore(testbed, HOST)
-            if controller.poll() is None:
-                os.killpg(controller.pid, signal.SIGKILL)
         assert set(served) <= fingerprints, "a certificate that was never deployed was served"
         assert b"key values mismatch" not in testbed.read_file(HOST, "/var/log/mail.log")
         with contextlib.suppress(Exception):

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from tests.session_checks import (
-    CONFIG_SECRET_LABEL,
-    SweepRecord,
-    instance_names,
-    sweep,
-)
+from testbed.layout import instance_names
+from tests.session_checks import CONFIG_SECRET_LABEL, SweepRecord, sweep
 from tests.tls_files import make_pair
 
 
@@ -43,4 +39,4 @@ def test_a_saved_record_reads_back_whole(tmp_path):
 def test_bed_names_of_one_instance_are_not_a_prefix_of_anothers():
     one, twelve = instance_names(1), instance_names(12)
     assert not twelve[0].startswith(one[0]) and twelve[1] != one[1]
-    assert not f"{twelve[2]}/x".startswith(one[2])
+    assert not f"{twelve[2]}=x".startswith(f"{one[2]}=")
