@@ -1,4 +1,4 @@
-"""`python -m compliance --stack NAME [--markdown FILE] [--html FILE]`: report of the stack's last state.
+"""`python -m compliance --stack NAME [--markdown FILE] [--html FILE] [--json FILE]`: report of the stack's last state.
 
 The state is read with `pulumi stack export` on the pinned CLI and the local file backend,
 as stackctl runs it; nothing contacts the hosts. Run `python -m stackctl --stack NAME refresh --yes` first for
@@ -45,13 +45,16 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", default="local")
     parser.add_argument("--markdown", type=Path, help="write the Markdown here (default: print it)")
     parser.add_argument("--html", type=Path, help="write the self-contained HTML page here")
+    parser.add_argument(
+        "--json", type=Path, help="write host -> rule ID -> status, value, source here (for scripts and dashboards)"
+    )
     parser.add_argument("--work-dir", type=Path, default=PROJECT_DIR, help="the project folder (Pulumi.yaml)")
     parser.add_argument("--state-dir", type=Path, help="the file backend's folder (default: WORK_DIR/.state)")
     args = parser.parse_args(argv)
     report = report_from_deployment(load(args.stack, args.work_dir, args.state_dir))
     if not report:
         print(
-            f"stack {args.stack}: no PostfixConfig with a compliance report in its state (run up first)",
+            f"stack {args.stack}: no PostfixConfig with main.cf values in its state (run up first)",
             file=sys.stderr,
         )
         return 1
@@ -62,6 +65,9 @@ def cli(argv: list[str] | None = None) -> int:
         print(text)
     if args.html:
         args.html.write_text(render.html(report, title=f"Compliance report: stack {args.stack}"))
+    if args.json:
+        records = {host: {f.rule.id: f.record() for f in found} for host, found in report.items()}
+        args.json.write_text(json.dumps(records, indent=2, sort_keys=True) + "\n")
     return 0
 
 

@@ -11,6 +11,7 @@ Its output `sasl_path` is what Postfix's smtpd_sasl_path must say.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import posixpath
 from collections.abc import Mapping
@@ -40,7 +41,10 @@ SETTINGS = (
     "auth_mechanisms",
     "postfix_queue_directory",
 )
-COMPUTED_OUTPUTS = ("original_file", "dovecot_version")
+# `managed_file` is what the settings make; as an input its whole text would print in every diff that
+# changes one setting. A hand edit still shows, as the one-line `drift` input a refresh writes.
+COMPUTED_OUTPUTS = ("original_file", "dovecot_version", "managed_file")
+DRIFT = "drift"
 LEDGER = posixpath.join(posixpath.dirname(posixpath.dirname(dc.CONFIG_FILE)), ledger.FILE_NAME)
 _KEY = ledger.path_key(dc.CONFIG_FILE)
 
@@ -109,12 +113,10 @@ def check_props(props: Mapping[str, Any]) -> list[Problem]:
 
 
 def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
-    """Stored inputs: the connection, the settings, and the file and sasl_path they make."""
+    """Stored inputs: the connection, the settings, and the sasl_path they make."""
     inputs = {k: props.get(k) for k in (*conn.CONNECTION_FIELDS, *conn.OPTION_FIELDS, *SETTINGS)}
     if not any(conn.is_unknown(props.get(k)) for k in (*SETTINGS, "host")) and not _port_problems(props):
-        listener = listener_from(props)
-        inputs["managed_file"] = dc.render(listener, _mechanisms(props))
-        inputs["sasl_path"] = dc.sasl_path(listener, _queue_directory(props))
+        inputs["sasl_path"] = dc.sasl_path(listener_from(props), _queue_directory(props))
     return {k: v for k, v in inputs.items() if v is not None}
 
 
@@ -128,7 +130,13 @@ class DovecotAuthServiceProvider(HostProvider):
     inputs = staticmethod(checked_inputs)
 
     def refresh(self, session: Session, id_: str, props: dict[str, Any]) -> dict[str, Any]:
-        return {**props, "managed_file": DovecotHost(session).facts().current or ""}
+        live = DovecotHost(session).facts().current
+        refreshed = {k: v for k, v in props.items() if k != DRIFT}
+        refreshed["managed_file"] = live or ""
+        drift = drift_of(live, dc.render(listener_from(props), _mechanisms(props)))
+        if drift:
+            refreshed[DRIFT] = drift
+        return refreshed
 
     def remove(self, session: Session, id_: str, props: dict[str, Any]) -> None:
         host = DovecotHost(session)
@@ -154,7 +162,7 @@ class DovecotAuthServiceProvider(HostProvider):
 
     def apply(self, session: Session, id_: str, props: dict[str, Any], olds: Mapping[str, Any] | None) -> dict:
         listener, mechanisms = listener_from(props), _mechanisms(props)
-        text = props["managed_file"]
+        text = dc.render(listener, mechanisms)
         host = DovecotHost(session)
         facts = host.facts()
         book = load_ledger(session, LEDGER)
@@ -169,7 +177,22 @@ class DovecotAuthServiceProvider(HostProvider):
             run_change(DovecotFileChange(host, facts, text, listener, mechanisms))
         book.claim(id_, [_KEY], {_KEY: {"text": original}})
         save_ledger(session, LEDGER, book)
-        return {**props, "original_file": original or "", "dovecot_version": facts.version_text.split()[0]}
+        return {
+            **props,
+            "managed_file": text,
+            "original_file": original or "",
+            "dovecot_version": facts.version_text.split()[0],
+        }
+
+
+def drift_of(live: str | None, desired: str) -> str | None:
+    """One line for a file that is not what the settings make (the next up writes it again)."""
+    if live == desired:
+        return None
+    if live is None:
+        return f"{dc.CONFIG_FILE} is missing on the host"
+    digest = hashlib.sha256(live.encode("utf-8", errors="surrogateescape")).hexdigest()[:12]
+    return f"{dc.CONFIG_FILE} was changed on the host (sha256 {digest}…)"
 
 
 def _check_on_host(label: str, facts: DovecotFacts) -> None:

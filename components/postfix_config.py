@@ -35,7 +35,9 @@ from components.provider import ApplyError, Change, HostProvider, load_ledger, r
 from components.remote.postfix_host import BACKUP_SUFFIX, PostfixError, PostfixFacts, PostfixHost
 from components.remote.ssh import RemoteError, Session
 
-COMPUTED_OUTPUTS = ("originals", "overridden", "created_files", "postfix_version")
+# `compliance` is computed, not an input: a verdict restating a directive would double every diff line,
+# and a new rule version would plan an update of every host.
+COMPUTED_OUTPUTS = ("originals", "overridden", "created_files", "postfix_version", "compliance", "host_values")
 
 # A recorded definition starts with its name, never with "=": the prefix marks bytes kept as base64.
 _BASE64_PREFIX = "=base64:"
@@ -140,14 +142,28 @@ def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
     inputs = {k: props.get(k) for k in (*conn.CONNECTION_FIELDS, *conn.OPTION_FIELDS)}
     inputs["main_cf"] = fold_main_cf(props)
     tls = props.get("tls") or {}
-    inputs["compliance"] = _compliance(inputs["main_cf"], public_mx=bool(tls.get("public_mx", True)))
+    # Stored only when it is not the default, so a public MX's inputs carry no line for it.
+    if tls.get("public_mx") is False:
+        inputs["public_mx"] = False
     inputs["tls_cert_pem"] = tls.get("cert_pem") if tls else None
     inputs["tls_key_pem"] = props.get("tls_key_pem") if tls else None
     return {k: v for k, v in inputs.items() if v is not None}
 
 
-def _compliance(main_cf: Mapping[str, Any], public_mx: bool) -> dict[str, str]:
-    return compliance.report(main_cf, public_mx, pending=[k for k, v in main_cf.items() if conn.is_unknown(v)])
+def _compliance(props: Mapping[str, Any], host: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The verdicts on the resource's main_cf values (planned at apply, the host's own at refresh)."""
+    main_cf = props.get("main_cf") or {}
+    pending = [k for k, v in main_cf.items() if conn.is_unknown(v)]
+    return compliance.report(main_cf, compliance.public_mx_of_props(props), pending=pending, host=host)
+
+
+def host_values(main_cf_text: str, managed: Iterable[str]) -> dict[str, str]:
+    """The host's own values of the names the rules read and the stack leaves alone ("" where main.cf has none).
+
+    Kept as an output, so that a report from state judges partners such as message_size_limit on them.
+    """
+    names = [n for n in compliance.HOST_NAMES if n not in set(managed)]
+    return {n: "" if v is None else maincf.printable(v) for n, v in live_values(main_cf_text, names).items()}
 
 
 # -- the provider ----------------------------------------------------------------------
@@ -174,7 +190,8 @@ class PostfixConfigProvider(HostProvider):
         live = live_values(facts.main_cf, props.get("main_cf") or {})
         # Pulumi drops null map values; an absent directive reads as "" so the drift still shows.
         refreshed = {**props, "main_cf": {k: "" if v is None else maincf.printable(v) for k, v in live.items()}}
-        refreshed["compliance"] = _compliance(refreshed["main_cf"], compliance.public_mx_of(props.get("compliance")))
+        refreshed["host_values"] = host_values(facts.main_cf, live)
+        refreshed["compliance"] = _compliance(refreshed, refreshed["host_values"])
         return refreshed
 
     def remove(self, session: Session, id_: str, props: dict[str, Any]) -> None:
@@ -243,6 +260,8 @@ class PostfixConfigProvider(HostProvider):
             "overridden": earlier_to_state(plan.earlier),
             "created_files": created,
             "postfix_version": facts.version,
+            "host_values": (found := host_values(facts.main_cf, desired)),
+            "compliance": _compliance(props, found),
         }
 
 
@@ -587,8 +606,9 @@ class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
     created_files: pulumi.Output[list]
     postfix_version: pulumi.Output[str]
     compliance: pulumi.Output[dict]
+    host_values: pulumi.Output[dict]
 
     def __init__(self, resource_name: str, args: PostfixConfigArgs, opts: pulumi.ResourceOptions | None = None):
-        outputs = ("main_cf", "originals", "overridden", "created_files", "postfix_version", "compliance")
+        outputs = ("main_cf", *COMPUTED_OUTPUTS)
         props = {**args.props(), **dict.fromkeys(outputs)}
         super().__init__(PostfixConfigProvider(), resource_name, props, opts)

@@ -11,6 +11,7 @@ from pulumi.runtime import is_config_secret
 
 from components.core import compliance, compliance_render
 from components.mail_site import MailSite, TlsMaterial, dovecot_for
+from components.postfix_config import PostfixConfig
 from components.stack_config import (
     NAMESPACE,
     AccessSpec,
@@ -124,15 +125,29 @@ def _main() -> None:
         one = len(versions) == 1
         pulumi.export(f"{name}_postfix_version", exported.postfix.postfix_version if one else versions)
         for host, postfix in exported.postfixes.items():
-            _report_compliance(host, postfix.compliance)
+            _report_compliance(host, postfix, site.public_mx)
         if exported.dovecot is not None and service is None:
             pulumi.export(f"{name}_sasl_path", exported.dovecot.sasl_path)
 
 
-def _report_compliance(host: str, table: pulumi.Output[dict]) -> None:
-    """A short table in the preview/up output, and the machine-readable report as a stack output."""
-    table.apply(lambda t: pulumi.log.info(compliance_render.cli_table(host, compliance.from_cells(t))))
-    pulumi.export(f"compliance_{host}", table.apply(compliance.records))
+def _report_compliance(host: str, postfix: PostfixConfig, public_mx: bool) -> None:
+    """A short table in the preview and up output, judged on the planned main.cf values (at up, with
+    the host's own values of what the stack leaves alone).
+
+    Not a stack output: its lines would restate every changed directive in the diff a reviewer reads.
+    With a value another resource computes at apply, the table comes with `up` only.
+    """
+
+    def log(args: list) -> None:
+        values, found_on_host = args
+        judged = compliance.judge({k: str(v) for k, v in (values or {}).items()}, public_mx, host=found_on_host or None)
+        pulumi.log.info(compliance_render.cli_table(host, judged))
+
+    # At preview the host's values are not read (no SSH), and an output `up` alone computes stays unknown.
+    if pulumi.runtime.is_dry_run():
+        postfix.main_cf.apply(lambda values: log([values, None]))
+    else:
+        pulumi.Output.all(postfix.main_cf, postfix.host_values).apply(log)
 
 
 def _tls_material(config: pulumi.Config, site: SiteSpec) -> TlsMaterial | None:

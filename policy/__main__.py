@@ -29,9 +29,10 @@ from components.core.compliance_policy import POLICY_RULES, Judged, findings_for
 def _plain(props) -> tuple[dict, list[str]]:
     """The properties the rules read, with main.cf names whose value is unknown at preview set apart."""
     plain, pending = {}, []
-    for key in ("host", "compliance", "listener", "socket_mode", "socket_user", "socket_group"):
+    for key in ("host", "public_mx", "compliance", "listener", "socket_mode", "socket_user", "socket_group"):
         with contextlib.suppress(UnknownValueError):
-            plain[key] = props.get(key)
+            if key in props:
+                plain[key] = props.get(key)
     main_cf = {}
     try:
         names = list(props.get("main_cf") or {})

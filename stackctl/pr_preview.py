@@ -22,9 +22,9 @@ SECRET = "[secret]"
 # How the engine marks a secret value inside a property map.
 _SECRET_SIG = "4dabf18193072939515e22adb298388d"
 MARKER = "<!-- secure-postfix preview -->"
-# What the provider computes from the directives (the compliance verdicts): it changes along with them, and
-# `make compliance` reports it; the comment lists what the stack sets.
-DERIVED = ("compliance",)
+# Inputs of earlier releases that restated others (the compliance verdicts, the Dovecot file's text): the first
+# preview after an upgrade drops them, which changes nothing on a host; the comment lists what the stack sets.
+DERIVED = ("compliance", "managed_file")
 
 
 @dataclass(frozen=True)

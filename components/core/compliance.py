@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from components.core import client_networks
+from components.core.postfix_expand import Unresolved, expand, references
 from components.core.postfix_rules import POSTFIX_DEFAULTS, time_seconds
 
 
@@ -53,32 +55,80 @@ DEFAULTS: dict[str, str] = {
     "smtpd_client_restrictions": "",
     "inet_interfaces": "all",
     "smtpd_banner": "$myhostname ESMTP $mail_name",
+    "mail_name": "Postfix",
+    # Gone from Postfix 3.x; the default of smtpd_client_event_limit_exceptions still names it.
+    "smtpd_client_connection_limit_exceptions": "",
     **POSTFIX_DEFAULTS,
 }
+# Names whose default Postfix computes on the host (from its interfaces or its name): unknown elsewhere.
+COMPUTED_DEFAULTS = ("mynetworks", "myhostname", "mydomain")
 
 PENDING = "(computed at apply)"
 
 
-class Values:
-    """Effective main.cf values: managed ones as given, "" (absent on the host) as Postfix's default."""
+class NotJudged(Exception):
+    """The rule cannot be judged on what is known here; the message says why (reported as not checked)."""
 
-    def __init__(self, main_cf: Mapping[str, str], pending: Iterable[str] = ()):
+
+class Values:
+    """Effective main.cf values: managed ones as given, "" (absent on the host) as Postfix's default.
+
+    `host`: the host's own values of names the stack does not manage ("" where main.cf does not
+    set them), as apply and refresh read them; None where they are not known (a preview).
+    """
+
+    def __init__(self, main_cf: Mapping[str, str], pending: Iterable[str] = (), host: Mapping[str, str] | None = None):
         self.pending = set(pending)
         self.managed = {k: v for k, v in main_cf.items() if k not in self.pending}
+        self.host = None if host is None else {k: v for k, v in host.items() if k not in self.managed}
 
     def is_managed(self, name: str) -> bool:
         return name in self.managed or name in self.pending
 
-    def get(self, name: str) -> str:
-        value = self.managed.get(name)
-        if value is None or value == "":
-            return DEFAULTS.get(name, "")
+    def known(self, name: str) -> str | None:
+        """The value in force, or None when it is not known here."""
+        if name in self.managed:
+            value = self.managed[name]
+        elif self.host is not None and name in self.host:
+            value = self.host[name]
+        else:
+            return None
+        if value == "":
+            return None if name in COMPUTED_DEFAULTS else DEFAULTS.get(name, "")
         return value
+
+    def get(self, name: str) -> str:
+        value = self.known(name)
+        return DEFAULTS.get(name, "") if value is None else value
+
+    def partner(self, name: str) -> str:
+        """A value another directive is judged against: the one in force, never an assumed default."""
+        if name in self.pending:
+            raise NotJudged(f"{name} is computed at apply")
+        value = self.known(name)
+        if value is None:
+            raise NotJudged(f"{name} is not managed and the host's value is not known here (refresh reads it)")
+        return value
+
+    def resolve(self, name: str) -> str:
+        """A `$name` reference's value, for expansion."""
+        if name in self.pending:
+            raise Unresolved(f"${name} is computed at apply")
+        value = self.known(name)
+        if value is not None:
+            return value
+        if name in DEFAULTS and name not in COMPUTED_DEFAULTS and (self.host is not None or name == "mail_name"):
+            return DEFAULTS[name]
+        if name in COMPUTED_DEFAULTS and self.host is not None:
+            raise Unresolved(f"${name} is computed by Postfix on the host")
+        raise Unresolved(f"${name} is not managed and the host's value is not known here")
 
     def show(self, name: str) -> str:
         if name in self.pending:
             return f"{name} = {PENDING}"
         value = self.managed.get(name)
+        if value is None and self.host is not None and self.host.get(name):
+            return f"{name} = {self.host[name]} (the host's own)"
         if value is None or value == "":
             where = "not managed" if value is None else "unset"
             default = DEFAULTS.get(name, "")
@@ -118,7 +168,8 @@ class Finding:
 
 
 def _whole(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
+    # ASCII digits only: str.isdigit() also takes Arabic-Indic digits and superscripts, which Postfix does not.
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def positive(name: str, meaning_of_zero: str) -> Judge:
@@ -135,10 +186,10 @@ def positive(name: str, meaning_of_zero: str) -> Judge:
 
 
 def _header_bounded(v: Values) -> tuple[bool, str]:
-    header, size = _whole(v.get("header_size_limit")), _whole(v.get("message_size_limit"))
     shown = v.show("header_size_limit")
     if "header_size_limit" in v.pending:
         return True, shown
+    header, size = _whole(v.get("header_size_limit")), _whole(v.partner("message_size_limit"))
     if header is None or header == 0:
         return False, f"{shown}: must be a number of bytes above 0"
     if size and header > size:
@@ -147,10 +198,10 @@ def _header_bounded(v: Values) -> tuple[bool, str]:
 
 
 def _queue_minfree_bounded(v: Values) -> tuple[bool, str]:
-    minfree, size = _whole(v.get("queue_minfree")), _whole(v.get("message_size_limit"))
     shown = v.show("queue_minfree")
     if v.pending & {"queue_minfree", "message_size_limit"}:
         return True, shown
+    minfree, size = _whole(v.get("queue_minfree")), _whole(v.partner("message_size_limit"))
     if minfree is None or size is None:
         return False, f"{shown}: not a whole number"
     if size == 0:
@@ -171,15 +222,18 @@ def _time_positive(v: Values) -> tuple[bool, str]:
         return False, f"{shown}: not a Postfix time value"
 
 
-_EVERY_CLIENT = {"0.0.0.0/0", "[::]/0", "[::/0]", "::/0", "static:all"}
-
-
 def _exceptions_bounded(v: Values) -> tuple[bool, str]:
-    shown = v.show("smtpd_client_event_limit_exceptions")
-    tokens = set(re.split(r"[\s,]+", v.get("smtpd_client_event_limit_exceptions").strip()))
-    wide = sorted(tokens & _EVERY_CLIENT)
+    name = "smtpd_client_event_limit_exceptions"
+    shown = v.show(name)
+    if name in v.pending:
+        return True, shown
+    try:
+        covered = client_networks.coverage(expand(v.get(name), v.resolve))
+    except (Unresolved, client_networks.NotJudgeable) as why:
+        raise NotJudged(f"{shown}: {why}") from None
+    wide = covered.too_wide()
     if wide:
-        return False, f"{shown}: {', '.join(wide)} exempts every client from the limits"
+        return False, f"{shown}: {' and '.join(wide)}, exempting that many clients from the limits"
     return True, shown
 
 
@@ -235,10 +289,31 @@ def _local_only(v: Values) -> tuple[bool, str]:
 _BANNER_GIVEAWAYS = ("$mail_name", "${mail_name}", "$mail_version", "${mail_version}", "postfix")
 
 
+_MTA_NAMES = ("mail_name", "mail_version")
+# Names a banner may carry whatever their value: the host's own name says nothing of the MTA.
+_HOST_NAMES = ("myhostname", "mydomain")
+
+
 def _banner_plain(v: Values) -> tuple[bool, str]:
+    """The banner as Postfix expands it names neither the MTA nor its version."""
     shown = v.show("smtpd_banner")
-    told = [g for g in _BANNER_GIVEAWAYS if g in v.get("smtpd_banner").lower()]
-    return (not told, f"{shown}: names the MTA ({', '.join(told)})" if told else shown)
+    told: list[str] = []
+
+    def resolve(name: str) -> str:
+        if name in _MTA_NAMES:
+            told.append(f"${name}")
+            return ""
+        if name in _HOST_NAMES and v.known(name) is None:
+            return "host.invalid"
+        return v.resolve(name)
+
+    try:
+        text = expand(v.get("smtpd_banner"), resolve)
+    except Unresolved as why:
+        raise NotJudged(f"{shown}: {why}") from None
+    if "postfix" in text.lower():
+        told.append("postfix")
+    return (not told, f"{shown}: names the MTA ({', '.join(dict.fromkeys(told))})" if told else shown)
 
 
 # -- the rules ------------------------------------------------------------------------------
@@ -440,6 +515,19 @@ RULES: tuple[Rule, ...] = (
 
 RULES_BY_ID: dict[str, Rule] = {r.id: r for r in RULES}
 WATCHED: tuple[str, ...] = tuple(dict.fromkeys(d for r in RULES for d in r.directives))
+# What apply and refresh read from the host for the rules: their directives, the partners they are
+# judged against, and the names their defaults refer to.
+HOST_NAMES: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        [
+            *WATCHED,
+            "message_size_limit",
+            *COMPUTED_DEFAULTS,
+            *_MTA_NAMES,
+            *references(DEFAULTS["smtpd_client_event_limit_exceptions"]),
+        ]
+    )
+)
 
 
 def judge_rule(rule: Rule, values: Values, public_mx: bool) -> Finding:
@@ -449,17 +537,26 @@ def judge_rule(rule: Rule, values: Values, public_mx: bool) -> Finding:
         return Finding(rule, Status.NOT_CHECKED, rule.not_checked)
     if not any(values.is_managed(d) for d in rule.directives):
         return Finding(rule, Status.NOT_MANAGED, f"{', '.join(rule.directives)}: the host's own value")
-    ok, seen = rule.judge(values)
+    try:
+        ok, seen = rule.judge(values)
+    except NotJudged as why:
+        return Finding(rule, Status.NOT_CHECKED, str(why))
     return Finding(rule, Status.PASS if ok else Status.FAIL, seen)
 
 
-def judge(main_cf: Mapping[str, str], public_mx: bool = True, pending: Iterable[str] = ()) -> list[Finding]:
+def judge(
+    main_cf: Mapping[str, str],
+    public_mx: bool = True,
+    pending: Iterable[str] = (),
+    host: Mapping[str, str] | None = None,
+) -> list[Finding]:
     """Every rule against one host's main.cf values.
 
     `main_cf` is the managed map (planned, or read from the host where "" means absent);
-    `pending` names managed directives whose value another resource computes at apply.
+    `pending` names managed directives whose value another resource computes at apply;
+    `host` the host's own values of the names in HOST_NAMES the stack does not manage, when known.
     """
-    values = Values(main_cf, pending)
+    values = Values(main_cf, pending, host)
     return [judge_rule(rule, values, public_mx) for rule in RULES]
 
 
@@ -496,9 +593,23 @@ def public_mx_of(table: Mapping[str, str] | None) -> bool:
     return (table or {}).get(SCOPE_KEY) != NOT_PUBLIC_MX
 
 
-def report(main_cf: Mapping[str, str], public_mx: bool = True, pending: Iterable[str] = ()) -> dict[str, str]:
-    """What the PostfixConfig provider stores as `compliance`."""
-    return cells(judge(main_cf, public_mx, pending), public_mx)
+def public_mx_of_props(props: Mapping[str, object]) -> bool:
+    """A PostfixConfig's scope: its `public_mx` input (absent: a public MX), or in state of earlier
+    releases the scope cell of the `compliance` map they stored as an input."""
+    if "public_mx" in props:
+        return props["public_mx"] is not False
+    table = props.get("compliance")
+    return public_mx_of(table if isinstance(table, Mapping) else None)
+
+
+def report(
+    main_cf: Mapping[str, str],
+    public_mx: bool = True,
+    pending: Iterable[str] = (),
+    host: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """What the PostfixConfig provider returns as its `compliance` output."""
+    return cells(judge(main_cf, public_mx, pending, host), public_mx)
 
 
 def records(table: Mapping[str, str]) -> dict[str, dict[str, str]]:

@@ -34,7 +34,7 @@ def findings_for(resource_type: str, props: Mapping[str, Any], pending: Iterable
     """`pending`: main.cf names whose value is not known yet (another resource computes it)."""
     if resource_type == POSTFIX_TYPE:
         main_cf = {k: str(v) for k, v in (props.get("main_cf") or {}).items() if v is not None}
-        return c.judge(main_cf, c.public_mx_of(props.get("compliance")), pending)
+        return c.judge(main_cf, c.public_mx_of_props(props), pending)
     if resource_type == DOVECOT_TYPE:
         return c.judge_dovecot({k: props.get(k) for k in DOVECOT_SETTINGS})
     return []

@@ -1,7 +1,8 @@
-"""The compliance report through the real engine: shown at preview and up, exported per host, live after refresh."""
+"""The compliance report through the real engine: shown at preview and up, a resource output, live after refresh."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -63,11 +64,25 @@ class TestComplianceReport:
         assert table_row(run.text, "RHEL-09-252050").startswith("not applicable public MX")
         assert table_row(run.text, "RHEL-09-215101").startswith("not checked needs the host's package database")
 
-    def test_up_shows_the_table_and_exports_the_report_per_host(self, project):
+    def test_up_shows_the_table_and_the_report_per_host_as_json(self, project, tmp_path):
         run = project.up()
         assert run.ok, run.text
         assert table_row(run.text, RATE) == "pass smtpd_client_connection_rate_limit = 30"
-        exported = project.stack.outputs()[f"compliance_{HOST}"].value
+        # The resource's `compliance` output holds the verdicts; it is not a stack output that would diff.
+        postfix = next(r for r in project.export()["resources"] if r["type"].endswith(":PostfixConfig"))
+        assert postfix["outputs"]["compliance"][RATE] == "pass: smtpd_client_connection_rate_limit = 30"
+        assert "compliance" not in postfix["inputs"]
+        assert not any(k.startswith("compliance") for k in project.stack.outputs())
+        args = [
+            "--stack",
+            project.stack_name,
+            "--work-dir",
+            str(project.root),
+            "--state-dir",
+            str(project.root / "state"),
+        ]
+        assert compliance_cli([*args, "--json", str(tmp_path / "report.json")]) == 0
+        (exported,) = json.loads((tmp_path / "report.json").read_text()).values()
         guide = {k: v for k, v in exported.items() if k.startswith("guide-8.8-") and k != "guide-8.8-tls"}
         assert len(guide) == 8 and {v["status"] for v in guide.values()} == {"pass"}, guide
         assert exported["postfix_server_banner"]["status"] == "pass"
@@ -93,11 +108,13 @@ class TestComplianceReport:
         per_cell = sum(areas.values()) / len(c.RULES)
         assert areas[c.Status.FAIL] == 2 * per_cell, areas
 
-    def test_next_preview_shows_the_rule_change(self, project):
+    def test_next_preview_plans_the_fix_and_shows_its_verdict(self, project):
         run = project.preview()
         assert run.ok, run.text
-        change = rf'{re.escape(RATE)}\s*: "fail: [^"]*" => "pass: smtpd_client_connection_rate_limit = 30"'
-        assert re.search(change, run.stdout), run.stdout
+        assert re.search(r'smtpd_client_connection_rate_limit\s*: "0" => "30"', run.stdout), run.stdout
+        assert RATE not in run.stdout.split("Resources:")[0], run.stdout  # no verdict line in the diff
+        # The table judges what the preview plans.
+        assert table_row(run.text, RATE) == "pass smtpd_client_connection_rate_limit = 30"
 
     def test_up_mends_it(self, project, tmp_path):
         assert project.up().ok

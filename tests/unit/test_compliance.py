@@ -24,6 +24,8 @@ GUIDE_MAIN_CF = {
     "smtpd_tls_cert_file": "/etc/postfix/tls/secure-postfix.crt",
     "smtpd_tls_key_file": "/etc/postfix/tls/secure-postfix.key",
 }
+# The host's own values apply and refresh read (Debian's main.cf sets mynetworks).
+DEBIAN_HOST = {"mynetworks": "127.0.0.0/8 [::ffff:127.0.0.0]/104 [::1]/128", "myhostname": "mx.example.org"}
 
 
 def by_id(findings):
@@ -53,9 +55,14 @@ class TestRuleData:
 
 class TestGuide:
     def test_the_guides_settings_pass_every_guide_rule(self):
-        findings = [f for f in c.judge(GUIDE_MAIN_CF) if f.rule.id.startswith("guide-")]
+        findings = [f for f in c.judge(GUIDE_MAIN_CF, host=DEBIAN_HOST) if f.rule.id.startswith("guide-")]
         assert len(findings) == 12
         assert {f.status for f in findings} == {c.Status.PASS}, [(f.rule.id, f.value) for f in findings]
+
+    def test_at_preview_mynetworks_is_the_hosts_so_the_exceptions_are_not_checked(self):
+        finding = by_id(c.judge(GUIDE_MAIN_CF))["guide-8.8-smtpd_client_event_limit_exceptions"]
+        assert finding.status is c.Status.NOT_CHECKED
+        assert "$mynetworks is not managed and the host's value is not known here" in finding.value
 
     @pytest.mark.parametrize(
         ("name", "value", "rule_id"),
@@ -76,7 +83,7 @@ class TestGuide:
         ],
     )
     def test_a_weakened_directive_fails_its_rule_only(self, name, value, rule_id):
-        findings = by_id(c.judge({**GUIDE_MAIN_CF, name: value}))
+        findings = by_id(c.judge({**GUIDE_MAIN_CF, name: value}, host=DEBIAN_HOST))
         assert findings[rule_id].status is c.Status.FAIL
         assert f"{name} = {value}" in findings[rule_id].value
         failed = {i for i, f in findings.items() if f.status is c.Status.FAIL}
@@ -88,9 +95,24 @@ class TestGuide:
         finding = by_id(c.judge({**GUIDE_MAIN_CF, "queue_minfree": "100"}))["guide-8.8-queue_minfree"]
         assert "1.5 x message_size_limit (10240000) = 15360000" in finding.value
 
-    def test_unmanaged_message_size_limit_counts_with_postfix_default(self):
-        assert status({"queue_minfree": "15360000"}, "guide-8.8-queue_minfree") is c.Status.PASS
-        assert status({"queue_minfree": "15000000"}, "guide-8.8-queue_minfree") is c.Status.FAIL
+    def test_unmanaged_message_size_limit_is_the_hosts_own_not_postfixs_default(self):
+        host = {"message_size_limit": "50000000"}
+        assert status({"queue_minfree": "15360000"}, "guide-8.8-queue_minfree", host=host) is c.Status.FAIL
+        assert status({"queue_minfree": "75000000"}, "guide-8.8-queue_minfree", host=host) is c.Status.PASS
+        assert status({"header_size_limit": "60000000"}, "guide-8.8-header_size_limit", host=host) is c.Status.FAIL
+        # Absent from the host's main.cf: Postfix's default is in force there.
+        assert status({"queue_minfree": "15360000"}, "guide-8.8-queue_minfree", host={"message_size_limit": ""}) is (
+            c.Status.PASS
+        )
+
+    def test_unmanaged_message_size_limit_not_known_at_preview_is_not_checked(self):
+        for rule_id, name in (
+            ("guide-8.8-queue_minfree", "queue_minfree"),
+            ("guide-8.8-header_size_limit", "header_size_limit"),
+        ):
+            finding = by_id(c.judge({name: "15360000"}))[rule_id]
+            assert finding.status is c.Status.NOT_CHECKED, finding
+            assert "message_size_limit is not managed" in finding.value
 
     def test_a_directive_removed_on_the_host_is_judged_with_postfix_default(self):
         # read() reports an absent directive as "": Postfix then runs on its default (no rate limit).
@@ -153,6 +175,91 @@ class TestBaselines:
         assert status({"smtpd_banner": "$myhostname ESMTP"}, "postfix_server_banner") is c.Status.PASS
         assert status({"smtpd_banner": "$myhostname ESMTP $mail_name"}, "postfix_server_banner") is c.Status.FAIL
         assert status({"smtpd_banner": ""}, "postfix_server_banner") is c.Status.FAIL
+
+    @pytest.mark.parametrize(
+        "banner",
+        [
+            "$myhostname ESMTP $(mail_name)",
+            "$myhostname ESMTP ${mail_name}",
+            "$myhostname ESMTP ${mail_version?{v$mail_version}}",
+            "$myhostname ESMTP ${nothing_here:$mail_name}",
+            "$myhostname ESMTP $who",
+        ],
+    )
+    def test_banner_is_expanded_as_postfix_expands_it(self, banner):
+        main_cf = {"smtpd_banner": banner, "who": "$mail_name", "nothing_here": ""}
+        finding = by_id(c.judge(main_cf))["postfix_server_banner"]
+        assert finding.status is c.Status.FAIL, finding
+        assert "names the MTA" in finding.value
+
+    def test_banner_with_a_reference_not_known_is_not_checked(self):
+        finding = by_id(c.judge({"smtpd_banner": "$myhostname ESMTP $greeting"}))["postfix_server_banner"]
+        assert finding.status is c.Status.NOT_CHECKED
+        assert "$greeting" in finding.value
+
+
+class TestEventLimitExceptions:
+    RULE = "guide-8.8-smtpd_client_event_limit_exceptions"
+
+    def judged(self, value, host=None, **more):
+        main_cf = {"smtpd_client_event_limit_exceptions": value, **more}
+        return by_id(c.judge(main_cf, host=host))[self.RULE]
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "0.0.0.0/0",
+            "0.0.0.0/1, 128.0.0.0/1",
+            "[::]/1, [8000::]/1",
+            "0.0.0.0/1, 128.0.0.0/1, [::]/1, [8000::]/1",
+            "64.0.0.0/2",
+            "[2000::]/3",
+        ],
+    )
+    def test_networks_are_judged_by_what_they_cover(self, value):
+        finding = self.judged(value)
+        assert finding.status is c.Status.FAIL, finding
+        assert "public" in finding.value
+
+    @pytest.mark.parametrize(
+        "value",
+        ["127.0.0.0/8 [::1]/128", "10.0.0.0/8, 192.168.0.0/16", "198.51.100.7", "203.0.113.0/24 [2001:db8::]/48"],
+    )
+    def test_trusted_networks_pass(self, value):
+        assert self.judged(value).status is c.Status.PASS
+
+    def test_mynetworks_is_expanded_and_judged(self):
+        assert self.judged("$mynetworks", mynetworks="0.0.0.0/0").status is c.Status.FAIL
+        assert self.judged("$mynetworks", host={"mynetworks": "0.0.0.0/0"}).status is c.Status.FAIL
+        assert self.judged("${mynetworks}", host={"mynetworks": "127.0.0.0/8"}).status is c.Status.PASS
+
+    @pytest.mark.parametrize(
+        ("value", "why"),
+        [
+            ("cidr:/etc/postfix/exempt.cidr", "is a lookup table"),
+            ("$mynetworks", "$mynetworks is not managed"),
+            ("/etc/postfix/exempt", "is a file on the host"),
+            ("!10.0.0.1 10.0.0.0/8", "negates"),
+            ("trusted.example.org", "host or domain name"),
+        ],
+    )
+    def test_what_the_text_does_not_tell_is_not_checked_with_the_reason(self, value, why):
+        finding = self.judged(value)
+        assert finding.status is c.Status.NOT_CHECKED, finding
+        assert why in finding.value
+
+    def test_mynetworks_absent_on_the_host_is_computed_there(self):
+        finding = self.judged("$mynetworks", host={"mynetworks": ""})
+        assert finding.status is c.Status.NOT_CHECKED
+        assert "computed by Postfix on the host" in finding.value
+
+
+class TestNumbers:
+    @pytest.mark.parametrize("value", ["\u0661\u0660\u0660\u0660\u0660", "\u00b2", "1\u00b2"])
+    def test_only_ascii_digits_are_numbers(self, value):
+        finding = by_id(c.judge({"message_size_limit": value}))["guide-8.8-message_size_limit"]
+        assert finding.status is c.Status.FAIL
+        assert "not a whole number" in finding.value
 
     def test_rules_needing_more_than_config_files_are_not_checked_with_why(self):
         finding = by_id(c.judge(GUIDE_MAIN_CF, public_mx=False))

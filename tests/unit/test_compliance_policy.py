@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from components.core import compliance as c
 from components.core import compliance_policy as cp
 from tests.unit.test_compliance import GUIDE_MAIN_CF
 
 
 def postfix_props(**main_cf) -> dict:
-    return {"host": "192.0.2.25", "main_cf": {**GUIDE_MAIN_CF, **main_cf}, "compliance": c.report({})}
+    return {"host": "192.0.2.25", "main_cf": {**GUIDE_MAIN_CF, **main_cf}}
 
 
 def test_every_judged_rule_is_a_policy_and_not_checked_ones_are_not():
@@ -37,11 +36,11 @@ def test_a_sasl_path_not_known_yet_is_not_a_violation():
     assert cp.violation("guide-8.8.3-sasl_dovecot", "h", findings) is None
 
 
-def test_scope_comes_from_the_stored_report():
-    props = {**postfix_props(smtpd_client_restrictions="permit"), "compliance": c.report({}, public_mx=False)}
+def test_scope_comes_from_the_public_mx_input():
+    props = {**postfix_props(smtpd_client_restrictions="permit"), "public_mx": False}
     findings = cp.findings_for(cp.POSTFIX_TYPE, props)
     assert cp.violation("RHEL-09-252050", "h", findings) is not None
-    props["compliance"] = c.report({}, public_mx=True)
+    del props["public_mx"]
     assert cp.violation("RHEL-09-252050", "h", cp.findings_for(cp.POSTFIX_TYPE, props)) is None
 
 

@@ -1,4 +1,4 @@
-"""PostfixConfig's `compliance` property: judged by check on the planned main.cf, kept with the inputs."""
+"""PostfixConfig's `compliance` output: judged on the main.cf values, never an input that diffs."""
 
 from __future__ import annotations
 
@@ -15,8 +15,19 @@ def pair():
     return make_pair()
 
 
-def test_check_stores_the_judged_rules_with_the_inputs(pair):
-    table = pc.checked_inputs(postfix_props(pair))["compliance"]
+def verdicts(props):
+    """What apply and refresh return as `compliance`, for the inputs check makes of `props`."""
+    return pc._compliance(pc.checked_inputs(props))
+
+
+def test_the_verdicts_are_not_an_input(pair):
+    inputs = pc.checked_inputs(postfix_props(pair))
+    assert "compliance" not in inputs and "public_mx" not in inputs
+    assert "compliance" in pc.COMPUTED_OUTPUTS  # a refresh keeps it out of the inputs it writes back
+
+
+def test_apply_and_refresh_judge_the_main_cf_values(pair):
+    table = verdicts(postfix_props(pair))
     assert table[c.SCOPE_KEY] == c.PUBLIC_MX
     assert table["guide-8.8-queue_minfree"].startswith("pass: queue_minfree = 15360000")
     assert table["guide-8.8-tls"].startswith("pass: ")
@@ -25,7 +36,7 @@ def test_check_stores_the_judged_rules_with_the_inputs(pair):
 
 
 def test_a_sasl_path_computed_by_dovecot_is_pending_not_failed(pair):
-    table = pc.checked_inputs(postfix_props(pair, sasl={"path": Unknown()}))["compliance"]
+    table = verdicts(postfix_props(pair, sasl={"path": Unknown()}))
     assert table["guide-8.8.3-sasl_dovecot"] == (
         f"pass: smtpd_sasl_auth_enable = yes; smtpd_sasl_type = dovecot; smtpd_sasl_path = {c.PENDING}"
     )
@@ -34,6 +45,15 @@ def test_a_sasl_path_computed_by_dovecot_is_pending_not_failed(pair):
 def test_scope_follows_the_sites_public_mx(pair):
     tls = {**postfix_props(pair)["tls"], "public_mx": False}
     props = postfix_props(pair, tls=tls, directives={"smtpd_client_restrictions": "permit_mynetworks, reject"})
-    table = pc.checked_inputs(props)["compliance"]
+    assert pc.checked_inputs(props)["public_mx"] is False
+    table = verdicts(props)
     assert table[c.SCOPE_KEY] == c.NOT_PUBLIC_MX
     assert table["RHEL-09-252050"] == "pass: smtpd_client_restrictions = permit_mynetworks, reject"
+
+
+def test_state_of_earlier_releases_keeps_its_scope():
+    # Earlier releases kept the scope inside the `compliance` map they stored as an input.
+    assert c.public_mx_of_props({"compliance": c.report({}, public_mx=False)}) is False
+    assert c.public_mx_of_props({"compliance": c.report({}, public_mx=True)}) is True
+    assert c.public_mx_of_props({}) is True
+    assert c.public_mx_of_props({"public_mx": False, "compliance": c.report({}, public_mx=True)}) is False

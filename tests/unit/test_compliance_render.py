@@ -8,7 +8,12 @@ from compliance.state import POSTFIX_TYPE, report_from_deployment
 from components.core import compliance as c
 from components.core import compliance_render as render
 
-MX = {"smtpd_client_connection_rate_limit": "30", "queue_minfree": "100", "smtpd_banner": "$myhostname ESMTP"}
+MX = {
+    "smtpd_client_connection_rate_limit": "30",
+    "message_size_limit": "10240000",
+    "queue_minfree": "100",
+    "smtpd_banner": "$myhostname ESMTP",
+}
 
 
 def report():
@@ -55,18 +60,20 @@ def test_html_escapes_values():
     assert "<script>" not in page and "&lt;mx&gt;" in page
 
 
-def test_report_from_deployment_reads_each_postfix_config():
-    table = c.report(MX)
+def test_report_from_deployment_judges_each_postfix_config_by_todays_rules():
+    # A verdict stored by an earlier rule version is not what the report shows.
+    stale = {"guide-8.8-queue_minfree": "pass: stale"}
     deployment = {
         "resources": [
             {"urn": "urn:pulumi:s::p::pulumi:pulumi:Stack::p-s", "type": "pulumi:pulumi:Stack", "outputs": {}},
             {
                 "urn": "urn:pulumi:s::p::secure-postfix:index:MailSite$" + POSTFIX_TYPE + "::solo-postfix",
                 "type": POSTFIX_TYPE,
-                "outputs": {"host": "192.0.2.25", "compliance": table},
+                "outputs": {"host": "192.0.2.25", "main_cf": dict(MX), "compliance": stale},
             },
-            {"urn": "urn:x::old", "type": POSTFIX_TYPE, "delete": True, "outputs": {"compliance": table}},
-            {"urn": "urn:x::edge-postfix", "type": POSTFIX_TYPE, "outputs": {"host": "192.0.2.10", "compliance": {}}},
+            {"urn": "urn:x::old", "type": POSTFIX_TYPE, "delete": True, "outputs": {"main_cf": dict(MX)}},
+            {"urn": "urn:x::edge-postfix", "type": POSTFIX_TYPE, "outputs": {"host": "192.0.2.10", "main_cf": {}}},
+            {"urn": "urn:x::failed-create", "type": POSTFIX_TYPE, "outputs": {"host": "192.0.2.11"}},
         ]
     }
     found = report_from_deployment({"deployment": deployment})

@@ -153,7 +153,7 @@ def test_a_port_as_number_text_or_wire_float_is_accepted(port):
     props = {"host": "10.0.0.5", "port": 22, "user": "root", "insecure_ignore_host_key": True, "private_key": "k"}
     result = DovecotAuthServiceProvider().check({}, {**props, "listener": "inet", "listen_port": port})
     assert [f.property for f in result.failures] == []
-    assert "inet_listener" in result.inputs["managed_file"] and "port = 2525" in result.inputs["managed_file"]
+    assert result.inputs["sasl_path"] == "inet:10.0.0.5:2525"
 
 
 # -- submission services and where AUTH is offered ---------------------------------------

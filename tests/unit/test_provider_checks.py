@@ -197,7 +197,6 @@ def test_checked_inputs_store_connection_main_cf_and_tls_material(pair):
             "insecure_ignore_host_key",
             "use_sudo",
             "main_cf",
-            "compliance",
             "tls_cert_pem",
             "tls_key_pem",
         ]
@@ -326,12 +325,21 @@ def test_dovecot_connection_problems_still_reported():
     assert [p.field for p in da.check_props(props)] == ["port", "host_key"]
 
 
-def test_dovecot_checked_inputs_render_the_file_and_sasl_path():
+def test_dovecot_checked_inputs_hold_the_sasl_path_not_the_file():
     inputs = da.checked_inputs(dovecot_props(listener="inet"))
     assert inputs["sasl_path"] == "inet:10.0.0.5:12345"
-    assert inputs["managed_file"] == dc.render(dc.Listener("inet", address="10.0.0.5"), "plain login")
-    assert "    address = 10.0.0.5\n    port = 12345\n" in inputs["managed_file"]
+    # The file's text would print whole in every diff of one setting: it is an output only.
+    assert "managed_file" not in inputs and "managed_file" in da.COMPUTED_OUTPUTS
     assert "socket_path" not in inputs  # unset settings are not stored as nulls
+
+
+def test_dovecot_drift_is_one_line_naming_the_file():
+    desired = dc.render(dc.Listener("inet", address="10.0.0.5"), "plain login")
+    assert "    address = 10.0.0.5\n    port = 12345\n" in desired
+    assert da.drift_of(desired, desired) is None
+    assert da.drift_of(None, desired) == f"{dc.CONFIG_FILE} is missing on the host"
+    edited = da.drift_of(desired.replace("10.0.0.5", "0.0.0.0"), desired)
+    assert edited.startswith(f"{dc.CONFIG_FILE} was changed on the host (sha256 ") and "\n" not in edited
 
 
 def test_dovecot_checked_inputs_unix_sasl_path():
