@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,11 +28,46 @@ from components.stack_config import (
 PLAIN_KEYS = ("hosts", "sites", "auth_services", "bastions")
 
 
-def _project_path(value: str) -> Path:
-    """Relative paths in stack config are relative to the project directory."""
-    path = Path(value).expanduser()
+# Set by the pull-request workflow, whose stack configs come from a branch nobody has reviewed yet.
+UNTRUSTED_CONFIG = "SECURE_POSTFIX_UNTRUSTED_CONFIG"
+
+
+def untrusted_config() -> bool:
+    return os.environ.get(UNTRUSTED_CONFIG, "").lower() in ("1", "true", "yes")
+
+
+def _project_path(value: str, field: str) -> Path:
+    """Relative paths in stack config are relative to the project directory.
+
+    With an untrusted config a file must lie inside the project folder (symlinks resolved): a path such
+    as /proc/self/environ would otherwise put the runner's environment into a certificate input.
+    """
     # Inline programs have no root directory of their own: they run where stackctl runs.
-    return path if path.is_absolute() else Path(pulumi.get_root_directory() or Path.cwd()) / path
+    root = Path(pulumi.get_root_directory() or Path.cwd())
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else root / path
+    if untrusted_config() and not path.resolve().is_relative_to(root.resolve()):
+        raise ConfigError(
+            f"{NAMESPACE}:{field}: {value} is outside the project folder, refused for a pull request's config"
+        )
+    return path
+
+
+def _key_at_apply() -> pulumi.Output[str]:
+    """No key at preview: a preview opens no SSH connection. Every resource keeps the key its state holds.
+
+    The value is unknown (as one another resource computes), and `private_key` is ignored as a change, so
+    a plan made without the key shows no line for it.
+    """
+
+    def keep_key(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        if not isinstance(args.resource, pulumi.dynamic.Resource):
+            return None
+        keep = pulumi.ResourceOptions(ignore_changes=["private_key"])
+        return pulumi.ResourceTransformationResult(args.props, pulumi.ResourceOptions.merge(args.opts, keep))
+
+    pulumi.runtime.register_stack_transformation(keep_key)
+    return pulumi.Output.secret("").apply(lambda _: pulumi.output.UNKNOWN)
 
 
 _KEY_ONLY = AccessSpec()
@@ -44,12 +80,14 @@ def _private_key(config: pulumi.Config, access: AccessSpec = _KEY_ONLY) -> pulum
     if secret is not None:
         return secret
     path = config.get("ssh_private_key_file")
+    if pulumi.runtime.is_dry_run() and (path is None or untrusted_config()):
+        return _key_at_apply()
     if path is None:
         raise ConfigError(
             f"set {NAMESPACE}:ssh_private_key (pulumi config set --secret) or {NAMESPACE}:ssh_private_key_file"
             + (f", or drop private_key from {NAMESPACE}:ssh_auth" if access.methods != ("private_key",) else "")
         )
-    return pulumi.Output.secret(_project_path(path).read_text())
+    return pulumi.Output.secret(_project_path(path, "ssh_private_key_file").read_text())
 
 
 def _text_or_list(value: str | None) -> object:
@@ -99,7 +137,7 @@ def _main() -> None:
     hosts_raw = dict(config.get_object("hosts") or {})
     inventory = config.get("inventory_file")
     if inventory:
-        hosts_raw = {**read_inventory(_project_path(inventory)), **hosts_raw}
+        hosts_raw = {**read_inventory(_project_path(inventory, "inventory_file")), **hosts_raw}
     spec = parse_stack(
         hosts_raw,
         config.get_object("sites") or {},
@@ -165,6 +203,6 @@ def _tls_material(config: pulumi.Config, site: SiteSpec) -> TlsMaterial | None:
 
 def _read(path: str | None, field: str) -> str:
     try:
-        return _project_path(str(path)).read_text()
+        return _project_path(str(path), field.removeprefix(f"{NAMESPACE}:")).read_text()
     except OSError as exc:
         raise ConfigError(f"{field}: cannot read {path}: {exc.strerror}") from None

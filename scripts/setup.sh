@@ -33,9 +33,10 @@ apt_packages() {
 }
 
 python_env() {
+  # Both locks are hashed (scripts/lock.sh): pip refuses any file whose digest the lock does not list.
   local stamp=.venv/.requirements.sha
   local want
-  want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
   if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
   log "creating the Python virtualenv (.venv)"
   if ! python3 -m venv .venv 2>/dev/null; then
@@ -44,7 +45,7 @@ python_env() {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
     python3 -m venv .venv
   fi
-  .venv/bin/pip install -q -r requirements.txt
+  .venv/bin/pip install -q --require-hashes -r requirements.txt -r requirements-dev.txt
   echo "$want" > "$stamp"
 }
 
@@ -62,7 +63,7 @@ patches_digest() {
 patched_module() {
   # Writes $CACHE/engine.go.mod (and .sum): engine/go.mod with pkg/v3 replaced by its patched copy.
   local source copy="$CACHE/pulumi-pkg-$PULUMI_VERSION" patch file
-  source=$(cd engine && GOFLAGS=-mod=mod go mod download -json github.com/pulumi/pulumi/pkg/v3 \
+  source=$(cd engine && GOFLAGS=-mod=readonly go mod download -json github.com/pulumi/pulumi/pkg/v3 \
     | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   [ -d "$source" ] || { log "could not find the source of github.com/pulumi/pulumi/pkg/v3"; exit 1; }
   rm -rf "$copy"
@@ -86,7 +87,8 @@ pulumi_cli() {
   log "building the Pulumi CLI $PULUMI_VERSION with Go (a few minutes, once)"
   mkdir -p "$BIN"
   patched_module
-  (cd engine && GOFLAGS=-mod=mod go build -trimpath -modfile "$CACHE/engine.go.mod" \
+  # -mod=readonly: every module comes from engine/go.mod at the digest engine/go.sum holds, or the build stops.
+  (cd engine && GOFLAGS=-mod=readonly go build -trimpath -modfile "$CACHE/engine.go.mod" \
     -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
     -o "$BIN/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
   patches_digest > "$BIN/pulumi.patches"
@@ -140,7 +142,9 @@ actionlint_bin() {
   actionlint_ready && return
   log "building actionlint $ACTIONLINT_VERSION with Go"
   mkdir -p "$BIN"
-  GOBIN=$BIN go install -trimpath -ldflags "-s -w" "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+  # Pinned with its dependencies by engine/actionlint/go.mod and go.sum (the version there is ACTIONLINT_VERSION).
+  (cd engine/actionlint && GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" -o "$BIN/actionlint" \
+    github.com/rhysd/actionlint/cmd/actionlint)
 }
 
 go_toolchain() {

@@ -1,8 +1,9 @@
-"""`python -m stackctl.pr_preview [--stack NAME]`: the Markdown comment a pull request gets from a preview.
+"""`python -m stackctl.pr_preview [--stack NAME] [--enforcement FILE] [--output FILE]`: a pull request's comment.
 
 It runs `pulumi preview --json` (no SSH connection: the state is the reference) and writes one line per
-changed directive, naming the site and the host. Values the engine holds as secrets arrive as `[secret]`
-and stay so; the comment never shows more than the engine's own display does.
+changed directive, naming the site and the host, then the compliance verdict each host gets as planned:
+every rule that fails or changes status, beside its verdict in the last state. Values the engine holds as
+secrets arrive as `[secret]` and stay so; the comment never shows more than the engine's own display does.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from components.core import compliance_plan
+from components.core.compliance import Finding, Status
 from stackctl.engine import EngineSettings, ensure_stack, pulumi_bin
 
 SECRET = "[secret]"
@@ -154,17 +158,71 @@ def changes(preview: Mapping[str, Any]) -> list[Change]:
     return found
 
 
-def render(stack: str, preview: Mapping[str, Any]) -> str:
-    """The comment: a heading, the change summary, one line per changed directive."""
+def host_verdicts(preview: Mapping[str, Any]) -> list[compliance_plan.HostVerdicts]:
+    """Planned and current verdicts of every PostfixConfig the preview plans, changed or not."""
+    found = []
+    for step in preview.get("steps") or []:
+        types, resource = _urn_parts(step.get("urn", ""))
+        if not types.endswith("PostfixConfig") or step.get("op") in ("read", "refresh"):
+            continue
+        inputs = (step.get("newState") or step.get("oldState") or {}).get("inputs") or {}
+        address, name = _text(inputs.get("host", "?")), inputs.get("host_name")
+        host = f"{_text(name)} ({address})" if name else address
+        found.append(compliance_plan.verdicts(step, host, resource))
+    return sorted(found, key=lambda v: (v.host, v.resource))
+
+
+def _cell(finding: Finding | None) -> str:
+    if finding is None:
+        return "(not in the last state)"
+    value = finding.value.replace("|", "\\|")
+    return (
+        f"**{finding.status.value}**: {value}" if finding.status is Status.FAIL else f"{finding.status.value}: {value}"
+    )
+
+
+def _summary(findings: list[Finding]) -> str:
+    counts = {s: sum(f.status is s for f in findings) for s in Status}
+    return ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
+
+
+def render_verdicts(preview: Mapping[str, Any], enforcement: Mapping[str, str] | None = None) -> list[str]:
+    """Per host: the planned verdicts in one line, then every rule that fails or changes, beside the current one."""
+    levels = {
+        k: str(v.get("enforcementLevel", "advisory") if isinstance(v, Mapping) else v)
+        for k, v in (enforcement or {}).items()
+    }
+    default = levels.get("all", "advisory")
+    lines = ["", "#### Compliance as planned", ""]
+    verdicts = host_verdicts(preview)
+    if not verdicts:
+        return [*lines, "No PostfixConfig in this stack."]
+    for v in verdicts:
+        after = " after the removal (the host gets its originals back)" if v.operation.startswith("delete") else ""
+        lines.append(f"- host `{v.host}` (`{v.resource}`){after}: {_summary(v.planned)}")
+    rows = [(v, planned, now) for v in verdicts for planned, now in v.changed()]
+    if rows:
+        lines += ["", "| host | rule | enforcement | planned | now |", "|---|---|---|---|---|"]
+        for v, planned, now in rows:
+            level = levels.get(planned.rule.id, default)
+            lines.append(f"| `{v.host}` | `{planned.rule.id}` | {level} | {_cell(planned)} | {_cell(now)} |")
+    else:
+        lines += ["", "No rule fails and no verdict changes."]
+    return lines
+
+
+def render(stack: str, preview: Mapping[str, Any], enforcement: Mapping[str, str] | None = None) -> str:
+    """The comment: a heading, the change summary, one line per changed directive, the planned verdicts."""
     summary = preview.get("changeSummary") or {}
     counts = ", ".join(f"{n} to {op}" for op, n in sorted(summary.items()) if op != "same" and n) or "no changes"
     lines = [MARKER, f"### `pulumi preview` of stack `{stack}`: {counts}", ""]
     found = sorted(changes(preview), key=lambda c: (c.site, c.resource, c.name))
     lines += [c.line() for c in found] if found else ["Every managed directive is as the stack asks."]
+    lines += render_verdicts(preview, enforcement)
     return "\n".join(lines) + "\n"
 
 
-def run(stack: str, settings: EngineSettings) -> str:
+def run(stack: str, settings: EngineSettings, enforcement: Mapping[str, str] | None = None) -> str:
     env = settings.cli_env()
     ensure_stack(stack, settings, env)
     out = subprocess.run(
@@ -178,14 +236,23 @@ def run(stack: str, settings: EngineSettings) -> str:
     if out.returncode != 0:
         # With --json the engine's diagnostics are in the JSON document; stderr holds the rest.
         raise SystemExit(f"pulumi preview failed for stack {stack}:\n{out.stdout}\n{out.stderr}")
-    return render(stack, json.loads(out.stdout))
+    return render(stack, json.loads(out.stdout), enforcement)
 
 
 def cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m stackctl.pr_preview", description=__doc__)
     parser.add_argument("--stack", default="local")
+    parser.add_argument(
+        "--enforcement", type=Path, help="the policy pack's config (policy/enforcement.json): labels each rule"
+    )
+    parser.add_argument("--output", type=Path, help="write the comment here (default: print it)")
     args = parser.parse_args(argv)
-    sys.stdout.write(run(args.stack, EngineSettings.for_stack(args.stack)))
+    enforcement = json.loads(args.enforcement.read_text()) if args.enforcement else None
+    comment = run(args.stack, EngineSettings.for_stack(args.stack), enforcement)
+    if args.output:
+        args.output.write_text(comment)
+    else:
+        sys.stdout.write(comment)
     return 0
 
 

@@ -41,8 +41,20 @@ def findings_for(resource_type: str, props: Mapping[str, Any], pending: Iterable
 
 
 def violation(rule_id: str, host: str, findings: Iterable[c.Finding]) -> str | None:
-    """The message for a failed rule: rule ID, host and the value seen (the policy's description cites the source)."""
+    """The message for a failed rule: rule ID, host and the value seen (the policy's description cites the source).
+
+    A rule none of whose directives the stack manages counts too: the host then keeps, or gets back when a
+    pull request drops the directive, a value of its own that a preview cannot see. Advisory rules only warn;
+    a mandatory one needs its directives in the stack.
+    """
     finding = next((f for f in findings if f.rule.id == rule_id), None)
-    if finding is None or finding.status is not c.Status.FAIL:
+    if finding is None:
         return None
-    return f"{rule_id} fails on {host}: {finding.value}"
+    if finding.status is c.Status.FAIL:
+        return f"{rule_id} fails on {host}: {finding.value}"
+    if finding.status is c.Status.NOT_MANAGED:
+        return (
+            f"{rule_id} is not managed on {host} ({finding.value}): the host keeps or gets back a value of its "
+            "own, which a preview cannot judge; set it in the stack"
+        )
+    return None

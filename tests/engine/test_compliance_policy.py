@@ -117,7 +117,9 @@ def configure(project, site):
     ssh_key.write_text("unused: a preview opens no SSH connection\n")
 
     def write(**limits) -> None:
-        sites = {"solo": {**site, "limits": {**GUIDE_LIMITS, **limits}}}
+        # Every rule's directives set: a rule the stack leaves to the host counts as a violation.
+        banner = {"smtpd_banner": "$myhostname ESMTP"}
+        sites = {"solo": {**site, "limits": {**GUIDE_LIMITS, **limits}, "directives": banner}}
         hosts = {"mx": {"address": HOST, "host_key": HOST_KEY}}
         project.configure({"ssh_private_key_file": str(ssh_key), "hosts": hosts, "sites": sites})
 
@@ -157,6 +159,16 @@ def test_mandatory_rule_fails_the_preview_naming_rule_host_and_value(project, co
     assert f"{RATE} fails on {HOST}: smtpd_client_connection_rate_limit = 0: 0 means no limit" in run.text
     # The other failed rule stays advisory: reported, but it does not fail the preview by itself.
     assert f"guide-8.8-queue_minfree fails on {HOST}: queue_minfree = 100" in run.text
+
+
+def test_a_rule_left_to_the_host_is_a_violation(project, configure, tmp_path, site):
+    sites = {"solo": {**site, "limits": GUIDE_LIMITS}}  # no smtpd_banner
+    hosts = {"mx": {"address": HOST, "host_key": HOST_KEY}}
+    configure()
+    project.configure({"ssh_private_key_file": str(project.root / "ssh_key"), "hosts": hosts, "sites": sites})
+    run = preview(project, tmp_path, {"postfix_server_banner": "mandatory"})
+    assert not run.ok
+    assert f"postfix_server_banner is not managed on {HOST}" in run.text, run.text
 
 
 def test_mended_config_passes_with_the_rule_mandatory(project, configure, tmp_path):

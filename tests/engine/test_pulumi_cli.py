@@ -197,7 +197,12 @@ class TestPulumiCli:
             key_path.write_bytes(saved[1])
         assert logins(testbed) == before
         mx, edge = testbed.hosts["mx"].address, testbed.hosts["edge"].address
-        assert comment.splitlines()[1:] == [
+        head, verdicts = comment.split("\n\n#### Compliance as planned\n", 1)
+        # Every host's planned verdict follows the changes (the preview judges, nothing reads the old report).
+        assert (
+            f"- host `mx ({mx})` (`a-postfix`): " in verdicts and f"- host `edge ({edge})` (`b-postfix`): " in verdicts
+        )
+        assert head.splitlines()[1:] == [
             f"### `pulumi preview` of stack `{STACK}`: 2 to update",
             "",
             f"- site `a`, host `{mx}` (`a-postfix`): `tls_cert_pem` `-----BEGIN CERTIFICATE----- …` → "

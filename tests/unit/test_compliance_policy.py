@@ -48,3 +48,15 @@ def test_dovecot_listener_is_judged_on_its_settings():
     findings = cp.findings_for(cp.DOVECOT_TYPE, {"listener": "unix", "socket_mode": "0666"})
     assert "mode = 0666" in cp.violation("guide-8.8.3-dovecot_auth_listener", "h", findings)
     assert cp.findings_for("pulumi:pulumi:Stack", {}) == []
+
+
+def test_a_rule_whose_directives_leave_the_stack_is_a_violation():
+    # A pull request drops the sasl block: the host gets its own options back, which a preview cannot see.
+    props = postfix_props()
+    for name in [n for n in props["main_cf"] if n.startswith("smtpd_sasl")]:
+        del props["main_cf"][name]
+    message = cp.violation("guide-8.8.3-smtpd_sasl_security_options", "mx", cp.findings_for(cp.POSTFIX_TYPE, props))
+    assert message is not None and message.startswith("guide-8.8.3-smtpd_sasl_security_options is not managed on mx")
+    # Not applicable and not checked are no violation.
+    findings = cp.findings_for(cp.POSTFIX_TYPE, postfix_props())
+    assert cp.violation("RHEL-09-252050", "mx", findings) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from stackctl import pr_preview
+from tests.unit.test_compliance import DEBIAN_HOST, GUIDE_MAIN_CF
 
 SITE_A = "urn:pulumi:prod::secure-postfix::secure-postfix:index:MailSite::a"
 POSTFIX = "secure-postfix:index:MailSite$pulumi-python:dynamic/postfix:PostfixConfig"
@@ -39,7 +40,7 @@ def test_one_line_per_changed_directive_from_the_engines_detailed_diff():
     )
     stack = {"op": "same", "urn": "urn:pulumi:prod::secure-postfix::pulumi:pulumi:Stack::secure-postfix-prod"}
     comment = pr_preview.render("prod", {"steps": [stack, step], "changeSummary": {"same": 2, "update": 1}})
-    assert comment.splitlines() == [
+    assert comment.splitlines()[:5] == [
         pr_preview.MARKER,
         "### `pulumi preview` of stack `prod`: 1 to update",
         "",
@@ -93,3 +94,30 @@ def test_engine_paths_with_quoted_keys_and_indexes_are_read_whole():
     assert [c.line() for c in pr_preview.changes({"steps": [step]})] == [
         "- site `a`, host `192.0.2.25` (`a-postfix`): `tags.0` `x` → `y`"
     ]
+
+
+def test_the_comment_shows_a_weakening_change_as_a_planned_fail_beside_the_current_pass():
+    guide = {**GUIDE_MAIN_CF, "smtpd_client_connection_rate_limit": "30"}
+    old = {**BASE, "host_name": "mx", "main_cf": guide}
+    step = _update(old, {**old, "main_cf": {**guide, "smtpd_client_connection_rate_limit": "0"}}, None)
+    step["oldState"]["outputs"] = {**old, "originals": {}, "host_values": DEBIAN_HOST}
+    comment = pr_preview.render(
+        "prod", {"steps": [step]}, {"guide-8.8-smtpd_client_connection_rate_limit": "mandatory"}
+    )
+    verdicts = comment.split("#### Compliance as planned", 1)[1]
+    assert "- host `mx (192.0.2.25)` (`a-postfix`): " in verdicts and "1 fail" in verdicts
+    assert (
+        "| `mx (192.0.2.25)` | `guide-8.8-smtpd_client_connection_rate_limit` | mandatory | **fail**: "
+        "smtpd_client_connection_rate_limit = 0: 0 means no limit | pass: smtpd_client_connection_rate_limit = 30 |"
+    ) in verdicts, verdicts
+
+
+def test_the_comment_judges_a_dropped_block_on_the_original_the_host_gets_back():
+    old = {**BASE, "host_name": "mx", "main_cf": GUIDE_MAIN_CF}
+    new = {k: v for k, v in GUIDE_MAIN_CF.items() if not k.startswith("smtpd_sasl")}
+    step = _update(old, {**old, "main_cf": new}, None)
+    originals = {"smtpd_sasl_security_options": "smtpd_sasl_security_options = noanonymous"}
+    step["oldState"]["outputs"] = {**old, "originals": originals}
+    comment = pr_preview.render("prod", {"steps": [step]})
+    assert "| `mx (192.0.2.25)` | `guide-8.8.3-smtpd_sasl_security_options` | advisory | **fail**: " in comment, comment
+    assert "lacks noplaintext" in comment

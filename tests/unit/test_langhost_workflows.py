@@ -30,7 +30,7 @@ def test_workflows_pass_actionlint():
 @pytest.mark.parametrize(
     ("good", "bad", "complaint"),
     [
-        ("comment-on-pr: true", "coment-on-pr: true", 'input "coment-on-pr" is not defined'),
+        ("needs.stacks.outputs.list != ", "needs.stack.outputs.list != ", 'property "stack" is not defined'),
         ("matrix.stack }}", "matrix.stak }}", 'property "stak" is not defined'),
     ],
 )
@@ -38,9 +38,9 @@ def test_a_planted_typo_fails_actionlint(tmp_path, good, bad, complaint):
     # actionlint lints the workflows of the git repository it runs in: a scratch one with a broken copy.
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     shutil.copytree(WORKFLOWS, tmp_path / ".github" / "workflows")
-    preview = tmp_path / ".github" / "workflows" / "preview.yml"
-    text = preview.read_text()
+    flow = tmp_path / ".github" / "workflows" / "deploy.yml"
+    text = flow.read_text()
     assert good in text
-    preview.write_text(text.replace(good, bad, 1))
+    flow.write_text(text.replace(good, bad, 1))
     run = actionlint(tmp_path)
     assert run.returncode == 1 and complaint in run.stdout, run.stdout + run.stderr
