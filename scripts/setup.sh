@@ -8,6 +8,8 @@ ROOT=$PWD
 PULUMI_VERSION=v3.259.0
 # The workflow linter the tests run on .github/workflows.
 ACTIONLINT_VERSION=v1.7.12
+# The S3-compatible object store of the shared-state tests (SeaweedFS, Apache-2.0), pinned in engine/seaweedfs/go.mod.
+SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
 # Go only builds the pinned CLI. Without one on the machine, this toolchain comes from the Go module proxy,
 # checked against the digest below.
 GO_TOOLCHAIN=v0.0.1-go1.26.8.linux-amd64
@@ -147,6 +149,19 @@ actionlint_bin() {
     github.com/rhysd/actionlint/cmd/actionlint)
 }
 
+weed_ready() {
+  [ -x "$BIN/weed" ] && [ "$(cat "$BIN/weed.version" 2>/dev/null)" = "$SEAWEEDFS_VERSION" ]
+}
+
+weed_bin() {
+  weed_ready && return
+  log "building SeaweedFS $SEAWEEDFS_VERSION with Go (several minutes on 2 cores, once)"
+  mkdir -p "$BIN"
+  (cd engine/seaweedfs && GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" -o "$BIN/weed" \
+    github.com/seaweedfs/seaweedfs/weed)
+  echo "$SEAWEEDFS_VERSION" > "$BIN/weed.version"
+}
+
 go_toolchain() {
   # Go's official tarball lives in /usr/local/go when its bin folder is not on PATH.
   command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
@@ -174,10 +189,11 @@ pulumi_ready() {
 
 apt_packages
 python_env
-# Go is needed only while the CLI or actionlint is missing.
-{ pulumi_ready && actionlint_ready; } || go_toolchain
+# Go is needed only while the CLI, actionlint or SeaweedFS is missing.
+{ pulumi_ready && actionlint_ready && weed_ready; } || go_toolchain
 pulumi_cli
 actionlint_bin
+weed_bin
 plugin_shims
 language_host
 log "ready: $("$BIN/pulumi" version), Python SDK $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("pulumi"))')"

@@ -173,11 +173,15 @@ def test_go_tools_build_read_only_from_checked_in_sums():
     setup = (PROJECT_DIR / "scripts" / "setup.sh").read_text()
     assert "-mod=mod" not in setup and "go install" not in setup
     assert setup.count("GOFLAGS=-mod=readonly") >= 3
-    for folder in ("engine", "engine/actionlint"):
+    for folder in ("engine", "engine/actionlint", "engine/seaweedfs"):
         assert (PROJECT_DIR / folder / "go.sum").stat().st_size > 0, folder
-    version = re.search(r"^ACTIONLINT_VERSION=(\S+)", setup, re.M).group(1)
-    go_mod = (PROJECT_DIR / "engine" / "actionlint" / "go.mod").read_text()
-    assert f"github.com/rhysd/actionlint {version}\n" in go_mod
+    for variable, folder, module in (
+        ("ACTIONLINT_VERSION", "actionlint", "github.com/rhysd/actionlint"),
+        ("SEAWEEDFS_VERSION", "seaweedfs", "github.com/seaweedfs/seaweedfs"),
+    ):
+        version = re.search(rf"^{variable}=(\S+)", setup, re.M).group(1)
+        go_mod = (PROJECT_DIR / "engine" / folder / "go.mod").read_text()
+        assert f"{module} {version}\n" in go_mod, folder
 
 
 # -- each check catches its mistake -------------------------------------------------------------
