@@ -118,6 +118,7 @@ def check_props(props: Mapping[str, Any]) -> list[rules.Problem]:
     for name in directives:
         if name in limits:
             problems.append(rules.Problem(f"directives.{name}", "is also set under limits; set it in one place"))
+    problems += rules.single_value_problems("limits", limits) + rules.single_value_problems("directives", directives)
     relay = props.get("relay_restrictions")
     problems += features.overlapping_directives(directives, sasl, tls, relay)
     if relay is not None and not conn.is_unknown(relay):

@@ -7,10 +7,12 @@ mail log's fatal lines, and after a rollback restart it until it answers again.
 
 from __future__ import annotations
 
+import re
 import time
 
 import pulumi
 
+from components.core import host_output
 from components.remote.postfix_host import PostfixError, PostfixFacts, PostfixHost
 from components.remote.ssh import RemoteError
 
@@ -66,7 +68,7 @@ def fresh_log(host: PostfixHost, facts: PostfixFacts, offset: int | None, mark: 
     lines = host.log_since(facts.log_file, offset)
     if mark is None:
         return lines
-    starts = [i for i, line in enumerate(lines) if mark in line]
+    starts = [i for i, line in enumerate(lines) if mark in master_marks([line])]
     return lines[starts[-1] + 1 :] if starts else lines
 
 
@@ -91,12 +93,25 @@ def verify(host: PostfixHost, facts: PostfixFacts, offset: int | None, tls_finge
 
 
 def is_fatal(line: str) -> bool:
-    return "fatal:" in line or "panic:" in line
+    """Postfix's own fatal or panic, read at its place after the program's tag (a client's text comes later)."""
+    return bool(host_output.postfix_fatal_lines([line]))
+
+
+_MASTER_TAG = re.compile(r"/master(\[\d+\])?$")
+
+
+def master_marks(lines: list[str]) -> list[str]:
+    """RELOAD_MARK or START_MARK for each line in which the master itself logged one."""
+    found = []
+    for line in lines:
+        header, message = host_output.log_message(line)
+        if _MASTER_TAG.search(header):
+            found += [m for m in (RELOAD_MARK, START_MARK) if message.startswith(m)]
+    return found
 
 
 def last_mark(host: PostfixHost, facts: PostfixFacts, offset: int | None) -> str | None:
-    lines = host.log_since(facts.log_file, offset)
-    found = [m for line in lines for m in (RELOAD_MARK, START_MARK) if m in line]
+    found = master_marks(host.log_since(facts.log_file, offset))
     return found[-1] if found else None
 
 
@@ -106,7 +121,7 @@ def wait_for_master(host: PostfixHost, facts: PostfixFacts, offset: int | None, 
         return
     deadline = time.monotonic() + _MASTER_WAIT_SECONDS
     while time.monotonic() < deadline:
-        if any(mark in line for line in host.log_since(facts.log_file, offset)):
+        if mark in master_marks(host.log_since(facts.log_file, offset)):
             time.sleep(_SETTLE_SECONDS)
             return
         time.sleep(0.1)

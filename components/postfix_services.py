@@ -28,7 +28,9 @@ from components.provider import ApplyError, Change, HostProvider, run_change
 from components.remote.postfix_host import PostfixError, PostfixFacts, PostfixHost
 from components.remote.ssh import RemoteError, Session
 
-COMPUTED_OUTPUTS = ("originals",)
+# `master_cf` (the rendered entries) is computed: as an input it would restate every changed option.
+COMPUTED_OUTPUTS = ("originals", "master_cf")
+DRIFT = "drift"
 
 
 def services_from(props: Mapping[str, Any]) -> dict[str, mastercf.Service]:
@@ -68,10 +70,44 @@ def desired_entries(props: Mapping[str, Any]) -> dict[str, str]:
 
 
 def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The connection, the services and the certificate: the rendered entries are an output (they would
+    restate every changed option in the diff), and a hand edit comes back as the `drift` input."""
     inputs = {k: props.get(k) for k in (*conn.CONNECTION_FIELDS, *conn.OPTION_FIELDS, "services", "tls_cert_pem")}
-    if not conn.is_unknown(props.get("services")) and not mastercf.service_problems(services_from(props)):
-        inputs["master_cf"] = {k: mastercf.one_line(t) for k, t in desired_entries(props).items()}
     return {k: v for k, v in inputs.items() if v is not None}
+
+
+def desired_lines(props: Mapping[str, Any]) -> dict[str, str]:
+    """Each managed entry as one line, as the output `master_cf` shows it."""
+    return {k: mastercf.one_line(t) for k, t in desired_entries(props).items()}
+
+
+def _meaning(line: str | None) -> tuple[list[str], list[str]] | None:
+    """An entry's fields and its set of `-o` overrides: state hands the options back in another order."""
+    if line is None:
+        return None
+    tokens = line.split()
+    head, rest = tokens[:8], tokens[8:]
+    return head, sorted(" ".join(rest[i : i + 2]) for i in range(0, len(rest), 2))
+
+
+def drift_of(live_text: str, desired: Mapping[str, str]) -> dict[str, str]:
+    """Each managed entry the host's master.cf does not hold as the stack says, and how it differs there
+    (short enough for a diff line: the engine's display cuts long values)."""
+    live = {e.key: mastercf.one_line(e.text) for e in mastercf.parse(live_text)}
+    drift = {}
+    for key, line in desired.items():
+        have, want = _meaning(live.get(key)), _meaning(line)
+        if have == want:
+            continue
+        if have is None or want is None:
+            drift[key] = "absent on the host"
+            continue
+        parts = [f"fields {' '.join(have[0])} (the stack: {' '.join(want[0])})"] if have[0] != want[0] else []
+        extra, missing = [o for o in have[1] if o not in want[1]], [o for o in want[1] if o not in have[1]]
+        parts += [f"on the host only: {' '.join(extra)}"] if extra else []
+        parts += [f"missing on the host: {' '.join(missing)}"] if missing else []
+        drift[key] = "; ".join(parts)
+    return drift
 
 
 def _originals_to_state(originals: Mapping[str, str | None]) -> dict[str, str]:
@@ -95,9 +131,13 @@ class PostfixServicesProvider(HostProvider):
     def refresh(self, session: Session, id_: str, props: dict[str, Any]) -> dict[str, Any]:
         host = PostfixHost(session)
         text = _read_master(host, host.facts().config_directory)
-        live = {e.key: e for e in mastercf.parse(text)}
-        seen = {k: mastercf.one_line(live[k].text) if k in live else "" for k in (props.get("master_cf") or {})}
-        return {**props, "master_cf": seen}
+        desired = desired_lines(props)
+        refreshed = {k: v for k, v in props.items() if k != DRIFT}
+        refreshed["master_cf"] = desired
+        drift = drift_of(text, desired)
+        if drift:
+            refreshed[DRIFT] = drift
+        return refreshed
 
     def remove(self, session: Session, id_: str, props: dict[str, Any]) -> None:
         host = PostfixHost(session)
@@ -123,7 +163,7 @@ class PostfixServicesProvider(HostProvider):
             _log(host.label, plan.changes, "setting")
             tls_fingerprint = fingerprint(cert) if cert else None
             run_change(MasterCfChange(host, facts, current, plan.text, services, tls_fingerprint))
-        return {**props, "originals": _originals_to_state(plan.originals)}
+        return {**props, "master_cf": desired_lines(props), "originals": _originals_to_state(plan.originals)}
 
 
 def _read_master(host: PostfixHost, directory: str) -> str:

@@ -28,7 +28,7 @@ _SECRET_SIG = "4dabf18193072939515e22adb298388d"
 MARKER = "<!-- secure-postfix preview -->"
 # Inputs of earlier releases that restated others (the compliance verdicts, the Dovecot file's text): the first
 # preview after an upgrade drops them, which changes nothing on a host; the comment lists what the stack sets.
-DERIVED = ("compliance", "managed_file")
+DERIVED = ("compliance", "managed_file", "master_cf")
 
 
 @dataclass(frozen=True)

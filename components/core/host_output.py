@@ -11,8 +11,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-_POSTFIX_FATAL_RE = re.compile(r"\b(fatal|panic):")
-_DOVECOT_ERROR_MARKERS = ("Fatal:", "Error: Error reading configuration", "Error: service(")
+_POSTFIX_SEVERITIES = ("fatal: ", "panic: ")
+_DOVECOT_SEVERITIES = ("Fatal: ", "Panic: ", "Error: Error reading configuration", "Error: service(")
+# Dovecot through syslog: "TIME HOST dovecot: SERVICE: Severity: …"; in its own log file "TIME SERVICE: Severity: …".
+_DOVECOT_SYSLOG_TAG = re.compile(r"(^|\s)dovecot(\[\d+\])?$")
 
 
 class NoPostfix(ValueError):
@@ -134,12 +136,26 @@ def parse_digests(out: str) -> dict[str, str | None]:
     return digests
 
 
+def log_message(line: str) -> tuple[str, str]:
+    """(header, message) of a log line. The header (time, host, program[pid]) ends at the first ": ", and the
+    daemon's severity starts the message: whatever a client sent can only come later in the line."""
+    header, separator, message = line.partition(": ")
+    return (header, message) if separator else (line, "")
+
+
 def postfix_fatal_lines(lines: Iterable[str]) -> list[str]:
-    return [ln for ln in lines if _POSTFIX_FATAL_RE.search(ln)]
+    return [ln for ln in lines if log_message(ln)[1].startswith(_POSTFIX_SEVERITIES)]
+
+
+def dovecot_message(line: str) -> str:
+    header, message = log_message(line)
+    if _DOVECOT_SYSLOG_TAG.search(header):
+        message = log_message(message)[1]
+    return message
 
 
 def dovecot_error_lines(lines: Iterable[str]) -> list[str]:
-    return [ln for ln in lines if any(m in ln for m in _DOVECOT_ERROR_MARKERS)]
+    return [ln for ln in lines if dovecot_message(ln).startswith(_DOVECOT_SEVERITIES)]
 
 
 def auth_handshake_mechanisms(data: bytes) -> set[str] | None:

@@ -29,10 +29,59 @@ from typing import Any
 
 FILE_NAME = "secure-postfix.ledger.json"
 VERSION = 1
+# A ledger holds a few keys per managed directive or file: anything near this size was not written by us.
+MAX_BYTES = 1_000_000
 
 
 class LedgerError(ValueError):
     """The ledger on the host cannot be read."""
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _optional_text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+# What each first original may hold: a main.cf definition (and the overridden ones it replaced), whether a
+# file existed, the Dovecot file's text.
+_ORIGINAL_FIELDS = {
+    "raw": _optional_text,
+    "earlier": lambda v: isinstance(v, list)
+    and all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], int) and isinstance(e[1], str) for e in v),
+    "existed": lambda v: isinstance(v, bool),
+    "text": _optional_text,
+}
+_PENDING_FIELDS = {
+    "owner": lambda v: isinstance(v, str),
+    "started": lambda v: isinstance(v, str),
+    "before": lambda v: isinstance(v, str),
+    "after": lambda v: isinstance(v, str),
+    "files": _strings,
+    "made": _strings,
+}
+
+
+def schema_problem(doc: Mapping[str, Any]) -> str | None:
+    """What in a parsed ledger is not of the shape this project writes, or None."""
+    owners, originals, pending = doc.get("owners") or {}, doc.get("originals") or {}, doc.get("pending")
+    if not isinstance(owners, dict) or not all(_strings(keys) for keys in owners.values()):
+        return "owners must map each resource to a list of keys"
+    if not isinstance(originals, dict):
+        return "originals must map each key to what it was"
+    for key, first in originals.items():
+        if not isinstance(first, dict) or any(
+            f not in _ORIGINAL_FIELDS or not _ORIGINAL_FIELDS[f](v) for f, v in first.items()
+        ):
+            return f"originals[{key[:80]!r}] is not a recorded original"
+    if pending is not None and (
+        not isinstance(pending, dict)
+        or any(f not in _PENDING_FIELDS or not _PENDING_FIELDS[f](v) for f, v in pending.items())
+    ):
+        return "pending must be a record of a change under way"
+    return None
 
 
 def directive_key(name: str) -> str:
@@ -57,14 +106,19 @@ class Ledger:
     def parse(cls, text: str | None) -> Ledger:
         if not text:
             return cls()
+        if len(text) > MAX_BYTES:
+            raise LedgerError(f"is {len(text):,} bytes, more than a ledger can be ({MAX_BYTES:,})")
         try:
             doc = json.loads(text)
-        except ValueError as exc:
-            raise LedgerError(f"is not JSON ({exc})") from None
+        except (ValueError, RecursionError) as exc:
+            raise LedgerError(f"is not JSON ({str(exc)[:200]})") from None
         if not isinstance(doc, dict) or doc.get("version") != VERSION:
             raise LedgerError(f"has an unknown format (version {doc.get('version') if isinstance(doc, dict) else '?'})")
+        problem = schema_problem(doc)
+        if problem:
+            raise LedgerError(f"does not have the ledger's shape: {problem}")
         return cls(
-            owners={str(k): list(v) for k, v in (doc.get("owners") or {}).items()},
+            owners={k: list(v) for k, v in (doc.get("owners") or {}).items()},
             originals=dict(doc.get("originals") or {}),
             pending=doc.get("pending") or None,
         )

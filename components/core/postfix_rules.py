@@ -119,6 +119,19 @@ def as_text(value: object) -> str:
     return str(value)
 
 
+def single_value_problems(where: str, values: Mapping[str, object]) -> list[Problem]:
+    """A list given for a parameter that takes one number, time or boolean.
+
+    `as_text` would write `[60]` as `60`: the mistake would pass unseen, so it is refused by name.
+    """
+    problems = []
+    for name, value in values.items():
+        kind = parameter_types().get(name, ParamType("text")).kind
+        if isinstance(value, (list, tuple)) and kind in ("int", "long", "time", "bool"):
+            problems.append(Problem(f"{where}.{name}", f"takes one value, not a list (got {list(value)!r})"))
+    return problems
+
+
 def check_value_text(name: str, text: str) -> list[Problem]:
     """Rules for every directive: no control characters, no empty name."""
     if not _NAME_RE.fullmatch(name):
@@ -502,6 +515,9 @@ def check_directives(
         if not value_problems and text != text.strip(" "):
             # Postfix drops them when it reads the file: the host would never hold what the stack says.
             value_problems = [Problem(name, "starts or ends with a space, which Postfix drops; remove it")]
+        if not value_problems and "  " in text:
+            # Postfix reads a run of spaces inside a value as one: state and host would differ for ever.
+            value_problems = [Problem(name, "has two spaces in a row, which Postfix reads as one; write one")]
         problems += value_problems
     if not problems:
         problems += check_cross_fields({k: v for k, v in directives.items() if k in POSTFIX_DEFAULTS}, unknown)

@@ -328,9 +328,12 @@ class Session:
         try:
             chan.settimeout(limit)
             chan.exec_command(self.command_line(argv))
-            if stdin:
-                chan.sendall(stdin)
-            chan.shutdown_write()
+            # A command that stops reading its input (it refused early) closes the channel under the write:
+            # what it wrote and its exit status say why. A channel that really failed fails while they are read.
+            with contextlib.suppress(paramiko.SSHException, OSError):
+                if stdin:
+                    chan.sendall(stdin)
+                chan.shutdown_write()
             out, err = _drain(chan, started + limit, label, step, limit)
             rc = chan.recv_exit_status()
             if expired.is_set():  # the channel closed under the command: no real exit status

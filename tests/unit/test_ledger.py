@@ -40,3 +40,43 @@ def test_round_trip_keeps_bytes_that_are_not_utf8():
 def test_unreadable_ledger_is_refused(text):
     with pytest.raises(LedgerError):
         Ledger.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('{"version": 1, "owners": ["a"]}', "owners must map each resource"),
+        ('{"version": 1, "owners": {"a": "main.cf:x"}}', "owners must map each resource"),
+        ('{"version": 1, "originals": [1]}', "originals must map each key"),
+        ('{"version": 1, "originals": {"main.cf:x": 1}}', "is not a recorded original"),
+        ('{"version": 1, "originals": {"main.cf:x": {"raw": 5}}}', "is not a recorded original"),
+        ('{"version": 1, "pending": "x"}', "pending must be a record"),
+        ('{"version": 1, "pending": {"files": "a"}}', "pending must be a record"),
+        ('{"version": 1, "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "is not JSON"),
+        ('{"version": 1, "owners": {}, "pad": "' + "x" * 1_000_001 + '"}', "more than a ledger can be"),
+    ],
+    ids=[
+        "owners-list",
+        "owner-keys-text",
+        "originals-list",
+        "original-number",
+        "raw-number",
+        "pending-text",
+        "pending-files-text",
+        "deep-nesting",
+        "oversized",
+    ],
+)
+def test_a_ledger_of_another_shape_is_refused_with_a_reason_not_a_crash(text, says):
+    # Each of these crashed with AttributeError, TypeError or RecursionError, or was taken as it was.
+    with pytest.raises(LedgerError, match=says):
+        Ledger.parse(text)
+
+
+def test_what_the_project_writes_has_the_shape_it_reads():
+    book = Ledger()
+    book.claim(
+        A, [SIZE, KEY], {SIZE: {"raw": "message_size_limit = 1", "earlier": [[3, "x = 1"]]}, KEY: {"existed": False}}
+    )
+    book.pending = {"owner": A, "started": "now", "before": "", "after": "ab", "files": ["/f"], "made": []}
+    assert Ledger.parse(book.render()).pending == book.pending

@@ -2,7 +2,7 @@
 
 import pytest
 
-from components.postfix_services import PostfixServicesProvider
+from components.postfix_services import COMPUTED_OUTPUTS, PostfixServicesProvider, desired_lines, drift_of
 
 CONNECTION = {"host": "10.0.0.2", "port": 22, "user": "root", "insecure_ignore_host_key": True, "private_key": "k"}
 
@@ -12,12 +12,12 @@ def failures(services, cert="CERT"):
     return result, [f.reason for f in result.failures]
 
 
-def test_each_service_is_one_line_of_master_cf_in_the_inputs():
-    result, reasons = failures(
-        {"submission": {}, "submissions": {"options": {"smtpd_client_connection_rate_limit": 5.0}}}
-    )
+def test_each_service_is_one_line_of_master_cf_in_the_output_not_the_inputs():
+    services = {"submission": {}, "submissions": {"options": {"smtpd_client_connection_rate_limit": 5.0}}}
+    result, reasons = failures(services)
     assert reasons == []
-    lines = result.inputs["master_cf"]
+    assert "master_cf" not in result.inputs and "master_cf" in COMPUTED_OUTPUTS
+    lines = desired_lines(result.inputs)
     assert list(lines) == ["submission/inet", "submissions/inet"]
     assert lines["submissions/inet"].startswith("submissions inet n - - - - smtpd -o syslog_name=postfix/submissions")
     assert lines["submissions/inet"].endswith("-o smtpd_client_connection_rate_limit=5")
@@ -51,3 +51,22 @@ def test_auth_on_submission_only_keeps_main_cf_auth_off():
     assert off["smtpd_sasl_auth_enable"] == "no" and off["smtpd_sasl_type"] == "dovecot"
     problems = features.sasl_problems({"path": "private/auth", "offer_auth": "port25"}, {"x": 1}, lambda v: False)
     assert [p.field for p in problems] == ["sasl.offer_auth"]
+
+
+def test_drift_names_each_entry_the_host_holds_otherwise_with_its_line_there():
+    desired = desired_lines({"services": {"submission": {}, "submissions": {}}})
+    live = "\n".join(desired.values()).replace("smtpd_tls_auth_only=yes", "smtpd_tls_auth_only=no", 1) + "\n"
+    live = "\n".join(ln for ln in live.splitlines() if not ln.startswith("submissions ")) + "\n"
+    drift = drift_of(live, desired)
+    assert drift["submissions/inet"] == "absent on the host"
+    assert drift["submission/inet"] == (
+        "on the host only: -o smtpd_tls_auth_only=no; missing on the host: -o smtpd_tls_auth_only=yes"
+    )
+    assert drift_of("\n".join(desired.values()) + "\n", desired) == {}
+    # State gives the options back sorted: the same entry, not a drift.
+    options = {"submission": {"options": {"smtpd_client_connection_rate_limit": "30", "smtpd_banner": "x"}}}
+    written = desired_lines({"services": options})
+    from_state = desired_lines(
+        {"services": {"submission": {"options": dict(sorted(options["submission"]["options"].items()))}}}
+    )
+    assert written != from_state and drift_of("\n".join(written.values()) + "\n", from_state) == {}

@@ -510,3 +510,26 @@ def test_on_host_the_hosts_own_unmanaged_limit_enters_the_cross_field_rule():
     with pytest.raises(pc.ApplyError, match=r"queue_minfree.*30720000"):
         pc._check_on_host("10.0.0.5", {"queue_minfree": "15360000"}, host_facts("message_size_limit = 20480000\n"))
     pc._check_on_host("10.0.0.5", {"queue_minfree": "15360000"}, host_facts("message_size_limit = 10240000\n"))
+
+
+@pytest.mark.parametrize(
+    ("block", "name", "value"),
+    [
+        ("directives", "smtpd_timeout", [60]),
+        ("limits", "message_size_limit", [10240000]),
+        ("directives", "smtpd_tls_auth_only", ["yes"]),
+    ],
+)
+def test_a_list_for_a_single_value_parameter_is_refused_by_name(pair, block, name, value):
+    # Written as text, [60] would read "60": the mistake would reach the host unseen (found by the fuzzer).
+    props = postfix_props(pair)
+    props[block] = {**props[block], name: value}
+    problems = [str(p) for p in pc.check_props(props)]
+    assert any(p.startswith(f"{block}.{name}: takes one value, not a list") for p in problems), problems
+
+
+def test_two_spaces_in_a_row_are_refused_because_postfix_reads_one(pair):
+    # postconf -h smtpd_banner of `smtpd_banner = 0  0` prints `0 0` (found by the fuzzer): state and host would differ.
+    props = postfix_props(pair, directives={"smtpd_banner": "$myhostname  ESMTP"})
+    problems = [str(p) for p in pc.check_props(props)]
+    assert any("smtpd_banner: has two spaces in a row, which Postfix reads as one" in p for p in problems), problems
