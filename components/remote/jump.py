@@ -138,9 +138,13 @@ class _Shared:
     session: Session
     users: int = 0
     closer: threading.Timer | None = None
+    # A channel open failed on the connection itself (not a refusal by the bastion): never hand it out again.
+    broken: bool = False
 
     @property
     def alive(self) -> bool:
+        if self.broken:
+            return False
         try:
             transport = self.session.client.get_transport()
         except RemoteError:  # closed
@@ -150,6 +154,8 @@ class _Shared:
 
 _POOL: dict[tuple, _Shared] = {}
 _POOL_LOCK = threading.Lock()
+# One per bastion: a login that hangs holds back only the hosts behind that bastion.
+_LOGIN_LOCKS: dict[tuple, threading.Lock] = {}
 
 
 def bastion_label(target: SshTarget) -> str:
@@ -179,7 +185,14 @@ class Tunnel:
             raise RemoteError(f"{where}: the SSH connection to the bastion was lost")
         try:
             return transport.open_channel("direct-tcpip", (t.host, t.port), ("127.0.0.1", 0), timeout=t.connect_timeout)
+        except paramiko.ChannelException as exc:  # the bastion answered: it cannot reach the target
+            raise RemoteError(
+                f"{t.label}: the bastion {bastion_label(t)} could not open a connection to {t.host}:{t.port}: "
+                f"{exc or type(exc).__name__}"
+            ) from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
+            # No answer on the connection itself (half open): the next host gets a fresh login.
+            self._shared.broken = True
             raise RemoteError(
                 f"{t.label}: the bastion {bastion_label(t)} could not open a connection to {t.host}:{t.port}: "
                 f"{exc or type(exc).__name__}"
@@ -193,20 +206,29 @@ class Tunnel:
 
 def _acquire(key: tuple, target: SshTarget) -> _Shared:
     with _POOL_LOCK:
-        shared = _POOL.get(key)
-        if shared is not None and not shared.alive:
-            _POOL.pop(key, None)
-            shared.session.__exit__(None, None, None)
-            shared = None
-        if shared is None:
-            # Opened under the lock: hosts behind one bastion that start at once wait for one login.
-            shared = _Shared(_open_bastion(target))
-            _POOL[key] = shared
-        if shared.closer is not None:
-            shared.closer.cancel()
-            shared.closer = None
-        shared.users += 1
-        return shared
+        login_lock = _LOGIN_LOCKS.setdefault(key, threading.Lock())
+    # Hosts behind one bastion that start at once wait for one login; other bastions' hosts do not wait.
+    with login_lock:
+        with _POOL_LOCK:
+            shared = _POOL.get(key)
+            if shared is not None and shared.alive:
+                return _take(shared)
+            stale = _POOL.pop(key, None)
+        if stale is not None:
+            stale.session.__exit__(None, None, None)
+        fresh = _Shared(_open_bastion(target))
+        with _POOL_LOCK:
+            _POOL[key] = fresh
+            return _take(fresh)
+
+
+def _take(shared: _Shared) -> _Shared:
+    """One more user (under _POOL_LOCK): an idle close that was pending is called off."""
+    if shared.closer is not None:
+        shared.closer.cancel()
+        shared.closer = None
+    shared.users += 1
+    return shared
 
 
 def _release(key: tuple, shared: _Shared) -> None:

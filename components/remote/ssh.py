@@ -72,6 +72,12 @@ fi
 mv -f -- "$tmp" "$path"
 trap - EXIT
 """
+# What one command may write back (stdout and stderr together). The one provider process serves every host:
+# a host streaming gigabytes within its time limit must not be able to fill it.
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+# How much of a log's new lines a verdict reads: the daemon's own lines come first after its reload.
+MAX_LOG_BYTES = 4 * 1024 * 1024
+
 _CUT_SHORT = 65
 _CHANGED_MEANWHILE = 66
 _UNSAFE_PATH = 67
@@ -408,7 +414,8 @@ class Session:
         """Lines added to `path` since it was `offset` bytes long."""
         if path is None or offset is None:
             return []
-        return self.sh('tail -c +"$2" -- "$1" 2>/dev/null || true', path, str(offset + 1)).out.splitlines()
+        script = 'tail -c +"$2" -- "$1" 2>/dev/null | head -c "$3" || true'
+        return self.sh(script, path, str(offset + 1), str(MAX_LOG_BYTES)).out.splitlines()
 
     def write_file_atomic(
         self,
@@ -493,6 +500,11 @@ def _drain(chan: paramiko.Channel, deadline: float, label: str, step: str, limit
         while chan.recv_stderr_ready():
             err += chan.recv_stderr(65536)
             busy = True
+        if len(out) + len(err) > MAX_OUTPUT_BYTES:
+            raise RemoteError(
+                f"{label}: {step} wrote more than {MAX_OUTPUT_BYTES:,} bytes back; stopped reading it (a host "
+                "sending that much would fill the controller that serves every host)"
+            )
         drained = not chan.recv_ready() and not chan.recv_stderr_ready()
         if chan.exit_status_ready() and drained and (chan.eof_received or chan.closed):
             return bytes(out), bytes(err)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -177,3 +178,25 @@ def test_dovecot_file_changed_since_read_is_kept(testbed):
             assert testbed.read_file("auth", CONFIG_FILE) == b"# ours\n"
         finally:
             testbed.run("auth", f"rm -f {CONFIG_FILE}")
+
+
+def test_a_login_that_prints_still_takes_and_releases_the_lock(testbed):
+    # Root's shell prints a notice on every SSH command, one that even says LOCKED.
+    testbed.run(
+        HOST,
+        "cp -p /root/.bashrc /root/.bashrc.sp-saved 2>/dev/null || touch /root/.bashrc.sp-saved; "
+        "{ echo 'echo Welcome to this host. LOCKED'; cat /root/.bashrc.sp-saved; } > /root/.bashrc",
+    )
+    try:
+        with Session(target(testbed)) as s:
+            assert "Welcome to this host" in s.run(["true"]).stdout.decode()  # the login does print
+            started = time.monotonic()
+            with s.host_lock("a printing login", wait=5):
+                holder = testbed.read_file(HOST, LOCK_FILE).decode()
+                assert holder.startswith("a printing login from ") and ", host pid " in holder, holder
+                assert re.search(r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", holder), holder
+            assert time.monotonic() - started < 5
+            with s.host_lock("again", wait=2):  # released: taken again at once
+                pass
+    finally:
+        testbed.run(HOST, "mv /root/.bashrc.sp-saved /root/.bashrc")

@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from components.remote import ssh
 from components.remote.ssh import HostKeyError, RemoteError, Session, SshTarget
 from tests.engine.harness import bed_target
 
@@ -93,3 +94,25 @@ def test_wrong_private_key_is_a_clear_error(testbed):
     with pytest.raises(RemoteError, match="was refused") as refused:
         Session(target(testbed, private_key=text)).__enter__()
     assert "BEGIN" not in str(refused.value)
+
+
+def test_a_host_streaming_output_is_cut_off_naming_host_and_size(testbed, monkeypatch):
+    monkeypatch.setattr(ssh, "MAX_OUTPUT_BYTES", 1_000_000)
+    with Session(target(testbed)) as s:
+        with pytest.raises(RemoteError) as flooded:
+            s.run(["head", "-c", "50000000", "/dev/zero"], what="reading a flood")
+        assert str(flooded.value).startswith(
+            f"{testbed.hosts[HOST].address}: reading a flood wrote more than 1,000,000"
+        )
+        assert s.run(["echo", "still usable"]).stdout == b"still usable\n"
+
+
+def test_a_log_re_read_is_bounded(testbed, monkeypatch):
+    monkeypatch.setattr(ssh, "MAX_LOG_BYTES", 1000)
+    with Session(target(testbed)) as s:
+        s.run(["sh", "-c", "seq 1 100000 > /var/tmp/sp-log"])
+        try:
+            lines = s.read_appended("/var/tmp/sp-log", 0)
+            assert lines[0] == "1" and sum(len(ln) + 1 for ln in lines) <= 1000
+        finally:
+            s.run(["rm", "-f", "/var/tmp/sp-log"])
