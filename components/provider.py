@@ -47,14 +47,20 @@ def ssh_target(props: Mapping[str, Any]) -> SshTarget:
     SECURE_POSTFIX_CONNECT_TIMEOUT and SECURE_POSTFIX_COMMAND_TIMEOUT are seconds.
     """
     target = conn.ssh_target(props)
-    limits = {
-        field: float(os.environ[name])
-        for field, name in (
-            ("connect_timeout", "SECURE_POSTFIX_CONNECT_TIMEOUT"),
-            ("command_timeout", "SECURE_POSTFIX_COMMAND_TIMEOUT"),
-        )
-        if os.environ.get(name)
-    }
+    limits = {}
+    for field, name in (
+        ("connect_timeout", "SECURE_POSTFIX_CONNECT_TIMEOUT"),
+        ("command_timeout", "SECURE_POSTFIX_COMMAND_TIMEOUT"),
+    ):
+        raw = os.environ.get(name)
+        if not raw:
+            continue
+        try:
+            limits[field] = float(raw)
+        except ValueError:
+            limits[field] = -1.0
+        if not 0 < limits[field] < float("inf"):
+            raise ApplyError(f"{target.label}: {name}={raw!r} is not a number of seconds above 0. Nothing was changed.")
     return dataclasses.replace(target, **limits) if limits else target
 
 
@@ -62,7 +68,7 @@ def ssh_target(props: Mapping[str, Any]) -> SshTarget:
 def host_session(props: Mapping[str, Any], holder: str | None) -> Iterator[Session]:
     """One SSH session to the resource's host; with `holder`, the host's own lock is held for it too."""
     target = ssh_target(props)
-    with host_lock(target.address_label), Session(target) as session:
+    with host_lock(target.identity), Session(target) as session:
         if holder is None:
             yield session
         else:

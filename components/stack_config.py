@@ -387,15 +387,21 @@ def _owners(
     return {"postfix_host": postfix, "dovecot_host": dovecot}
 
 
+def _machine(host: HostSpec) -> tuple:
+    """What makes two host entries one machine: address and port, and the bastion that reaches them."""
+    return (host.address.lower(), host.port, _machine(host.bastion) if host.bastion is not None else None)
+
+
 def _refuse_shared_hosts(
     sites: Mapping[str, SiteSpec], services: Mapping[str, AuthServiceSpec], hosts: Mapping[str, HostSpec]
 ) -> None:
     """One owner per machine and role: resources do not share what they own (two host names may be one machine)."""
     for role, owners in _owners(sites, services).items():
-        seen: dict[tuple[str, int], tuple[str, str, str]] = {}
+        seen: dict[tuple, tuple[str, str, str]] = {}
         for owner, key, host_name in owners:
             host = hosts[host_name]
-            machine = (host.address.lower(), host.port)
+            # The same private address behind two bastions is two machines.
+            machine = _machine(host)
             if machine in seen:
                 first_owner, first_key, first_host = seen[machine]
                 what = "sites" if first_owner.startswith("sites.") and owner.startswith("sites.") else "owners"

@@ -140,6 +140,12 @@ class SshTarget:
         return self.host if self.port == SSH_PORT else f"{self.host}:{self.port}"
 
     @property
+    def identity(self) -> str:
+        """The machine, for locks in the controller: its address, and the bastion's when it is reached through one
+        (hosts with one private address behind two bastions are two machines)."""
+        return self.address_label if self.bastion is None else f"{self.address_label} via {self.bastion.identity}"
+
+    @property
     def label(self) -> str:
         return named_host(self.name, self.address_label)
 

@@ -277,3 +277,37 @@ def test_idle_bastion_connection_closes_after_the_linger(opened, monkeypatch):
     jump.Tunnel(_behind("10.0.0.3")).close()
     time.sleep(0.3)
     assert opened == ["open 10.0.0.3", "closed"]
+
+
+def test_one_private_address_behind_two_bastions_is_two_machines():
+    bastions = {
+        "jump-a": {"address": "192.0.2.9", "host_key": KEY},
+        "jump-b": {"address": "198.51.100.9", "host_key": KEY},
+    }
+    raw = {
+        "mx-a": {"address": "10.0.0.2", "host_key": KEY, "bastion": "jump-a"},
+        "mx-b": {"address": "10.0.0.2", "host_key": KEY, "bastion": "jump-b"},
+    }
+    sites = {"a": {"postfix_host": "mx-a"}, "b": {"postfix_host": "mx-b"}}
+    spec = parse_stack(raw, sites, bastions_raw=bastions)
+    a, b = (reach_target(spec.hosts[n]) for n in ("mx-a", "mx-b"))
+    assert a.identity == "10.0.0.2 via 192.0.2.9" and b.identity == "10.0.0.2 via 198.51.100.9"
+    # Behind one bastion, the same address is one machine, refused as before.
+    raw["mx-b"]["bastion"] = "jump-a"
+    assert "are the same host" in refused(raw, sites, bastions)
+
+
+def reach_target(host) -> SshTarget:
+    props = {"host": host.address, "port": host.port, "host_key": host.host_key, "private_key": "k"}
+    return conn.ssh_target({**props, **reach.host_fields(host)})
+
+
+@pytest.mark.parametrize("value", ["ten", "0", "-5", "nan", "inf"])
+def test_a_bad_timeout_in_the_environment_names_the_variable_and_the_host(monkeypatch, value):
+    from components import provider
+
+    monkeypatch.setenv("SECURE_POSTFIX_COMMAND_TIMEOUT", value)
+    props = {"host": "10.0.0.2", "port": 22, "user": "root", "host_key": KEY, "private_key": "k", "host_name": "mx"}
+    with pytest.raises(provider.ApplyError) as caught:
+        provider.ssh_target(props)
+    assert str(caught.value).startswith(f"mx (10.0.0.2): SECURE_POSTFIX_COMMAND_TIMEOUT={value!r} is not a number")
