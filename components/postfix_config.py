@@ -13,7 +13,6 @@ line per directive, and what `read` fills with the host's live values.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import posixpath
@@ -39,9 +38,6 @@ from components.remote.ssh import RemoteError, Session
 # and a new rule version would plan an update of every host.
 COMPUTED_OUTPUTS = ("originals", "overridden", "created_files", "postfix_version", "compliance", "host_values")
 
-# A recorded definition starts with its name, never with "=": the prefix marks bytes kept as base64.
-_BASE64_PREFIX = "=base64:"
-
 
 def originals_to_state(originals: Mapping[str, str | None]) -> dict[str, str]:
     """Pulumi drops null map values, so "was absent" is stored as an empty string.
@@ -49,38 +45,23 @@ def originals_to_state(originals: Mapping[str, str | None]) -> dict[str, str]:
     A recorded definition is never empty: it always holds at least `name =`.
     State holds UTF-8 only; a definition with other bytes is kept exactly, as base64.
     """
-    return {name: _raw_to_state(raw) for name, raw in originals.items()}
-
-
-def _raw_to_state(raw: str | None) -> str:
-    if not raw:
-        return ""
-    data = maincf.encode(raw)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return _BASE64_PREFIX + base64.b64encode(data).decode("ascii")
+    return {name: maincf.definition_to_state(raw) for name, raw in originals.items()}
 
 
 def originals_from_state(stored: Mapping[str, str] | None) -> dict[str, str | None]:
-    return {name: _raw_from_state(raw) for name, raw in (stored or {}).items()}
+    return {name: maincf.definition_from_state(raw) for name, raw in (stored or {}).items()}
 
 
 def earlier_to_state(earlier: Mapping[str, list[tuple[int, str]]]) -> dict[str, list]:
     """Overridden definitions the edit removed: name -> [[base position, exact text], ...]."""
-    return {name: [[pos, _raw_to_state(raw)] for pos, raw in items] for name, items in earlier.items()}
+    return {name: [[pos, maincf.definition_to_state(raw)] for pos, raw in items] for name, items in earlier.items()}
 
 
 def earlier_from_state(stored: Mapping[str, list] | None) -> dict[str, list[tuple[int, str]]]:
     return {
-        name: [(int(pos), _raw_from_state(raw) or "") for pos, raw in items] for name, items in (stored or {}).items()
+        name: [(int(pos), maincf.definition_from_state(raw) or "") for pos, raw in items]
+        for name, items in (stored or {}).items()
     }
-
-
-def _raw_from_state(raw: str) -> str | None:
-    if raw.startswith(_BASE64_PREFIX):
-        return maincf.decode(base64.b64decode(raw.removeprefix(_BASE64_PREFIX)))
-    return raw or None
 
 
 # -- check: everything that needs no host -------------------------------------------

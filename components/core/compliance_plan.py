@@ -9,7 +9,6 @@ judged on what the host will run, not passed over as "not managed".
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,21 +16,15 @@ from typing import Any
 from components.core import compliance as c
 from components.core import maincf
 
-# How the PostfixConfig provider keeps a definition that is not UTF-8 (see postfix_config.originals_to_state).
-BASE64_PREFIX = "=base64:"
 # How `pulumi preview --json` writes a value another resource computes at apply.
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 
 def original_value(name: str, stored: str | None) -> str:
     """The value a stored original definition gives back ("" when the directive was absent)."""
-    if not stored:
+    text = maincf.definition_from_state(stored or "")
+    if text is None:
         return ""
-    text = (
-        maincf.decode(base64.b64decode(stored.removeprefix(BASE64_PREFIX)))
-        if stored.startswith(BASE64_PREFIX)
-        else stored
-    )
     try:
         value = maincf.MainCf.parse(text if text.endswith("\n") else text + "\n").get(name)
     except maincf.MainCfSyntaxError:

@@ -13,6 +13,7 @@ not UTF-8 keeps every byte through parse and render.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -227,3 +228,25 @@ def new_warnings(staged: list[str], live: list[str], restored: Iterable[str] = (
     return [
         ln for ln in staged if "warning:" in ln and _warning_key(ln) not in known and not any(e in ln for e in expected)
     ]
+
+
+# -- a recorded definition in Pulumi state --------------------------------------------------
+# A definition starts with its name, never with "=": the prefix marks bytes kept as base64.
+STATE_BASE64_PREFIX = "=base64:"
+
+
+def definition_to_state(raw: str | None) -> str:
+    """State holds UTF-8 only: a definition with other bytes is kept exactly, as base64; absent is ""."""
+    if not raw:
+        return ""
+    data = encode(raw)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return STATE_BASE64_PREFIX + base64.b64encode(data).decode("ascii")
+
+
+def definition_from_state(stored: str) -> str | None:
+    if stored.startswith(STATE_BASE64_PREFIX):
+        return decode(base64.b64decode(stored.removeprefix(STATE_BASE64_PREFIX)))
+    return stored or None

@@ -60,3 +60,18 @@ def haystacks(testbed) -> list[tuple[str, str]]:
         logs = testbed.run(host, "cat /var/log/*.log", check=False).stdout
         found.append((f"{host}: /var/log", logs))
     return found
+
+
+def planned(run: Run) -> dict[str, tuple[str, list[str]]]:
+    """Resource name -> (operation, the property paths the engine's detailed diff names), for every resource of
+    ours a preview or up plans to change (from the engine's own events)."""
+    found = {}
+    for event in run.events:
+        pre = event.resource_pre_event
+        if pre is None or pre.metadata.op.value in ("same", "read", "refresh"):
+            continue
+        if not pre.metadata.type.startswith("pulumi-python:dynamic/"):
+            continue  # the provider's own step, which the display does not show
+        name = pre.metadata.urn.rsplit("::", 1)[-1]
+        found[name] = (pre.metadata.op.value, sorted(pre.metadata.detailed_diff or {}))
+    return found

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from components.core.dovecot_conf import CONFIG_FILE
-from tests.engine.harness import EngineProject, bed_config
+from tests.engine.harness import EngineProject, bed_config, planned
 from tests.tls_files import make_cert
 
 pytestmark = pytest.mark.engine
@@ -45,20 +45,6 @@ def bed(testbed, tmp_path_factory):
     yield project, cert, key
     destroyed = project.destroy()
     assert destroyed.ok, destroyed.text
-
-
-def planned(run) -> dict[str, tuple[str, list[str]]]:
-    """Resource name -> (operation, the property paths the engine's detailed diff names)."""
-    found = {}
-    for event in run.events:
-        pre = event.resource_pre_event
-        if pre is None or pre.metadata.op.value in ("same", "read", "refresh"):
-            continue
-        if not pre.metadata.type.startswith("pulumi-python:dynamic/"):
-            continue  # the provider's own step, which the display does not show
-        name = pre.metadata.urn.rsplit("::", 1)[-1]
-        found[name] = (pre.metadata.op.value, sorted(pre.metadata.detailed_diff or {}))
-    return found
 
 
 def test_a_limit_change_plans_one_property_of_one_resource(testbed, bed):

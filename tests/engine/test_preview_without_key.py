@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.engine import harness
 from tests.engine.harness import EngineProject, bed_config, ssh_logins
 
 pytestmark = pytest.mark.engine
@@ -38,14 +39,7 @@ def project(testbed, tmp_path_factory):
 
 
 def planned(run) -> dict[str, list[str]]:
-    found = {}
-    for event in run.events:
-        pre = event.resource_pre_event
-        if pre is None or not pre.metadata.type.startswith("pulumi-python:dynamic/"):
-            continue
-        if pre.metadata.op.value != "same":
-            found[pre.metadata.urn.rsplit("::", 1)[-1]] = sorted(pre.metadata.detailed_diff or {})
-    return found
+    return {name: paths for name, (_, paths) in harness.planned(run).items()}
 
 
 def test_a_preview_without_any_key_plans_nothing_for_the_key(testbed, project):

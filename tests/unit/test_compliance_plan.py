@@ -6,6 +6,7 @@ import base64
 
 from components.core import compliance as c
 from components.core import compliance_plan as plan
+from components.core import maincf
 from tests.unit.test_compliance import DEBIAN_HOST, GUIDE_MAIN_CF
 
 RATE = "guide-8.8-smtpd_client_connection_rate_limit"
@@ -68,7 +69,7 @@ def test_a_removed_resource_is_judged_on_every_original():
 def test_original_definitions_in_state_form():
     assert plan.original_value("a", "a = 1\n  2") == "1 2"
     assert plan.original_value("a", "") == ""
-    encoded = plan.BASE64_PREFIX + base64.b64encode(b"a = caf\xe9").decode()
+    encoded = maincf.STATE_BASE64_PREFIX + base64.b64encode(b"a = caf\xe9").decode()
     assert plan.original_value("a", encoded).startswith("caf")
 
 
