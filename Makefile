@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 STACK ?= local
 
-.PHONY: setup testbed testbed-down preview up refresh destroy pr-preview down test unit lint bench compliance
+.PHONY: setup testbed testbed-down preview up refresh destroy pr-preview down test unit lint bench compliance reference
 
 setup:
 	bash scripts/setup.sh
@@ -52,3 +52,7 @@ bench: setup
 # The last state's compliance report: Markdown on stdout, the HTML matrix in .state/ (`make refresh` first for live values).
 compliance: setup
 	$(PY) -m compliance --stack $(STACK) --html .state/compliance-$(STACK).html
+
+# docs/reference.md: every argument of the library's resources, from their declarations in secure_postfix/args.py.
+reference: setup
+	$(PY) -m secure_postfix.reference docs/reference.md

@@ -1,5 +1,5 @@
 """The Pulumi program: one MailSite per site in the stack config (see README)."""
 
-from components.program import main
+from secure_postfix.stack.program import main
 
 main()

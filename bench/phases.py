@@ -27,20 +27,20 @@ from testbed.lifecycle import _locked
 
 # (phase, owner, attribute): owner is a module or class of the provider, patched for the run only.
 STEPS = (
-    ("connect", "components.remote.ssh:Session", "__enter__"),
-    ("host lock", "components.remote.host_lock:HostLock", "__enter__"),
-    ("facts", "components.remote.postfix_host:PostfixHost", "facts"),
-    ("ledger read", "components.postfix_config:Journal", "load"),
-    ("staged check", "components.remote.postfix_host:PostfixHost", "check_staged"),
-    ("probe before", "components.postfix_daemon", "failure_before"),
-    ("compare", "components.remote.postfix_host:PostfixHost", "expect_unchanged"),
-    ("ledger write", "components.postfix_config:Journal", "begin"),
-    ("swap", "components.remote.postfix_host:PostfixHost", "swap_in"),
-    ("reload", "components.remote.postfix_host:PostfixHost", "reload"),
-    ("reload wait", "components.postfix_daemon", "wait_for_master"),
-    ("probe", "components.postfix_daemon", "verify"),
-    ("ledger commit", "components.postfix_config:Journal", "commit"),
-    ("close", "components.remote.ssh:Session", "__exit__"),
+    ("connect", "secure_postfix.remote.ssh:Session", "__enter__"),
+    ("host lock", "secure_postfix.remote.host_lock:HostLock", "__enter__"),
+    ("facts", "secure_postfix.remote.postfix_host:PostfixHost", "facts"),
+    ("ledger read", "secure_postfix.postfix_config:Journal", "load"),
+    ("staged check", "secure_postfix.remote.postfix_host:PostfixHost", "check_staged"),
+    ("probe before", "secure_postfix.postfix_daemon", "failure_before"),
+    ("compare", "secure_postfix.remote.postfix_host:PostfixHost", "expect_unchanged"),
+    ("ledger write", "secure_postfix.postfix_config:Journal", "begin"),
+    ("swap", "secure_postfix.remote.postfix_host:PostfixHost", "swap_in"),
+    ("reload", "secure_postfix.remote.postfix_host:PostfixHost", "reload"),
+    ("reload wait", "secure_postfix.postfix_daemon", "wait_for_master"),
+    ("probe", "secure_postfix.postfix_daemon", "verify"),
+    ("ledger commit", "secure_postfix.postfix_config:Journal", "commit"),
+    ("close", "secure_postfix.remote.ssh:Session", "__exit__"),
 )
 PHASES = tuple(step[0] for step in STEPS)
 
@@ -124,7 +124,7 @@ def host_props(bed: testbed.TestBed, name: str) -> dict[str, Any]:
 
 def measure(bed: testbed.TestBed, names: Sequence[str]) -> dict[str, tuple[float, dict[int, dict[str, float]]]]:
     """operation -> (wall seconds, per-host phase seconds), for an apply and then a restore of every host."""
-    from components.postfix_config import PostfixConfigProvider
+    from secure_postfix.postfix_config import PostfixConfigProvider
 
     provider = PostfixConfigProvider()
     inputs = []

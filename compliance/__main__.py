@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from compliance.state import report_from_deployment
-from components.core import compliance_render as render
+from secure_postfix.core import compliance_render as render
 from stackctl.engine import LOCAL_PASSPHRASE, PROJECT_DIR, EngineSettings, pulumi_bin
 
 

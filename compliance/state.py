@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from components.core.compliance import Finding, judge, public_mx_of_props
+from secure_postfix.core.compliance import Finding, judge, public_mx_of_props
 
 POSTFIX_TYPE = "pulumi-python:dynamic/postfix:PostfixConfig"
 

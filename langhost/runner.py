@@ -56,7 +56,7 @@ def _run(request: Any) -> int:
     info = request.info
     program_directory = info.program_directory or request.pwd
     target = program_path(program_directory, info.entry_point or request.program)
-    # Imports such as `components.program` resolve against the program's folder, for the whole run:
+    # Imports such as `secure_postfix.stack.program` resolve against the program's folder, for the whole run:
     # applies and other callbacks import after the entry point has returned.
     sys.path.insert(0, program_directory)
     sys.argv = [str(target)]

@@ -23,7 +23,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from components.core.compliance_policy import POLICY_RULES, Judged, findings_for, violation
+from secure_postfix.core.compliance_policy import POLICY_RULES, Judged, findings_for, violation
 
 
 def _plain(props) -> tuple[dict, list[str]]:

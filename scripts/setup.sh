@@ -97,11 +97,18 @@ pulumi_cli() {
 }
 
 python_plugin_shim() {
-  # NAME ARGS: a plugin the official tarball ships as a small script that runs the project's interpreter
-  # (or PULUMI_PYTHON_CMD) with ARGS. Rewritten only when its text changes.
+  # NAME ARGS: a plugin the official tarball ships as a small script that runs the program's interpreter with
+  # ARGS: as the official one, the virtualenv the CLI names from the program's Pulumi.yaml
+  # (PULUMI_RUNTIME_VIRTUALENV, relative to the program's folder), else PULUMI_PYTHON_CMD, else this checkout's.
+  # A program of the user's own thus unpickles its resources' providers where it installed secure-postfix.
+  # Rewritten only when its text changes.
   local shim=$BIN/$1
   local body
-  body=$(printf '#!/bin/sh\nexec "${PULUMI_PYTHON_CMD:-%s}" -u %s\n' "$ROOT/.venv/bin/python" "$2")
+  body=$(printf '%s\n' '#!/bin/sh' \
+    'venv=${PULUMI_RUNTIME_VIRTUALENV:-}' \
+    'case $venv in ""|/*) ;; *) venv=$PWD/$venv ;; esac' \
+    'if [ -n "$venv" ] && [ -x "$venv/bin/python" ]; then python=$venv/bin/python; else python=${PULUMI_PYTHON_CMD:-'"$ROOT/.venv/bin/python"'}; fi' \
+    'exec "$python" -u '"$2")
   if [ "$(cat "$shim" 2>/dev/null)" = "$body" ]; then return; fi
   mkdir -p "$BIN"
   printf '%s\n' "$body" > "$shim"

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.core import compliance_plan
-from components.core.compliance import Finding, Status
+from secure_postfix.core import compliance_plan
+from secure_postfix.core.compliance import Finding, Status
 from stackctl.engine import EngineSettings, ensure_stack, pulumi_bin
 
 SECRET = "[secret]"

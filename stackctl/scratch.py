@@ -18,8 +18,8 @@ import yaml
 from pulumi import automation as auto
 from pulumi.automation import events
 
-from components.program import main as program
-from components.remote.ssh import SshTarget
+from secure_postfix.remote.ssh import SshTarget
+from secure_postfix.stack.program import main as program
 from stackctl.engine import PROJECT_DIR, EngineSettings, open_stack
 
 PASSPHRASE = "engine-tests"

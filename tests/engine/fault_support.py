@@ -223,7 +223,7 @@ def point(name: str) -> Point:
 # An `up` of a scratch project in a process of its own: the controller a fault test kills.
 CONTROLLER = """
 import sys
-from components.program import main
+from secure_postfix.stack.program import main
 from stackctl.engine import EngineSettings, open_stack
 from pathlib import Path
 root = Path(sys.argv[1])

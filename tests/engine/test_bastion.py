@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from components.remote.ssh import HostKeyError, RemoteError, Session, SshTarget, parse_host_keys
+from secure_postfix.remote.ssh import HostKeyError, RemoteError, Session, SshTarget, parse_host_keys
 from testbed.jumpnet import behind_bastion
 from testbed.layout import SUBNET
 from tests.engine import mail_client

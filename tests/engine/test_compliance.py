@@ -8,7 +8,7 @@ import re
 import pytest
 
 from compliance.__main__ import cli as compliance_cli
-from components.core import compliance as c
+from secure_postfix.core import compliance as c
 from tests.engine.harness import EngineProject, bed_config
 from tests.engine.test_compliance_html import status_areas
 

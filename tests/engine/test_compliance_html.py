@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from components.core import compliance as c
-from components.core import compliance_render as render
+from secure_postfix.core import compliance as c
+from secure_postfix.core import compliance_render as render
 from tests.unit.test_compliance import DEBIAN_HOST, GUIDE_MAIN_CF
 
 pytestmark = pytest.mark.engine

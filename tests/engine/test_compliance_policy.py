@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
-from components.program import main as program
+from secure_postfix.stack.program import main as program
 from stackctl.engine import CACHE_DIR, PROJECT_DIR
 from tests.engine.harness import EngineProject, Run
 from tests.tls_files import make_cert

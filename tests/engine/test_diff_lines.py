@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.core.dovecot_conf import CONFIG_FILE
+from secure_postfix.core.dovecot_conf import CONFIG_FILE
 from tests.engine.harness import EngineProject, bed_config, planned
 from tests.tls_files import make_cert
 

@@ -8,8 +8,7 @@ import pulumi
 import pytest
 from pulumi import automation as auto
 
-from components.mail_site import MailSite
-from components.stack_config import parse_stack
+from secure_postfix import Connection, MailSite, MailSiteArgs
 from stackctl.engine import open_stack
 from tests.engine.harness import EngineProject, bed_config, sha256
 from tests.tls_files import make_cert
@@ -209,15 +208,13 @@ def test_a_key_that_does_not_match_is_refused_without_showing_the_key(testbed, p
 def test_a_secret_output_handed_to_mail_site_is_refused_at_preview(testbed, tmp_path):
     """A library caller's secret Output in directives stops the program before any provider sees it."""
     secret = "s3cret-relay-password-0815"
-    config = bed_config(testbed, {"lib": {"postfix_host": HOST}}, [HOST])
 
     def program() -> None:
-        spec = parse_stack(config["hosts"], config["sites"])
-        site = spec.sites["lib"]
+        host = testbed.hosts[HOST]
         table = pulumi.Output.secret(f"inline:{{ [relay.example.com]:587=user:{secret} }}")
-        site = type(site)(**{**site.__dict__, "directives": {"smtp_sasl_password_maps": table}})
         key = pulumi.Output.secret(testbed.client_key_path.read_text())
-        MailSite("lib", site, spec.hosts, key)
+        connection = Connection(host=host.address, host_key=host.host_key, private_key=key)
+        MailSite("lib", MailSiteArgs(postfix_hosts={HOST: connection}, directives={"smtp_sasl_password_maps": table}))
 
     project = EngineProject(tmp_path / "lib", "lib")
     project.configure({})

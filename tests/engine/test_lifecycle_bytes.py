@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.core.postfix_features import RELAY_RESTRICTIONS_DEFAULT
+from secure_postfix.core.postfix_features import RELAY_RESTRICTIONS_DEFAULT
 from tests.engine.harness import EngineProject, bed_config
 from tests.engine.lifecycle_support import MAIN_CF, ehlo_size, reload_postfix, write_file
 

@@ -44,7 +44,9 @@ class CliProject(EngineProject):
     def __init__(self, root: Path, stack_name: str):
         super().__init__(root, stack_name)
         shutil.copy(PROJECT_DIR / "__main__.py", root / "__main__.py")
-        shutil.copytree(PROJECT_DIR / "components", root / "components", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            PROJECT_DIR / "secure_postfix", root / "secure_postfix", ignore=shutil.ignore_patterns("__pycache__")
+        )
         # Pulumi.yaml names `.venv`, relative to the project folder, as in a checkout.
         (root / ".venv").symlink_to((PROJECT_DIR / ".venv").resolve())
         self.env = self.settings.cli_env()

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from components.core.dovecot_conf import CONFIG_FILE
-from components.remote.dovecot_host import DovecotHost
-from components.remote.host_lock import LOCK_FILE, HostLockError
-from components.remote.ssh import ChangedMeanwhileError, Session, SshTarget
+from secure_postfix.core.dovecot_conf import CONFIG_FILE
+from secure_postfix.remote.dovecot_host import DovecotHost
+from secure_postfix.remote.host_lock import LOCK_FILE, HostLockError
+from secure_postfix.remote.ssh import ChangedMeanwhileError, Session, SshTarget
 from stackctl.engine import PROJECT_DIR
 from tests.engine.harness import EngineProject, bed_config, bed_target
 
@@ -40,7 +40,7 @@ def lock_waiters(testbed) -> int:
 
 HOLDER = """
 import sys, time
-from components.remote.ssh import Session, SshTarget
+from secure_postfix.remote.ssh import Session, SshTarget
 t = SshTarget(host=sys.argv[1], private_key=open(sys.argv[2]).read(), host_key=sys.argv[3])
 with Session(t) as s, s.host_lock("a test holder"):
     print("held", flush=True)

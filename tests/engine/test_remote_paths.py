@@ -7,10 +7,10 @@ import hashlib
 
 import pytest
 
-from components.core.dovecot_conf import CONFIG_FILE
-from components.remote.dovecot_host import DovecotHost
-from components.remote.postfix_host import PostfixError, PostfixHost
-from components.remote.ssh import RemoteError, Session, SshTarget, atomic_write_argv
+from secure_postfix.core.dovecot_conf import CONFIG_FILE
+from secure_postfix.remote.dovecot_host import DovecotHost
+from secure_postfix.remote.postfix_host import PostfixError, PostfixHost
+from secure_postfix.remote.ssh import RemoteError, Session, SshTarget, atomic_write_argv
 from tests.engine.harness import bed_target
 
 pytestmark = pytest.mark.engine

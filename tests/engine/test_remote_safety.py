@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from components.remote.ssh import RemoteError, Session, SshTarget, atomic_write_argv
+from secure_postfix.remote.ssh import RemoteError, Session, SshTarget, atomic_write_argv
 from tests.engine.harness import bed_target
 
 pytestmark = pytest.mark.engine

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.remote.postfix_host import PostfixError, PostfixHost
-from components.remote.ssh import Session, SshTarget
+from secure_postfix.remote.postfix_host import PostfixError, PostfixHost
+from secure_postfix.remote.ssh import Session, SshTarget
 from tests.engine.harness import EngineProject, bed_config, bed_target
 
 pytestmark = pytest.mark.engine

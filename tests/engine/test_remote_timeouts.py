@@ -12,8 +12,8 @@ import time
 import paramiko
 import pytest
 
-from components.remote.dovecot_host import DovecotError, auth_handshake
-from components.remote.ssh import RemoteError, Session, SshTarget
+from secure_postfix.remote.dovecot_host import DovecotError, auth_handshake
+from secure_postfix.remote.ssh import RemoteError, Session, SshTarget
 from testbed.layout import HOST_SPECS
 from tests.engine.harness import bed_target
 

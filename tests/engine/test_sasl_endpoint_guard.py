@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.postfix_config import ApplyError, PostfixConfigProvider, checked_inputs
+from secure_postfix.postfix_config import ApplyError, PostfixConfigProvider, checked_inputs
 from testbed.layout import SUBNET
 from tests.tls_files import make_cert
 

@@ -37,7 +37,9 @@ class Operator:
         root.mkdir(parents=True)
         for name in ("__main__.py", "Pulumi.yaml"):
             shutil.copy(PROJECT_DIR / name, root / name)
-        shutil.copytree(PROJECT_DIR / "components", root / "components", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            PROJECT_DIR / "secure_postfix", root / "secure_postfix", ignore=shutil.ignore_patterns("__pycache__")
+        )
         (root / ".venv").symlink_to((PROJECT_DIR / ".venv").resolve())
         (root / "stacks").mkdir()
         settings = EngineSettings(work_dir=root, passphrase=PASSPHRASE, backend_url=server.backend_url())

@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from components.remote import ssh
-from components.remote.ssh import HostKeyError, RemoteError, Session, SshTarget
+from secure_postfix.remote import ssh
+from secure_postfix.remote.ssh import HostKeyError, RemoteError, Session, SshTarget
 from tests.engine.harness import bed_target
 
 pytestmark = pytest.mark.engine

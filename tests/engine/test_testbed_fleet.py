@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.remote.ssh import Session, SshTarget
+from secure_postfix.remote.ssh import Session, SshTarget
 from testbed import fleet, resize_fleet
 from testbed.layout import fleet_specs
 from testbed.lifecycle import _locked, problems

@@ -12,7 +12,7 @@ import tarfile
 
 import pytest
 
-from components.core.postfix_features import RELAY_RESTRICTIONS_DEFAULT
+from secure_postfix.core.postfix_features import RELAY_RESTRICTIONS_DEFAULT
 from stackctl.engine import PROJECT_DIR
 from tests.engine import fault_support as fs
 from tests.engine.harness import bed_config
@@ -26,21 +26,32 @@ PREVIOUS = "90eddac"
 HOSTS = ("mx", "edge")
 
 
-def previous_components(target) -> None:
-    """`components/` as the previous release had it, in place of this checkout's."""
+def previous_release(root, commit: str) -> None:
+    """The program as `commit` had it (its `components` package and `__main__.py`), in place of this one."""
     archive = subprocess.run(
-        ["git", "archive", PREVIOUS, "components"], cwd=PROJECT_DIR, capture_output=True, check=True, timeout=60
+        ["git", "archive", commit, "components", "__main__.py"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        check=True,
+        timeout=60,
     ).stdout
-    shutil.rmtree(target / "components")
+    shutil.rmtree(root / "components", ignore_errors=True)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(target, filter="data")
+        tar.extractall(root, filter="data")
+
+
+def this_release(root) -> None:
+    """This checkout's program: the `secure_postfix` package, `__main__.py`, and the `components` shim that
+    keeps the provider references in older state loading."""
+    for name in ("secure_postfix", "components"):
+        shutil.rmtree(root / name, ignore_errors=True)
+        shutil.copytree(PROJECT_DIR / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PROJECT_DIR / "__main__.py", root / "__main__.py")
 
 
 def test_previous_state_updates_in_place_and_leaves_hosts_as_they_were(testbed, tmp_path):
     cli = CliProject(tmp_path / "upgrade", "upgrade")
-    current = tmp_path / "current-components"
-    shutil.copytree(cli.root / "components", current)
-    previous_components(cli.root)
+    previous_release(cli.root, PREVIOUS)
     cert, key = make_cert(tmp_path / "tls", testbed.hosts[HOSTS[0]].hostname)
     tls = {"cert_file": str(cert), "key_file": str(key)}
     sites = {"u": {"postfix_hosts": list(HOSTS), "limits": {"message_size_limit": 4194304}, "tls": tls}}
@@ -49,8 +60,7 @@ def test_previous_state_updates_in_place_and_leaves_hosts_as_they_were(testbed, 
     written = {h: fs.digests(testbed, h) for h in HOSTS}
     main_cf = {h: testbed.read_file(h, fs.MAIN_CF).decode().splitlines() for h in HOSTS}
     # The upgrade: this release's code over the previous release's state.
-    shutil.rmtree(cli.root / "components")
-    shutil.copytree(current, cli.root / "components")
+    this_release(cli.root)
     preview = json.loads(cli.ok("preview", "--json"))
     ops = {step["op"] for step in preview.get("steps", [])}
     assert not ops & {"replace", "create-replacement", "delete-replaced", "delete", "create"}, ops

@@ -6,21 +6,28 @@ import time
 
 import pytest
 
-from components import connection as conn
-from components import postfix_config as pc
-from components import reach
-from components.remote import jump
-from components.remote.ssh import RemoteError, SshTarget
-from components.stack_config import (
+from secure_postfix import connection as conn
+from secure_postfix import postfix_config as pc
+from secure_postfix import reach
+from secure_postfix.remote import jump
+from secure_postfix.remote.ssh import RemoteError, SshTarget
+from secure_postfix.stack.config import (
     AccessSpec,
     ConfigError,
     parse_access,
     parse_stack,
     with_access,
 )
+from secure_postfix.stack.program import connection_of
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 SITES = {"solo": {"postfix_host": "mx"}}
+
+
+def host_fields(host) -> dict:
+    """The reach properties the stack program gives a resource for `host` (its name, logins and bastion)."""
+    return {k: v for k, v in conn.connection_props(connection_of(host, None)).items() if k in reach.FIELDS}
+
 
 
 def hosts(**mx):
@@ -46,7 +53,7 @@ def test_host_names_another_host_as_its_bastion():
 def test_host_names_an_entry_of_bastions():
     bastions = {"jump": {"address": "192.0.2.9", "port": 2222, "user": "hop", "host_key": KEY}}
     spec = parse_stack(hosts(bastion="jump"), SITES, bastions_raw=bastions)
-    fields = reach.host_fields(spec.hosts["mx"])
+    fields = host_fields(spec.hosts["mx"])
     assert fields == {
         "host_name": "mx",
         "bastion_name": "jump",
@@ -60,12 +67,12 @@ def test_host_names_an_entry_of_bastions():
 
 def test_a_host_reached_directly_gets_only_its_name_for_messages():
     spec = parse_stack(hosts(), SITES)
-    assert reach.host_fields(spec.hosts["mx"]) == {"host_name": "mx"}
+    assert host_fields(spec.hosts["mx"]) == {"host_name": "mx"}
     # A host the stack names by its address has no other name to show.
     by_address = parse_stack(
         {"192.0.2.25": {**hosts()["mx"], "address": "192.0.2.25"}}, {"s": {"postfix_host": "192.0.2.25"}}
     )
-    assert reach.host_fields(by_address.hosts["192.0.2.25"]) == {}
+    assert host_fields(by_address.hosts["192.0.2.25"]) == {}
 
 
 def test_bastion_reached_through_itself_refused():
@@ -144,7 +151,7 @@ def test_agent_socket_needs_the_agent_and_an_absolute_path():
 
 def test_access_reaches_every_host_and_its_bastion():
     spec = with_access(parse_stack(hosts(bastion="auth"), SITES), AccessSpec(("agent",), "/run/a.sock"))
-    fields = reach.host_fields(spec.hosts["mx"])
+    fields = host_fields(spec.hosts["mx"])
     assert fields["ssh_auth"] == ["agent"] and fields["agent_socket_path"] == "/run/a.sock"
     target = conn.ssh_target({"host": "10.0.0.2", **fields})
     assert target.private_key is None and target.auth_methods == ("agent",)
@@ -299,12 +306,12 @@ def test_one_private_address_behind_two_bastions_is_two_machines():
 
 def reach_target(host) -> SshTarget:
     props = {"host": host.address, "port": host.port, "host_key": host.host_key, "private_key": "k"}
-    return conn.ssh_target({**props, **reach.host_fields(host)})
+    return conn.ssh_target({**props, **host_fields(host)})
 
 
 @pytest.mark.parametrize("value", ["ten", "0", "-5", "nan", "inf"])
 def test_a_bad_timeout_in_the_environment_names_the_variable_and_the_host(monkeypatch, value):
-    from components import provider
+    from secure_postfix import provider
 
     monkeypatch.setenv("SECURE_POSTFIX_COMMAND_TIMEOUT", value)
     props = {"host": "10.0.0.2", "port": 22, "user": "root", "host_key": KEY, "private_key": "k", "host_name": "mx"}

@@ -11,8 +11,8 @@ import time
 import paramiko
 import pytest
 
-from components.remote import jump
-from components.remote.ssh import RemoteError, SshTarget
+from secure_postfix.remote import jump
+from secure_postfix.remote.ssh import RemoteError, SshTarget
 
 
 class FakeSession:

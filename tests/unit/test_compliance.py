@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.core import compliance as c
+from secure_postfix.core import compliance as c
 
 GUIDE_MAIN_CF = {
     "message_size_limit": "10240000",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 
-from components.core import compliance as c
-from components.core import compliance_plan as plan
-from components.core import maincf
+from secure_postfix.core import compliance as c
+from secure_postfix.core import compliance_plan as plan
+from secure_postfix.core import maincf
 from tests.unit.test_compliance import DEBIAN_HOST, GUIDE_MAIN_CF
 
 RATE = "guide-8.8-smtpd_client_connection_rate_limit"

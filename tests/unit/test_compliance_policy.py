@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.core import compliance_policy as cp
+from secure_postfix.core import compliance_policy as cp
 from tests.unit.test_compliance import GUIDE_MAIN_CF
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pulumi.output import Unknown
 
-from components import postfix_config as pc
-from components.core import compliance as c
+from secure_postfix import postfix_config as pc
+from secure_postfix.core import compliance as c
 from tests.unit.test_provider_checks import make_pair, postfix_props
 
 

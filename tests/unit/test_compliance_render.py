@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from compliance.state import POSTFIX_TYPE, report_from_deployment
-from components.core import compliance as c
-from components.core import compliance_render as render
+from secure_postfix.core import compliance as c
+from secure_postfix.core import compliance_render as render
 
 MX = {
     "smtpd_client_connection_rate_limit": "30",

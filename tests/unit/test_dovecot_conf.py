@@ -1,8 +1,8 @@
 import pytest
 
-from components.core import dovecot_conf as dc
-from components.core import postfix_features as features
-from components.core.postfix_rules import Problem
+from secure_postfix.core import dovecot_conf as dc
+from secure_postfix.core import postfix_features as features
+from secure_postfix.core.postfix_rules import Problem
 
 HEADER = (
     "# Managed by secure-postfix (DovecotAuthService): Dovecot SASL for Postfix.\n"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.stack_config import parse_hosts, parse_sites
+from secure_postfix.stack.config import parse_hosts, parse_sites
 
 STACKS = sorted((Path(__file__).resolve().parents[2] / "stacks").glob("Pulumi.*.yaml"))
 

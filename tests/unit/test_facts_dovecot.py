@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from components.core import dovecot_conf as dc
-from components.core import host_output
+from secure_postfix.core import dovecot_conf as dc
+from secure_postfix.core import host_output
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "facts"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from components.core import host_output, postfix_output, sasl_path
-from components.core import postfix_rules as rules
+from secure_postfix.core import host_output, postfix_output, sasl_path
+from secure_postfix.core import postfix_rules as rules
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "facts"
 

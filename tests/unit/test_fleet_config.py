@@ -2,8 +2,8 @@
 
 import pytest
 
-from components.dovecot_auth import DovecotAuthServiceProvider
-from components.stack_config import ConfigError, parse_stack
+from secure_postfix.dovecot_auth import DovecotAuthServiceProvider
+from secure_postfix.stack.config import ConfigError, parse_stack
 
 HOSTS = {
     "mx": {"address": "10.0.0.2"},

@@ -33,12 +33,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.core import maincf
-from components.core.postfix_plan import plan_edit
-from components.mail_site import connection_for
-from components.postfix_config import PostfixConfigProvider
-from components.remote import ssh
-from components.stack_config import NAMESPACE, ConfigError, parse_stack
+from secure_postfix import connection as conn
+from secure_postfix.core import maincf
+from secure_postfix.core.postfix_plan import plan_edit
+from secure_postfix.postfix_config import PostfixConfigProvider
+from secure_postfix.remote import ssh
+from secure_postfix.stack.config import NAMESPACE, ConfigError, parse_stack
+from secure_postfix.stack.program import connection_of
 
 EXAMPLES = 500
 POSTCONF = shutil.which("postconf") or "/usr/sbin/postconf"
@@ -283,7 +284,8 @@ def judge(case: Case) -> Verdict:
     for site in spec.sites.values():
         for name in site.postfix_hosts:
             props = {
-                **connection_for(spec.hosts[name], PRIVATE_KEY),
+                **conn.connection_props(connection_of(spec.hosts[name], None)),
+                "private_key": PRIVATE_KEY,
                 "limits": dict(site.limits),
                 "directives": dict(site.directives),
             }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.remote.host_lock import HOLDER_CHARS, holder_text
+from secure_postfix.remote.host_lock import HOLDER_CHARS, holder_text
 
 
 def test_the_holder_line_is_the_last_one_after_a_logins_notices():

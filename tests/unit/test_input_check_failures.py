@@ -1,8 +1,8 @@
 """Check failures name the input property, except where Pulumi would print a secret or a certificate with it."""
 
-from components import connection as conn
-from components import dovecot_auth as da
-from components import postfix_config as pc
+from secure_postfix import connection as conn
+from secure_postfix import dovecot_auth as da
+from secure_postfix import postfix_config as pc
 from tests.tls_files import make_pair
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"

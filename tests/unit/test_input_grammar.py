@@ -2,10 +2,10 @@
 
 import pytest
 
-from components import dovecot_auth
-from components.core import dovecot_conf as dc
-from components.core import postfix_features as features
-from components.core import postfix_rules as rules
+from secure_postfix import dovecot_auth
+from secure_postfix.core import dovecot_conf as dc
+from secure_postfix.core import postfix_features as features
+from secure_postfix.core import postfix_rules as rules
 
 INT_MAX = 2**31 - 1
 LONG_MAX = 2**63 - 1

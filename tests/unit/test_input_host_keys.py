@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import connection as conn
-from components import dovecot_auth
+from secure_postfix import connection as conn
+from secure_postfix import dovecot_auth
 
 REAL = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 CONNECTION = {"host": "192.0.2.25", "port": 22, "private_key": "K"}

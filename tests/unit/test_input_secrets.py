@@ -5,9 +5,10 @@ import asyncio
 import pulumi
 import pytest
 
-from components.mail_site import refuse_secret_values
-from components.program import refuse_secrets
-from components.stack_config import ConfigError
+from secure_postfix.core.problem import InputError
+from secure_postfix.mail_site import refuse_secret_values
+from secure_postfix.stack.config import ConfigError
+from secure_postfix.stack.program import refuse_secrets
 
 SECRET = "s3cret-relay-password"
 
@@ -24,7 +25,7 @@ def resolve(make_values):
 
 def test_a_secret_output_in_directives_is_refused_naming_the_directive():
     table = f"inline:{{ [relay.example.com]:587=user:{SECRET} }}"
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(InputError) as info:
         resolve(lambda: {"smtp_sasl_password_maps": pulumi.Output.secret(table), "smtpd_helo_required": "yes"})
     message = str(info.value)
     assert "sites.one.directives.smtp_sasl_password_maps is a secret" in message

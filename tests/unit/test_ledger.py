@@ -2,7 +2,7 @@
 
 import pytest
 
-from components.core.ledger import Ledger, LedgerError, directive_key, path_key
+from secure_postfix.core.ledger import Ledger, LedgerError, directive_key, path_key
 
 A, B = "postfix:h:aaaa", "postfix:h:bbbb"
 SIZE = directive_key("message_size_limit")

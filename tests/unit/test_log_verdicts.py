@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components import postfix_daemon as daemon
-from components.core import host_output as ho
+from secure_postfix import postfix_daemon as daemon
+from secure_postfix.core import host_output as ho
 
 # Lines as the test hosts log them (mail.log, dovecot.log), and as syslog writes Dovecot's.
 POSTFIX_FATAL = "Dec 04 04:34:29 mx postfix/submission/smtpd[1285]: fatal: no SASL authentication mechanisms"

@@ -1,6 +1,6 @@
 import pytest
 
-from components.core.maincf import MainCf, MainCfSyntaxError
+from secure_postfix.core.maincf import MainCf, MainCfSyntaxError
 
 SAMPLE = """# See /usr/share/postfix/main.cf.dist for a commented, more complete version
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from components.core import maincf
-from components.core.maincf import MainCf
-from components.core.postfix_plan import Change, plan_edit, plan_restore
-from components.postfix_config import originals_from_state, originals_to_state
+from secure_postfix.core import maincf
+from secure_postfix.core.maincf import MainCf
+from secure_postfix.core.postfix_plan import Change, plan_edit, plan_restore
+from secure_postfix.postfix_config import originals_from_state, originals_to_state
 
 LATIN1 = b"# caf\xe9 au lait\nsmtpd_banner = $myhostname ESMTP caf\xe9\nbiff = no\nmydestination = localhost"
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from components.core import mastercf as m
+from secure_postfix.core import mastercf as m
 
 DEBIAN = Path("/usr/share/postfix/master.cf.dist")
 SAMPLE = (

@@ -1,9 +1,28 @@
 import pytest
 from pulumi.output import Unknown
 
-from components.core import postfix_features as features
-from components.core.postfix_rules import Problem
-from components.postfix_config import fold_main_cf
+from secure_postfix.args import SaslWiring, TlsSettings
+from secure_postfix.core import postfix_features as features
+from secure_postfix.core.postfix_rules import Problem
+from secure_postfix.postfix_config import fold_main_cf
+
+
+# The provider fills in every default (SaslWiring/TlsSettings.from_props) before the core sees the settings.
+def sasl_directives(raw):
+    return features.sasl_directives(SaslWiring.from_props(raw).props())
+
+
+def tls_directives(raw):
+    return features.tls_directives(TlsSettings.from_props(raw).props())
+
+
+def sasl_problems(raw, tls, is_unknown):
+    return features.sasl_problems(SaslWiring.from_props(raw).props(), tls, is_unknown)
+
+
+def tls_problems(raw):
+    return features.tls_problems(TlsSettings.from_props(raw).props())
+
 
 
 def is_unknown(value):
@@ -21,7 +40,7 @@ GOOD_TLS = {"cert_pem": "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-
 
 
 def test_sasl_directives_are_the_guides_exactly():
-    assert features.sasl_directives({"path": "private/auth"}) == {
+    assert sasl_directives({"path": "private/auth"}) == {
         "smtpd_sasl_auth_enable": "yes",
         "smtpd_sasl_type": "dovecot",
         "smtpd_sasl_path": "private/auth",
@@ -31,7 +50,7 @@ def test_sasl_directives_are_the_guides_exactly():
 
 
 def test_sasl_directives_take_the_sites_options():
-    out = features.sasl_directives(
+    out = sasl_directives(
         {
             "path": "inet:10.0.0.5:12345",
             "security_options": "noanonymous, noplaintext, noactive",
@@ -44,21 +63,21 @@ def test_sasl_directives_take_the_sites_options():
 
 
 def test_sasl_directives_empty_options_fall_back_to_the_guide():
-    out = features.sasl_directives({"path": "private/auth", "security_options": "", "tls_security_options": None})
+    out = sasl_directives({"path": "private/auth", "security_options": "", "tls_security_options": None})
     assert out["smtpd_sasl_security_options"] == "noanonymous, noplaintext"
     assert out["smtpd_sasl_tls_security_options"] == "noanonymous"
 
 
 def test_sasl_directives_keep_an_unknown_path_in_place():
     path = Unknown()
-    assert features.sasl_directives({"path": path})["smtpd_sasl_path"] is path
+    assert sasl_directives({"path": path})["smtpd_sasl_path"] is path
 
 
 # -- tls_directives --------------------------------------------------------------------
 
 
 def test_tls_directives_defaults():
-    assert features.tls_directives(GOOD_TLS) == {
+    assert tls_directives(GOOD_TLS) == {
         "smtpd_tls_cert_file": "/etc/postfix/tls/secure-postfix.pem",
         "smtpd_tls_key_file": "/etc/postfix/tls/secure-postfix.pem",
         "smtpd_tls_security_level": "may",
@@ -71,7 +90,7 @@ def test_tls_directives_defaults():
 
 @pytest.mark.parametrize("level", ["may", "encrypt"])
 def test_tls_auth_only_is_always_yes(level):
-    out = features.tls_directives({**GOOD_TLS, "security_level": level, "public_mx": False})
+    out = tls_directives({**GOOD_TLS, "security_level": level, "public_mx": False})
     assert out["smtpd_tls_auth_only"] == "yes"
     assert out["smtpd_tls_security_level"] == level
     # The outbound client stays opportunistic whatever the server requires.
@@ -79,13 +98,13 @@ def test_tls_auth_only_is_always_yes(level):
 
 
 def test_tls_protocols_apply_to_both_protocol_directives():
-    out = features.tls_directives({**GOOD_TLS, "protocols": ">=TLSv1.3"})
+    out = tls_directives({**GOOD_TLS, "protocols": ">=TLSv1.3"})
     assert out["smtpd_tls_protocols"] == ">=TLSv1.3"
     assert out["smtpd_tls_mandatory_protocols"] == ">=TLSv1.3"
 
 
 def test_tls_directives_never_embed_the_certificate():
-    out = features.tls_directives(GOOD_TLS)
+    out = tls_directives(GOOD_TLS)
     assert all("BEGIN" not in v for v in out.values())
 
 
@@ -154,55 +173,55 @@ def test_sasl_path_leaving_the_queue_directory_refused():
 
 
 def test_sasl_with_tls_and_good_path_has_no_problems():
-    assert features.sasl_problems({"path": "private/auth"}, GOOD_TLS, is_unknown) == []
+    assert sasl_problems({"path": "private/auth"}, GOOD_TLS, is_unknown) == []
 
 
 def test_sasl_without_tls_refused():
-    problems = features.sasl_problems({"path": "private/auth"}, None, is_unknown)
+    problems = sasl_problems({"path": "private/auth"}, None, is_unknown)
     assert [p.field for p in problems] == ["sasl"]
     assert problems[0].message.startswith("needs tls")
 
 
 def test_sasl_without_tls_and_with_bad_path_reports_both():
-    problems = features.sasl_problems({"path": "/private/auth"}, {}, is_unknown)
+    problems = sasl_problems({"path": "/private/auth"}, {}, is_unknown)
     assert [p.field for p in problems] == ["sasl", "sasl.path"]
 
 
 @pytest.mark.parametrize("sasl", [{}, {"path": None}, {"path": ""}])
 def test_sasl_path_required(sasl):
-    assert texts(features.sasl_problems(sasl, GOOD_TLS, is_unknown)) == [
+    assert texts(sasl_problems(sasl, GOOD_TLS, is_unknown)) == [
         "sasl.path: is required (DovecotAuthService.sasl_path)"
     ]
 
 
 def test_unknown_sasl_path_is_not_checked_at_preview():
-    assert features.sasl_problems({"path": Unknown()}, GOOD_TLS, is_unknown) == []
+    assert sasl_problems({"path": Unknown()}, GOOD_TLS, is_unknown) == []
 
 
 def test_security_options_must_keep_noanonymous():
-    problems = features.sasl_problems({"path": "private/auth", "security_options": "noplaintext"}, GOOD_TLS, is_unknown)
+    problems = sasl_problems({"path": "private/auth", "security_options": "noplaintext"}, GOOD_TLS, is_unknown)
     assert texts(problems) == ["sasl.security_options: must include noanonymous"]
 
 
 def test_unknown_security_options_are_not_checked():
     sasl = {"path": "private/auth", "security_options": Unknown()}
-    assert features.sasl_problems(sasl, GOOD_TLS, is_unknown) == []
+    assert sasl_problems(sasl, GOOD_TLS, is_unknown) == []
 
 
 # -- tls_problems ----------------------------------------------------------------------
 
 
 def test_tls_defaults_have_no_problems():
-    assert features.tls_problems(GOOD_TLS) == []
+    assert tls_problems(GOOD_TLS) == []
 
 
 def test_tls_needs_a_certificate():
-    assert texts(features.tls_problems({})) == ["tls.cert_pem: is required: the PEM certificate (chain) to serve"]
+    assert texts(tls_problems({})) == ["tls.cert_pem: is required: the PEM certificate (chain) to serve"]
 
 
 @pytest.mark.parametrize("level", ["none", "dane", "verify", "MAY"])
 def test_tls_security_level_must_be_may_or_encrypt(level):
-    problems = features.tls_problems({**GOOD_TLS, "security_level": level})
+    problems = tls_problems({**GOOD_TLS, "security_level": level})
     assert problems == [Problem("tls.security_level", f"must be one of may, encrypt, got {level!r}")]
 
 
@@ -211,14 +230,14 @@ def test_encrypt_refused_on_a_public_mx():
         {**GOOD_TLS, "security_level": "encrypt"},
         {**GOOD_TLS, "security_level": "encrypt", "public_mx": True},
     ):
-        problems = features.tls_problems(tls)
+        problems = tls_problems(tls)
         assert [p.field for p in problems] == ["tls.security_level"]
         assert "RFC 3207" in problems[0].message
         assert "public_mx: false" in problems[0].message
 
 
 def test_encrypt_allowed_when_not_a_public_mx():
-    assert features.tls_problems({**GOOD_TLS, "security_level": "encrypt", "public_mx": False}) == []
+    assert tls_problems({**GOOD_TLS, "security_level": "encrypt", "public_mx": False}) == []
 
 
 @pytest.mark.parametrize(
@@ -233,12 +252,12 @@ def test_encrypt_allowed_when_not_a_public_mx():
     ],
 )
 def test_protocols_at_least_tls12_accepted(protocols):
-    assert features.tls_problems({**GOOD_TLS, "protocols": protocols}) == []
+    assert tls_problems({**GOOD_TLS, "protocols": protocols}) == []
 
 
 @pytest.mark.parametrize("protocols", [">=TLSv1", ">=TLSv1.1", "TLSv1, TLSv1.1, TLSv1.2", "TLSv1", "TLSv1.1"])
 def test_protocols_older_than_tls12_refused(protocols):
-    assert features.tls_problems({**GOOD_TLS, "protocols": protocols}) == [
+    assert tls_problems({**GOOD_TLS, "protocols": protocols}) == [
         Problem(
             "tls.protocols",
             f"{protocols!r} is not a TLS 1.2+ policy; use >=TLSv1.2, >=TLSv1.3, or exclusions that include "
@@ -258,11 +277,11 @@ def test_protocols_older_than_tls12_refused(protocols):
     ],
 )
 def test_protocols_allowing_old_tls_refused(protocols):
-    assert [p.field for p in features.tls_problems({**GOOD_TLS, "protocols": protocols})] == ["tls.protocols"]
+    assert [p.field for p in tls_problems({**GOOD_TLS, "protocols": protocols})] == ["tls.protocols"]
 
 
 def test_bare_tls12_refused():
-    assert [p.field for p in features.tls_problems({**GOOD_TLS, "protocols": "TLSv1.2"})] == ["tls.protocols"]
+    assert [p.field for p in tls_problems({**GOOD_TLS, "protocols": "TLSv1.2"})] == ["tls.protocols"]
 
 
 # -- overlapping_directives ------------------------------------------------------------
@@ -291,7 +310,7 @@ def test_directives_overlap_only_with_blocks_in_use():
 def test_every_generated_directive_is_refused_under_directives():
     """Whatever the sasl and tls blocks write, a `directives` entry may not also set: it would be overwritten."""
     sasl = {"path": "private/auth"}
-    generated = {**features.sasl_directives(sasl), **features.tls_directives(GOOD_TLS)}
+    generated = {**sasl_directives(sasl), **tls_directives(GOOD_TLS)}
     assert len(generated) >= 10
     refused = features.overlapping_directives(dict.fromkeys(generated, "x"), sasl, GOOD_TLS)
     assert sorted(p.field for p in refused) == sorted(f"directives.{name}" for name in generated)

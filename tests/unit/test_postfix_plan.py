@@ -1,4 +1,4 @@
-from components.core.postfix_plan import Change, live_values, plan_edit, plan_restore
+from secure_postfix.core.postfix_plan import Change, live_values, plan_edit, plan_restore
 
 ORIGINAL = """# comment stays
 smtpd_tls_security_level=may

@@ -1,6 +1,6 @@
 """A managed name defined more than once: the edit leaves one definition, the give-back puts every line back."""
 
-from components.core.postfix_plan import Change, plan_edit, plan_restore
+from secure_postfix.core.postfix_plan import Change, plan_edit, plan_restore
 
 DUPLICATED = """# top
 a = 1
@@ -47,7 +47,7 @@ def test_names_recorded_at_different_times_come_back_in_place():
 
 
 def test_only_warnings_the_change_introduces_count():
-    from components.core.maincf import new_warnings
+    from secure_postfix.core.maincf import new_warnings
 
     live = ["postconf: warning: /etc/postfix/main.cf, line 58: overriding earlier entry: biff=no"]
     staged = [

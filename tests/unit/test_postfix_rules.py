@@ -3,7 +3,7 @@ import signal
 
 import pytest
 
-from components.core import postfix_rules as rules
+from secure_postfix.core import postfix_rules as rules
 
 
 def problems(directives, **kw):

@@ -2,9 +2,29 @@
 
 import pytest
 
-from components.postfix_services import COMPUTED_OUTPUTS, PostfixServicesProvider, desired_lines, drift_of
+from secure_postfix.args import SaslWiring, TlsSettings
+from secure_postfix.core import postfix_features as features
+from secure_postfix.postfix_services import COMPUTED_OUTPUTS, PostfixServicesProvider, desired_lines, drift_of
 
 CONNECTION = {"host": "10.0.0.2", "port": 22, "user": "root", "insecure_ignore_host_key": True, "private_key": "k"}
+
+
+# The provider fills in every default (SaslWiring/TlsSettings.from_props) before the core sees the settings.
+def sasl_directives(raw):
+    return features.sasl_directives(SaslWiring.from_props(raw).props())
+
+
+def tls_directives(raw):
+    return features.tls_directives(TlsSettings.from_props(raw).props())
+
+
+def sasl_problems(raw, tls, is_unknown):
+    return features.sasl_problems(SaslWiring.from_props(raw).props(), tls, is_unknown)
+
+
+def tls_problems(raw):
+    return features.tls_problems(TlsSettings.from_props(raw).props())
+
 
 
 def failures(services, cert="CERT"):
@@ -44,12 +64,10 @@ def test_services_need_tls():
 
 
 def test_auth_on_submission_only_keeps_main_cf_auth_off():
-    from components.core import postfix_features as features
-
-    assert features.sasl_directives({"path": "private/auth"})["smtpd_sasl_auth_enable"] == "yes"
-    off = features.sasl_directives({"path": "private/auth", "offer_auth": "submission"})
+    assert sasl_directives({"path": "private/auth"})["smtpd_sasl_auth_enable"] == "yes"
+    off = sasl_directives({"path": "private/auth", "offer_auth": "submission"})
     assert off["smtpd_sasl_auth_enable"] == "no" and off["smtpd_sasl_type"] == "dovecot"
-    problems = features.sasl_problems({"path": "private/auth", "offer_auth": "port25"}, {"x": 1}, lambda v: False)
+    problems = sasl_problems({"path": "private/auth", "offer_auth": "port25"}, {"x": 1}, lambda v: False)
     assert [p.field for p in problems] == ["sasl.offer_auth"]
 
 

@@ -6,12 +6,12 @@ import pulumi
 import pytest
 from pulumi.output import Unknown
 
-from components import connection as conn
-from components import dovecot_auth as da
-from components import postfix_config as pc
-from components.core import dovecot_conf as dc
-from components.core.postfix_rules import Problem
-from components.remote.postfix_host import PostfixFacts
+from secure_postfix import connection as conn
+from secure_postfix import dovecot_auth as da
+from secure_postfix import postfix_config as pc
+from secure_postfix.core import dovecot_conf as dc
+from secure_postfix.core.postfix_rules import Problem
+from secure_postfix.remote.postfix_host import PostfixFacts
 from tests.tls_files import make_pair as make_tls_pair
 
 

@@ -131,14 +131,37 @@ def test_an_sdk_of_another_shape_is_refused(source):
         server.with_pool_size(source, 8)
 
 
-def test_setup_writes_one_shim_per_plugin_with_the_same_writer(tmp_path):
-    shim = write_shims(tmp_path)
-    python = PROJECT_DIR / ".venv" / "bin" / "python"
-    assert shim.read_text() == (
-        f'#!/bin/sh\nexec "${{PULUMI_PYTHON_CMD:-{python}}}" -u "{PROJECT_DIR}/providerhost/__main__.py" "$@"\n'
+def fake_python(path: Path) -> Path:
+    """An interpreter that only says who it is and what it was asked to run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'#!/bin/sh\necho "{path}" "$@"\n')
+    path.chmod(0o755)
+    return path
+
+
+def run_shim(shim: Path, cwd: Path, **env: str) -> str:
+    done = subprocess.run([str(shim), "A", "B"], cwd=cwd, env={"PATH": "/usr/bin:/bin", **env}, capture_output=True)
+    return done.stdout.decode().strip()
+
+
+def test_setup_writes_one_shim_per_plugin_that_runs_the_programs_virtualenv(tmp_path):
+    """As the official plugin scripts do: the virtualenv the CLI names from the program's Pulumi.yaml comes
+    first (a user's own program has secure-postfix installed there, not in this checkout's .venv)."""
+    shim = write_shims(tmp_path / "bin")
+    policy = tmp_path / "bin" / "pulumi-analyzer-policy-python"
+    program = tmp_path / "program"
+    venv_python = fake_python(program / "venv" / "bin" / "python")
+    other = fake_python(tmp_path / "other" / "python")
+    own = PROJECT_DIR / ".venv" / "bin" / "python"
+    provider = f'-u {PROJECT_DIR}/providerhost/__main__.py A B'
+    assert run_shim(shim, program, PULUMI_RUNTIME_VIRTUALENV="venv") == f"{venv_python} {provider}"
+    assert run_shim(shim, tmp_path, PULUMI_RUNTIME_VIRTUALENV=str(program / "venv")) == f"{venv_python} {provider}"
+    assert run_shim(shim, program, PULUMI_PYTHON_CMD=str(other)) == f"{other} {provider}"
+    # A virtualenv that is not there falls back, as before, instead of failing the plugin.
+    assert run_shim(policy, program, PULUMI_RUNTIME_VIRTUALENV="gone", PULUMI_PYTHON_CMD=str(other)) == (
+        f"{other} -u -m pulumi.policy A B"
     )
-    policy = tmp_path / "pulumi-analyzer-policy-python"
-    assert policy.read_text() == f'#!/bin/sh\nexec "${{PULUMI_PYTHON_CMD:-{python}}}" -u -m pulumi.policy "$1" "$2"\n'
+    assert f'python=${{PULUMI_PYTHON_CMD:-{own}}}' in shim.read_text()
     assert shim.stat().st_mode & 0o111 and policy.stat().st_mode & 0o111
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.core.postfix_output import CheckRun, StagedCheck, parse_staged_check, rejection
+from secure_postfix.core.postfix_output import CheckRun, StagedCheck, parse_staged_check, rejection
 
 DUP_LIVE = "postconf: warning: /etc/postfix/main.cf, line 50: overriding earlier entry: x_limit=5"
 DUP_STAGED = "/usr/sbin/postconf: warning: /etc/postfix/main.cf, line 51: overriding earlier entry: x_limit=5"
@@ -50,7 +50,7 @@ def test_duplicates_put_back_on_purpose_are_not_new():
 
 
 def test_host_key_algorithms_follow_the_pinned_types():
-    from components.remote.ssh import disabled_host_key_algorithms
+    from secure_postfix.remote.ssh import disabled_host_key_algorithms
 
     assert disabled_host_key_algorithms([]) == []
     left_out = disabled_host_key_algorithms(["ecdsa-sha2-nistp256"])
@@ -67,7 +67,7 @@ def test_host_key_algorithms_follow_the_pinned_types():
 
 # -- the facts scripts, digests, log lines, Dovecot's auth handshake ------------------------------
 
-from components.core import host_output as ho  # noqa: E402
+from secure_postfix.core import host_output as ho  # noqa: E402
 
 POSTFIX_FACTS = (
     "/etc/postfix\n3.7.11\n/var/log/mail.log\n/var/spool/postfix\nabc123\n"

@@ -1,6 +1,6 @@
 import pytest
 
-from components.core.smtp import SmtpProtocolError, take_reply
+from secure_postfix.core.smtp import SmtpProtocolError, take_reply
 
 
 def test_multiline_reply():

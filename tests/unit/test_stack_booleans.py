@@ -2,15 +2,34 @@
 
 import pytest
 
-from components import connection as conn
-from components import dovecot_auth
-from components.core import postfix_features as features
-from components.stack_config import ConfigError, parse_hosts, parse_sites
+from secure_postfix import connection as conn
+from secure_postfix import dovecot_auth
+from secure_postfix.args import SaslWiring, TlsSettings
+from secure_postfix.core import postfix_features as features
+from secure_postfix.stack.config import ConfigError, parse_hosts, parse_sites
 
 HOSTS_RAW = {"mx": {"address": "10.0.0.2", "host_key": "ssh-ed25519 AAAAmx"}}
 # What YAML 1.2 and `pulumi config set --path` hand to the program for someone who meant "false".
 NOT_BOOLEANS = ["no", "off", "False", "False ", "FALSE", "0", "yes", "on", 1, 0, None, [], "TRUE"]
 CERTS = {"cert_file": "c.pem", "key_file": "k.pem"}
+
+
+# The provider fills in every default (SaslWiring/TlsSettings.from_props) before the core sees the settings.
+def sasl_directives(raw):
+    return features.sasl_directives(SaslWiring.from_props(raw).props())
+
+
+def tls_directives(raw):
+    return features.tls_directives(TlsSettings.from_props(raw).props())
+
+
+def sasl_problems(raw, tls, is_unknown):
+    return features.sasl_problems(SaslWiring.from_props(raw).props(), tls, is_unknown)
+
+
+def tls_problems(raw):
+    return features.tls_problems(TlsSettings.from_props(raw).props())
+
 
 
 def host_error(key, value):
@@ -104,6 +123,6 @@ def test_dovecot_all_interfaces_needs_a_real_true(value):
 @pytest.mark.parametrize("value", ["false", "no", 0])
 def test_tls_public_mx_needs_a_real_boolean(value):
     tls = {"cert_pem": "PEM", "security_level": "encrypt", "public_mx": value}
-    fields = [p.field for p in features.tls_problems(tls)]
+    fields = [p.field for p in tls_problems(tls)]
     assert fields == ["tls.public_mx", "tls.security_level"]  # and encrypt stays refused as on a public MX
-    assert features.tls_problems({**tls, "public_mx": False}) == []
+    assert tls_problems({**tls, "public_mx": False}) == []

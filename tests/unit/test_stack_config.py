@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from components.stack_config import (
+from secure_postfix.stack.config import (
     ConfigError,
     HostSpec,
     SaslSpec,

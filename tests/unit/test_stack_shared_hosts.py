@@ -2,7 +2,7 @@
 
 import pytest
 
-from components.stack_config import ConfigError, parse_hosts, parse_sites
+from secure_postfix.stack.config import ConfigError, parse_hosts, parse_sites
 
 HOSTS = parse_hosts(
     {

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from components.core.tls_material import certificate_problems, fingerprint
+from secure_postfix.core.tls_material import certificate_problems, fingerprint
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 

@@ -1,0 +1,196 @@
+"""The guide's SASL and TLS settings for Postfix, as main.cf directives, and their rules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from secure_postfix.core.problem import Problem
+from secure_postfix.core.sasl_path import problems as sasl_path_problems
+
+TLS_DIR = "/etc/postfix/tls"
+# The private key and the certificate chain in one file (key first), named by both smtpd_tls_cert_file and
+# smtpd_tls_key_file: one rename puts the new pair live, so no smtpd ever starts with the new certificate and the
+# old key (Postfix reads the key from the certificate's file when both name it, in every version).
+TLS_PAIR_FILE = f"{TLS_DIR}/secure-postfix.pem"
+# Where earlier releases kept them, one file each; removed once the pair file has taken over.
+LEGACY_TLS_FILES = (f"{TLS_DIR}/secure-postfix.crt", f"{TLS_DIR}/secure-postfix.key")
+
+SASL_DEFAULTS = {
+    "security_options": "noanonymous, noplaintext",
+    "tls_security_options": "noanonymous",
+}
+TLS_DEFAULTS = {
+    "security_level": "may",
+    "protocols": ">=TLSv1.2",
+    "public_mx": True,
+}
+TLS_LEVELS = ("may", "encrypt")
+
+# Directives the sasl and tls blocks own; setting them under `directives` too would be ambiguous.
+SASL_DIRECTIVES = (
+    "smtpd_sasl_auth_enable",
+    "smtpd_sasl_type",
+    "smtpd_sasl_path",
+    "smtpd_sasl_security_options",
+    "smtpd_sasl_tls_security_options",
+)
+TLS_DIRECTIVES = (
+    "smtpd_tls_cert_file",
+    "smtpd_tls_key_file",
+    "smtpd_tls_security_level",
+    "smtpd_tls_auth_only",
+    "smtpd_tls_protocols",
+    "smtpd_tls_mandatory_protocols",
+    "smtp_tls_security_level",
+)
+
+
+OFFER_AUTH = ("everywhere", "submission")
+
+
+def sasl_directives(sasl: Mapping[str, Any]) -> dict[str, Any]:
+    """Section 8.8.3 step 2 of the guide. `path` may still be unknown at preview.
+
+    `sasl` holds every setting (SaslWiring.from_props fills in the defaults); so do `tls` below.
+
+    With `offer_auth: submission`, main.cf keeps AUTH off (port 25 never offers it, and never
+    needs Dovecot); the submission services of master.cf turn it on for themselves.
+    """
+    everywhere = sasl["offer_auth"] == "everywhere"
+    return {
+        "smtpd_sasl_auth_enable": "yes" if everywhere else "no",
+        "smtpd_sasl_type": "dovecot",
+        "smtpd_sasl_path": sasl["path"],
+        "smtpd_sasl_security_options": sasl["security_options"],
+        "smtpd_sasl_tls_security_options": sasl["tls_security_options"],
+    }
+
+
+def tls_directives(tls: Mapping[str, Any]) -> dict[str, str]:
+    protocols = tls["protocols"]
+    return {
+        "smtpd_tls_cert_file": TLS_PAIR_FILE,
+        "smtpd_tls_key_file": TLS_PAIR_FILE,
+        "smtpd_tls_security_level": tls["security_level"],
+        # Without it, the guide's `noplaintext` leaves no mechanism before STARTTLS and every smtpd dies.
+        "smtpd_tls_auth_only": "yes",
+        "smtpd_tls_protocols": protocols,
+        "smtpd_tls_mandatory_protocols": protocols,
+        "smtp_tls_security_level": "may",
+    }
+
+
+# Who may send mail to other domains through this host. Postfix's own default ends in defer_unauth_destination,
+# which tells an outside client trying to relay to come back later (454) instead of refusing it (554).
+RELAY_RESTRICTIONS_DEFAULT = "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"
+RELAY_DIRECTIVE = "smtpd_relay_restrictions"
+
+
+def relay_problems(text: Any) -> list[Problem]:
+    """`relay_restrictions` must end relaying for everyone else with a permanent refusal."""
+    if not isinstance(text, str) or not text.strip():
+        return [Problem("relay_restrictions", f"must be a Postfix restriction list, got {text!r}")]
+    items = [t for t in re.split(r"[\s,]+", text.strip()) if t]
+    if "defer_unauth_destination" in items:
+        return [
+            Problem(
+                "relay_restrictions",
+                "has defer_unauth_destination, which tells a client trying to relay to retry later; use "
+                "reject_unauth_destination to refuse it",
+            )
+        ]
+    if "reject_unauth_destination" not in items and items[-1] != "reject":
+        return [
+            Problem(
+                "relay_restrictions",
+                "must refuse relaying for everyone it does not permit: include reject_unauth_destination "
+                f"(the default is {RELAY_RESTRICTIONS_DEFAULT!r})",
+            )
+        ]
+    return []
+
+
+# One rule, read by the stack config (naming its keys) and by PostfixConfig's check (for direct use).
+SASL_NEEDS_TLS = (
+    "with the guide's noplaintext and no TLS, AUTH can never succeed (and with only plaintext mechanisms in "
+    "Dovecot, every smtpd dies at connect)"
+)
+
+
+def sasl_problems(sasl: Mapping[str, Any], tls: Mapping[str, Any] | None, is_unknown) -> list[Problem]:
+    problems = []
+    if not tls:
+        problems.append(Problem("sasl", f"needs tls: {SASL_NEEDS_TLS}"))
+    path = sasl.get("path")
+    if path is None or path == "":
+        problems.append(Problem("sasl.path", "is required (DovecotAuthService.sasl_path)"))
+    elif not is_unknown(path):
+        problems += sasl_path_problems(str(path))
+    offer = sasl["offer_auth"]
+    if not is_unknown(offer) and offer not in OFFER_AUTH:
+        problems.append(Problem("sasl.offer_auth", f"must be one of {', '.join(OFFER_AUTH)}, got {offer!r}"))
+    options = sasl["security_options"]
+    if not is_unknown(options) and "noanonymous" not in str(options):
+        problems.append(Problem("sasl.security_options", "must include noanonymous"))
+    return problems
+
+
+def tls_problems(tls: Mapping[str, Any]) -> list[Problem]:
+    problems = []
+    level = tls["security_level"]
+    if level not in TLS_LEVELS:
+        problems.append(Problem("tls.security_level", f"must be one of {', '.join(TLS_LEVELS)}, got {level!r}"))
+    public_mx = tls["public_mx"]
+    if not isinstance(public_mx, bool):
+        problems.append(Problem("tls.public_mx", f"must be true or false (a real boolean), got {public_mx!r}"))
+    if level == "encrypt" and public_mx is not False:
+        problems.append(
+            Problem(
+                "tls.security_level",
+                "encrypt is refused on a public MX: RFC 3207 forbids requiring TLS on a publicly-referenced "
+                "SMTP server, and mail from servers without TLS would bounce. Use may, or set "
+                "tls.public_mx: false for a submission-only host",
+            )
+        )
+    if not tls.get("cert_pem"):
+        problems.append(Problem("tls.cert_pem", "is required: the PEM certificate (chain) to serve"))
+    protocols = str(tls["protocols"])
+    if not protocols_at_least_tls12(protocols):
+        problems.append(
+            Problem(
+                "tls.protocols",
+                f"{protocols!r} is not a TLS 1.2+ policy; use >=TLSv1.2, >=TLSv1.3, or exclusions that include "
+                "!SSLv2, !SSLv3, !TLSv1, !TLSv1.1",
+            )
+        )
+    return problems
+
+
+_OLD_PROTOCOLS = {"SSLv2", "SSLv3", "TLSv1", "TLSv1.1"}
+
+
+def protocols_at_least_tls12(protocols: str) -> bool:
+    """`>=TLSv1.2`, `>=TLSv1.3`, or a pure exclusion list that excludes everything older than TLS 1.2.
+
+    Inclusion lists (`TLSv1.2`) are refused too: they silently switch newer protocols off.
+    """
+    if protocols.strip() in (">=TLSv1.2", ">=TLSv1.3"):
+        return True
+    tokens = [t for t in re.split(r"[\s,:]+", protocols) if t]
+    if not tokens or not all(t.startswith("!") for t in tokens):
+        return False
+    return {t[1:] for t in tokens} >= _OLD_PROTOCOLS
+
+
+def overlapping_directives(directives: Mapping[str, Any], sasl: Any, tls: Any, relay: Any = None) -> list[Problem]:
+    owned = (SASL_DIRECTIVES if sasl else ()) + (TLS_DIRECTIVES if tls else ())
+    problems = [
+        Problem(f"directives.{name}", "is set by the sasl/tls settings; change it there")
+        for name in directives
+        if name in owned
+    ]
+    if relay and RELAY_DIRECTIVE in directives:
+        problems.append(Problem(f"directives.{RELAY_DIRECTIVE}", "is set by relay_restrictions; change it there"))
+    return problems

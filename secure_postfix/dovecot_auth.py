@@ -1,0 +1,277 @@
+"""DovecotAuthService: Dovecot's auth listener for Postfix (the guide's section 8.8.3 step 1).
+
+It owns one file under /etc/dovecot/conf.d. Apply: render -> `doveconf -n` on a
+staged copy of /etc/dovecot -> atomic swap -> `doveadm reload` -> check that the
+auth service answers on the listener (and the log shows no fatal error), since
+`doveadm reload` exits 0 even when the new config is broken. On failure the
+previous file comes back and Dovecot keeps serving.
+
+Its output `sasl_path` is what Postfix's smtpd_sasl_path must say.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ipaddress
+import posixpath
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+import pulumi.dynamic as dyn
+
+from secure_postfix import connection as conn
+from secure_postfix.args import DovecotAuthServiceArgs
+from secure_postfix.core import dovecot_conf as dc
+from secure_postfix.core import ledger
+from secure_postfix.core.problem import Problem
+from secure_postfix.provider import ApplyError, Change, HostProvider, load_ledger, run_change, save_ledger
+from secure_postfix.remote.dovecot_host import DovecotError, DovecotFacts, DovecotHost
+from secure_postfix.remote.ssh import Session
+
+SETTINGS = (
+    "listener",
+    "socket_path",
+    "socket_mode",
+    "socket_user",
+    "socket_group",
+    "listen_port",
+    "bind_address",
+    "allow_all_interfaces",
+    "auth_mechanisms",
+    "postfix_queue_directory",
+)
+# `managed_file` is what the settings make; as an input its whole text would print in every diff that
+# changes one setting. A hand edit still shows, as the one-line `drift` input a refresh writes.
+COMPUTED_OUTPUTS = ("original_file", "dovecot_version", "managed_file")
+DRIFT = "drift"
+LEDGER = posixpath.join(posixpath.dirname(posixpath.dirname(dc.CONFIG_FILE)), ledger.FILE_NAME)
+_KEY = ledger.path_key(dc.CONFIG_FILE)
+
+
+def listener_from(props: Mapping[str, Any]) -> dc.Listener:
+    """The listener the settings ask for; what is left out takes dc.Listener's own defaults."""
+    given = {
+        "kind": props.get("listener"),
+        "path": props.get("socket_path"),
+        "mode": props.get("socket_mode"),
+        "user": props.get("socket_user"),
+        "group": props.get("socket_group"),
+        "address": props.get("bind_address"),
+        "port": props.get("listen_port"),
+    }
+    listener = dc.Listener(**{k: str(v) for k, v in given.items() if v is not None and v != "" and k != "port"})
+    return dataclasses.replace(
+        listener,
+        address=listener.address or _default_bind(props.get("host")),
+        port=listener.port if given["port"] is None else int(given["port"]),
+    )
+
+
+def _mechanisms(props: Mapping[str, Any]) -> str:
+    return str(props.get("auth_mechanisms") or dc.DEFAULT_MECHANISMS)
+
+
+def _queue_directory(props: Mapping[str, Any]) -> str:
+    return str(props.get("postfix_queue_directory") or dc.DEFAULT_QUEUE_DIRECTORY)
+
+
+def _default_bind(host: Any) -> str:
+    """The address Postfix reaches the host by, when that is an IP address; never all interfaces."""
+    try:
+        return str(ipaddress.ip_address(str(host)))
+    except ValueError:
+        return ""
+
+
+def _port_problems(props: Mapping[str, Any]) -> list[Problem]:
+    """A library caller may pass anything: refuse it here, before listener_from turns it into an int."""
+    port = props.get("listen_port")
+    if port is None or _whole(port):
+        return []
+    return [Problem("listen_port", f"must be a whole number (a TCP port), got {port!r}")]
+
+
+def _whole(value: Any) -> bool:
+    # Numbers reach the provider as floats (protobuf); 12345.0 is the port 12345.
+    if isinstance(value, float):
+        return value.is_integer()
+    text = str(value)
+    return not isinstance(value, bool) and isinstance(value, (int, str)) and text.isascii() and text.isdigit()
+
+
+def check_props(props: Mapping[str, Any]) -> list[Problem]:
+    problems = conn.check_connection(props)
+    if any(conn.is_unknown(props.get(k)) for k in (*SETTINGS, "host")):
+        return problems
+    if _port_problems(props):
+        return problems + _port_problems(props)
+    listener = listener_from(props)
+    if listener.kind == "inet" and not listener.address:
+        problems.append(
+            Problem("bind_address", f"is required: host {props.get('host')!r} is not an IP address to bind to")
+        )
+    else:
+        problems += dc.listener_problems(listener, props.get("allow_all_interfaces"))
+    problems += dc.mechanism_problems(_mechanisms(props))
+    problems += dc.sasl_path_problems(listener, _queue_directory(props))
+    return problems
+
+
+def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Stored inputs: the connection, the settings, and the sasl_path they make."""
+    inputs = {k: props.get(k) for k in (*conn.CONNECTION_FIELDS, *conn.OPTION_FIELDS, *SETTINGS)}
+    if not any(conn.is_unknown(props.get(k)) for k in (*SETTINGS, "host")) and not _port_problems(props):
+        inputs["sasl_path"] = dc.sasl_path(listener_from(props), _queue_directory(props))
+    return {k: v for k, v in inputs.items() if v is not None}
+
+
+class DovecotAuthServiceProvider(HostProvider):
+    resource = "DovecotAuthService"
+    id_prefix = "dovecot-auth"
+    named = frozenset(SETTINGS)
+    computed = COMPUTED_OUTPUTS
+
+    problems = staticmethod(check_props)
+    inputs = staticmethod(checked_inputs)
+
+    def refresh(self, session: Session, id_: str, props: dict[str, Any]) -> dict[str, Any]:
+        live = DovecotHost(session).facts().current
+        refreshed = {k: v for k, v in props.items() if k != DRIFT}
+        refreshed["managed_file"] = live or ""
+        drift = drift_of(live, dc.render(listener_from(props), _mechanisms(props)))
+        if drift:
+            refreshed[DRIFT] = drift
+        return refreshed
+
+    def remove(self, session: Session, id_: str, props: dict[str, Any]) -> None:
+        host = DovecotHost(session)
+        facts = host.facts()
+        book = load_ledger(session, LEDGER)
+        if _KEY in book.declared_by_others(id_):
+            # Another resource (this one's replacement, say) declares the file now: it stays.
+            pulumi.log.info(f"{host.label}: {dc.CONFIG_FILE} is still declared by another resource; left as is")
+        else:
+            first = book.originals.get(_KEY)
+            original = first.get("text") if first is not None else props.get("original_file") or None
+            if facts.current != original:
+                host.write(original)
+                if facts.running:
+                    host.reload()
+                pulumi.log.info(
+                    f"{host.label}: removed {dc.CONFIG_FILE}"
+                    if original is None
+                    else f"{host.label}: restored {dc.CONFIG_FILE}"
+                )
+        book.release(id_)
+        save_ledger(session, LEDGER, book)
+
+    def apply(self, session: Session, id_: str, props: dict[str, Any], olds: Mapping[str, Any] | None) -> dict:
+        listener, mechanisms = listener_from(props), _mechanisms(props)
+        text = dc.render(listener, mechanisms)
+        host = DovecotHost(session)
+        facts = host.facts()
+        book = load_ledger(session, LEDGER)
+        _check_on_host(host.label, facts)
+        original = facts.current if olds is None else olds.get("original_file") or None
+        # The host's record of the file before any resource of ours wrote it wins over our own.
+        recorded = book.originals.get(_KEY)
+        if recorded is not None:
+            original = recorded.get("text")
+        if facts.current != text:
+            pulumi.log.info(f"{host.label}: writing {dc.CONFIG_FILE} ({listener.kind} listener, {mechanisms})")
+            run_change(DovecotFileChange(host, facts, text, listener, mechanisms))
+        book.claim(id_, [_KEY], {_KEY: {"text": original}})
+        save_ledger(session, LEDGER, book)
+        return {
+            **props,
+            "managed_file": text,
+            "original_file": original or "",
+            "dovecot_version": facts.version_text.split()[0],
+        }
+
+
+def drift_of(live: str | None, desired: str) -> str | None:
+    """One line for a file that is not what the settings make (the next up writes it again)."""
+    if live == desired:
+        return None
+    if live is None:
+        return f"{dc.CONFIG_FILE} is missing on the host"
+    digest = hashlib.sha256(live.encode("utf-8", errors="surrogateescape")).hexdigest()[:12]
+    return f"{dc.CONFIG_FILE} was changed on the host (sha256 {digest}…)"
+
+
+def _check_on_host(label: str, facts: DovecotFacts) -> None:
+    if facts.version_text in ("", "none"):
+        raise ApplyError(f"{label}: Dovecot is not installed (no `dovecot --version`). Nothing was changed.")
+    version = dc.parse_version(facts.version_text)
+    if not dc.version_supported(version):
+        raise ApplyError(
+            f"{label}: Dovecot {facts.version_text.split()[0]} is not supported (only 2.3; 2.4 renamed the auth "
+            "settings). Nothing was changed."
+        )
+    if not facts.conf_d_included:
+        raise ApplyError(
+            f"{label}: /etc/dovecot/dovecot.conf does not include conf.d/*.conf, so {dc.CONFIG_FILE} would not be "
+            "read. Nothing was changed."
+        )
+    if not facts.running:
+        raise ApplyError(f"{label}: Dovecot is not running; start it first. Nothing was changed.")
+
+
+class DovecotFileChange(Change):
+    """Dovecot's file: `doveconf -n` on a staged conf.d, swap, `doveadm reload`, the listener answering."""
+
+    daemon = "Dovecot"
+    changed = dc.CONFIG_FILE
+    refusal = DovecotError
+
+    def __init__(self, host: DovecotHost, facts: DovecotFacts, text: str, listener: dc.Listener, mechanisms: str):
+        self.host, self.facts, self.text = host, facts, text
+        self.listener, self.mechanisms = listener, mechanisms
+        self.label = host.label
+        self.offset: int | None = None
+
+    def check_staged(self) -> None:
+        self.host.check_staged(self.text)
+
+    def prepare(self) -> None:
+        self.offset = self.host.log_size(self.facts.log_file)
+
+    def swap(self) -> None:
+        self.host.write(self.text, expect_sha256=self.facts.current_sha256)
+
+    def load(self) -> None:
+        # Exit code 0 even with a broken file (the master keeps the old one): `verify` is the judge.
+        self.host.reload()
+
+    def verify(self) -> None:
+        self.host.verify(self.listener, self.mechanisms)
+        errors = self.host.log_errors(self.facts.log_file, self.offset)
+        if errors:
+            raise DovecotError(f"{self.label}: the Dovecot log says: " + " | ".join(errors[-3:]))
+
+    def roll_back(self, swapped: bool) -> str:
+        if not swapped:
+            return ""
+        offset = self.host.log_size(self.facts.log_file)
+        self.host.write(self.facts.current)
+        self.host.reload()
+        if self.host.wait_reloaded(self.facts.log_file, offset):
+            return "The previous file was put back and Dovecot reloaded"
+        return "The previous file was put back and Dovecot reloaded, but its auth service does not answer yet"
+
+
+class DovecotAuthService(dyn.Resource, module="dovecot", name="DovecotAuthService"):
+    """Dovecot's auth listener for Postfix SASL, in a file of its own under conf.d; its `sasl_path` output is what
+    a PostfixConfig's `SaslWiring.path` takes, which makes the engine order the two hosts."""
+
+    sasl_path: pulumi.Output[str]
+    managed_file: pulumi.Output[str]
+    dovecot_version: pulumi.Output[str]
+
+    def __init__(self, resource_name: str, args: DovecotAuthServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        outputs = ("managed_file", "sasl_path", "original_file", "dovecot_version")
+        props = {**args.props(), **dict.fromkeys(outputs)}
+        super().__init__(DovecotAuthServiceProvider(), resource_name, props, opts)

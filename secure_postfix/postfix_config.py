@@ -1,0 +1,537 @@
+"""PostfixConfig: main.cf directives (and the TLS files they name) on one host, over SSH.
+
+Every apply goes stage -> `postconf -n` + `postfix check` on the staged copy ->
+atomic swap -> `postfix reload` -> SMTP probe (banner, EHLO, STARTTLS when TLS
+is managed) and a look at the mail log; on any failure the previous files go
+back and Postfix is left serving. Originals of every managed directive are
+recorded, and given back on delete or when a directive leaves the stack.
+
+The user-facing inputs (limits, directives, sasl, tls) are folded by `check`
+into one `main_cf` map: that is what the engine stores, diffs and shows, one
+line per directive, and what `read` fills with the host's live values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import posixpath
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi.dynamic as dyn
+
+from secure_postfix import connection as conn
+from secure_postfix import postfix_daemon as daemon
+from secure_postfix.args import PostfixConfigArgs, SaslWiring, TlsSettings
+from secure_postfix.core import compliance, ledger, maincf
+from secure_postfix.core import postfix_features as features
+from secure_postfix.core import postfix_rules as rules
+from secure_postfix.core.postfix_plan import Plan, live_values, plan_edit, plan_restore
+from secure_postfix.core.tls_material import certificate_problems, fingerprint
+from secure_postfix.provider import ApplyError, Change, HostProvider, load_ledger, run_change, save_ledger
+from secure_postfix.remote.postfix_host import BACKUP_SUFFIX, PostfixError, PostfixFacts, PostfixHost
+from secure_postfix.remote.ssh import RemoteError, Session
+
+# `compliance` is computed, not an input: a verdict restating a directive would double every diff line,
+# and a new rule version would plan an update of every host.
+COMPUTED_OUTPUTS = ("originals", "overridden", "created_files", "postfix_version", "compliance", "host_values")
+
+
+def originals_to_state(originals: Mapping[str, str | None]) -> dict[str, str]:
+    """Pulumi drops null map values, so "was absent" is stored as an empty string.
+
+    A recorded definition is never empty: it always holds at least `name =`.
+    State holds UTF-8 only; a definition with other bytes is kept exactly, as base64.
+    """
+    return {name: maincf.definition_to_state(raw) for name, raw in originals.items()}
+
+
+def originals_from_state(stored: Mapping[str, str] | None) -> dict[str, str | None]:
+    return {name: maincf.definition_from_state(raw) for name, raw in (stored or {}).items()}
+
+
+def earlier_to_state(earlier: Mapping[str, list[tuple[int, str]]]) -> dict[str, list]:
+    """Overridden definitions the edit removed: name -> [[base position, exact text], ...]."""
+    return {name: [[pos, maincf.definition_to_state(raw)] for pos, raw in items] for name, items in earlier.items()}
+
+
+def earlier_from_state(stored: Mapping[str, list] | None) -> dict[str, list[tuple[int, str]]]:
+    return {
+        name: [(int(pos), maincf.definition_from_state(raw) or "") for pos, raw in items]
+        for name, items in (stored or {}).items()
+    }
+
+
+# -- check: everything that needs no host -------------------------------------------
+
+
+def _text(value: Any) -> Any:
+    return value if conn.is_unknown(value) else rules.as_text(value)
+
+
+def fold_main_cf(props: Mapping[str, Any]) -> dict[str, Any]:
+    """limits + directives + the sasl and tls blocks, as main.cf text (unknowns kept)."""
+    main_cf: dict[str, Any] = {}
+    for key in ("limits", "directives"):
+        main_cf.update({k: _text(v) for k, v in (props.get(key) or {}).items()})
+    if props.get("sasl"):
+        sasl = SaslWiring.from_props(props["sasl"]).props()
+        main_cf.update({k: _text(v) for k, v in features.sasl_directives(sasl).items()})
+    if props.get("tls"):
+        main_cf.update(features.tls_directives(TlsSettings.from_props(props["tls"]).props()))
+    if props.get("relay_restrictions"):
+        main_cf[features.RELAY_DIRECTIVE] = _text(props["relay_restrictions"])
+    return main_cf
+
+
+def check_props(props: Mapping[str, Any]) -> list[rules.Problem]:
+    """Every rule that needs no host. Values still unknown at preview are skipped."""
+    problems = conn.check_connection(props)
+    limits = props.get("limits") or {}
+    directives = props.get("directives") or {}
+    sasl, tls = props.get("sasl"), props.get("tls")
+    if any(conn.is_unknown(v) for v in (limits, directives, sasl, tls)):
+        return problems
+    for name in limits:
+        if name not in rules.DOS_DIRECTIVES:
+            problems.append(rules.Problem(f"limits.{name}", "is not one of the guide's limits; use directives"))
+    for name in directives:
+        if name in limits:
+            problems.append(rules.Problem(f"directives.{name}", "is also set under limits; set it in one place"))
+    problems += rules.single_value_problems("limits", limits) + rules.single_value_problems("directives", directives)
+    relay = props.get("relay_restrictions")
+    problems += features.overlapping_directives(directives, sasl, tls, relay)
+    if relay is not None and not conn.is_unknown(relay):
+        problems += features.relay_problems(relay)
+    if sasl:
+        problems += features.sasl_problems(SaslWiring.from_props(sasl).props(), tls, conn.is_unknown)
+    if tls:
+        problems += features.tls_problems(TlsSettings.from_props(tls).props())
+        cert, key = tls.get("cert_pem"), props.get("tls_key_pem")
+        if not key:
+            problems.append(rules.Problem("tls_key_pem", "is required with tls: the private key (a Pulumi secret)"))
+        elif isinstance(cert, str) and isinstance(key, str) and cert:
+            problems += [rules.Problem(f, m) for f, m in certificate_problems(cert, key)]
+    main_cf = fold_main_cf(props)
+    known = {k: v for k, v in main_cf.items() if not conn.is_unknown(v)}
+    unknown = [k for k, v in main_cf.items() if conn.is_unknown(v)]
+    return problems + rules.check_directives(known, unknown=unknown)
+
+
+def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
+    """What the engine stores: connection, main_cf, and the TLS material to deploy."""
+    inputs = {k: props.get(k) for k in (*conn.CONNECTION_FIELDS, *conn.OPTION_FIELDS)}
+    inputs["main_cf"] = fold_main_cf(props)
+    tls = props.get("tls") or {}
+    # Stored only when it is not the default, so a public MX's inputs carry no line for it.
+    if tls.get("public_mx") is False:
+        inputs["public_mx"] = False
+    inputs["tls_cert_pem"] = tls.get("cert_pem") if tls else None
+    inputs["tls_key_pem"] = props.get("tls_key_pem") if tls else None
+    return {k: v for k, v in inputs.items() if v is not None}
+
+
+def _compliance(props: Mapping[str, Any], host: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The verdicts on the resource's main_cf values (planned at apply, the host's own at refresh)."""
+    main_cf = props.get("main_cf") or {}
+    pending = [k for k, v in main_cf.items() if conn.is_unknown(v)]
+    return compliance.report(main_cf, compliance.public_mx_of_props(props), pending=pending, host=host)
+
+
+def host_values(main_cf_text: str, managed: Iterable[str]) -> dict[str, str]:
+    """The host's own values of the names the rules read and the stack leaves alone ("" where main.cf has none).
+
+    Kept as an output, so that a report from state judges partners such as message_size_limit on them.
+    """
+    names = [n for n in compliance.HOST_NAMES if n not in set(managed)]
+    return {n: "" if v is None else maincf.printable(v) for n, v in live_values(main_cf_text, names).items()}
+
+
+# -- the provider ----------------------------------------------------------------------
+
+
+class PostfixConfigProvider(HostProvider):
+    resource = "PostfixConfig"
+    id_prefix = "postfix"
+    computed = COMPUTED_OUTPUTS
+    refresh_locks = True
+
+    problems = staticmethod(check_props)
+    inputs = staticmethod(checked_inputs)
+
+    def apply(self, session: Session, id_: str, props: dict[str, Any], olds: Mapping[str, Any] | None) -> dict:
+        return self._apply(session, id_, props, Holdings.from_state(olds or {}))
+
+    def refresh(self, session: Session, id_: str, props: dict[str, Any]) -> dict[str, Any]:
+        host = PostfixHost(session)
+        facts = host.facts()
+        journal = Journal.load(session, host, facts, id_)
+        # A change cut off half way is undone first, so refresh reads what Postfix really runs.
+        facts = journal.resolve(facts)
+        live = live_values(facts.main_cf, props.get("main_cf") or {})
+        # Pulumi drops null map values; an absent directive reads as "" so the drift still shows.
+        refreshed = {**props, "main_cf": {k: "" if v is None else maincf.printable(v) for k, v in live.items()}}
+        refreshed["host_values"] = host_values(facts.main_cf, live)
+        refreshed["compliance"] = _compliance(refreshed, refreshed["host_values"])
+        return refreshed
+
+    def remove(self, session: Session, id_: str, props: dict[str, Any]) -> None:
+        host = PostfixHost(session)
+        facts = host.facts()
+        journal = Journal.load(session, host, facts, id_)
+        facts = journal.resolve(facts)
+        book = journal.book
+        mine = Holdings.from_state(props).merged_with(book, id_)
+        # What another resource still declares stays as it is: that one gives it back.
+        others = book.declared_by_others(id_)
+        names = [n for n in mine.originals if ledger.directive_key(n) not in others]
+        plan = plan_restore(
+            facts.main_cf,
+            {n: mine.originals[n] for n in names},
+            {n: mine.earlier[n] for n in names if n in mine.earlier},
+        )
+        if not plan.empty:
+            run_change(MainCfChange(host, facts, plan, files={}, tls_fingerprint=None, journal=journal))
+        created = [p for p in mine.created if ledger.path_key(p) not in others]
+        if created:
+            host.remove_files(created)
+            pulumi.log.info(f"{host.label}: removed {', '.join(created)}")
+        book.release(id_)
+        journal.commit(plan.changes, "restored")
+
+    # -- the apply -------------------------------------------------------------
+    def _apply(self, session: Session, id_: str, props: dict[str, Any], before: Holdings) -> dict:
+        desired = {k: str(v) for k, v in (props.get("main_cf") or {}).items()}
+        files = _tls_files(props)
+        cert = props.get("tls_cert_pem")
+        host = PostfixHost(session)
+        facts = host.facts()
+        journal = Journal.load(session, host, facts, id_)
+        facts = journal.resolve(facts)
+        book = journal.book
+        _check_on_host(host.label, desired, facts)
+        declared = [*files, *sorted({p.rsplit("/", 1)[0] + "/" for p in files})]
+        mine = before.merged_with(book, id_, desired, declared)
+        others = book.declared_by_others(id_)
+        # A name this resource leaves that another still declares is not given back here.
+        known = {n: r for n, r in mine.originals.items() if n in desired or ledger.directive_key(n) not in others}
+        plan = plan_edit(facts.main_cf, desired, known, {n: e for n, e in mine.earlier.items() if n in known})
+        _check_sasl_endpoint(host, facts, plan)
+        digests = host.file_digests(list(files)) if files else {}
+        changed_files = {p: f for p, f in files.items() if digests.get(p) != _sha256(f[0])}
+        created = sorted(set(mine.created) | {p for p in changed_files if digests.get(p) is None})
+        for file_path in changed_files:
+            pulumi.log.info(f"{host.label}: deploying {file_path}")
+        if not plan.empty or changed_files:
+            change = MainCfChange(host, facts, plan, changed_files, fingerprint(cert) if cert else None, journal)
+            run_change(change)
+            created = sorted(set(created) | set(change.made))
+        # An earlier release's separate certificate and key: nothing names them once the pair file is live.
+        legacy = [p for p in created if p in features.LEGACY_TLS_FILES] if files else []
+        if legacy:
+            host.remove_files(legacy)
+            pulumi.log.info(f"{host.label}: removed {', '.join(legacy)}; {features.TLS_PAIR_FILE} holds both")
+            created = [p for p in created if p not in legacy]
+        held = Holdings(plan.originals, plan.earlier, created)
+        book.claim(id_, held.keys(declared), held.ledger_originals(declared))
+        journal.commit(plan.changes, "changed")
+        return {
+            **props,
+            "originals": originals_to_state(plan.originals),
+            "overridden": earlier_to_state(plan.earlier),
+            "created_files": created,
+            "postfix_version": facts.version,
+            "host_values": (found := host_values(facts.main_cf, desired)),
+            "compliance": _compliance(props, found),
+        }
+
+
+@dataclass
+class Holdings:
+    """What one resource holds on its host: first originals of its directives, files it created."""
+
+    originals: dict[str, str | None]
+    earlier: dict[str, list[tuple[int, str]]]
+    created: list[str]
+
+    @classmethod
+    def from_state(cls, props: Mapping[str, Any]) -> Holdings:
+        return cls(
+            originals_from_state(props.get("originals")),
+            earlier_from_state(props.get("overridden")),
+            list(props.get("created_files") or []),
+        )
+
+    def merged_with(
+        self, book: ledger.Ledger, owner: str, desired: Iterable[str] = (), paths: Iterable[str] = ()
+    ) -> Holdings:
+        """The host's first originals win over this resource's own record (which may be a hand-over's)."""
+        owned = book.owners.get(owner, [])
+        names = set(self.originals) | set(desired) | {ledger.key_name(k) for k in owned if k.startswith("main.cf:")}
+        originals, earlier = dict(self.originals), dict(self.earlier)
+        for name in names:
+            first = book.originals.get(ledger.directive_key(name))
+            if first is not None:
+                originals[name] = first.get("raw")
+                earlier.pop(name, None)
+                if first.get("earlier"):
+                    earlier[name] = [(int(pos), raw) for pos, raw in first["earlier"]]
+        created = set(self.created)
+        for key in {*owned, *(ledger.path_key(p) for p in paths)}:
+            first = book.originals.get(key)
+            if key.startswith("path:") and first is not None:
+                (created.discard if first.get("existed") else created.add)(ledger.key_name(key))
+        return Holdings(originals, earlier, sorted(created))
+
+    def keys(self, paths: Iterable[str]) -> list[str]:
+        return [*(ledger.directive_key(n) for n in self.originals), *(ledger.path_key(p) for p in paths)]
+
+    def ledger_originals(self, paths: Iterable[str]) -> dict[str, Any]:
+        firsts: dict[str, Any] = {
+            ledger.directive_key(n): {"raw": raw, "earlier": [list(e) for e in self.earlier.get(n, [])]}
+            for n, raw in self.originals.items()
+        }
+        firsts.update({ledger.path_key(p): {"existed": p not in self.created} for p in paths})
+        return firsts
+
+
+def ledger_path(config_directory: str) -> str:
+    return posixpath.join(config_directory, ledger.FILE_NAME)
+
+
+@dataclass
+class Journal:
+    """The ledger on one host, with the change under way recorded in it (`pending`).
+
+    Written before the first byte of a change lands (main.cf and TLS files backed up beside
+    themselves), cleared with the same write that records the result. If the link or the
+    controller dies in between, the next operation on the host finds the record and undoes the
+    change (backups back, Postfix reloaded), so that file, daemon and state agree again.
+    """
+
+    session: Session
+    host: PostfixHost
+    path: str
+    main_cf: str
+    book: ledger.Ledger
+    owner: str
+
+    @classmethod
+    def load(cls, session: Session, host: PostfixHost, facts: PostfixFacts, owner: str) -> Journal:
+        path = ledger_path(facts.config_directory)
+        main_cf = posixpath.join(facts.config_directory, "main.cf")
+        return cls(session, host, path, main_cf, load_ledger(session, path), owner)
+
+    def begin(self, facts: PostfixFacts, new_text: str, files: list[str], made: list[str]) -> None:
+        self.host.backup_files([self.main_cf, *files])
+        self.book.pending = {
+            "owner": self.owner,
+            "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "before": facts.main_cf_sha256 or "",
+            "after": hashlib.sha256(maincf.encode(new_text)).hexdigest(),
+            "files": files,
+            "made": made,
+        }
+        save_ledger(self.session, self.path, self.book)
+
+    def end(self) -> None:
+        """The change is over (applied, or rolled back): forget it, drop the backups."""
+        pending, self.book.pending = self.book.pending, None
+        save_ledger(self.session, self.path, self.book)
+        if pending:
+            self.host.drop_backups([self.main_cf, *pending.get("files", [])])
+
+    def commit(self, changes: list, verb: str) -> None:
+        """Record the result; past the point of no return, so a failure here says the change is live."""
+        try:
+            live = self.book.pending is not None
+            self.end()
+        except RemoteError as exc:
+            if not live:
+                raise
+            raise ApplyError(
+                f"{self.host.label}: the change was applied and Postfix reloaded, but recording it on the host "
+                f"({self.path}) failed: {str(exc).removeprefix(self.host.label + ': ')}. The next operation on this "
+                "host reconciles it (undoes it, and `up` applies it again)."
+            ) from None
+        for change in changes:
+            pulumi.log.info(f"{self.host.label}: {verb} {change}")
+
+    def resolve(self, facts: PostfixFacts) -> PostfixFacts:
+        """Undo a change an earlier operation left half done; returns the facts as they are now."""
+        pending = self.book.pending
+        if not pending:
+            # Backups outlive a change cut off after its record was cleared, before they were removed.
+            self.host.drop_backups([self.main_cf, features.TLS_PAIR_FILE])
+            return facts
+        label, started = self.host.label, pending.get("started", "?")
+        if facts.main_cf_sha256 not in (pending.get("before"), pending.get("after")):
+            raise ApplyError(
+                f"{label}: an apply started at {started} was cut off, and {self.main_cf} was changed since by "
+                f"something else; its content before that apply is in {self.main_cf}{BACKUP_SUFFIX}. Put main.cf "
+                f'right by hand, then remove the "pending" entry from {self.path}. Nothing was changed.'
+            )
+        self.host.put_back_backup(self.main_cf)
+        files = list(pending.get("files", []))
+        if files:
+            self.host.restore_files(files)
+        self.host.remove_files(list(pending.get("made", [])))
+        restored = self.host.facts()
+        offset = self.host.log_size(restored.log_file)
+        daemon.load(self.host, restored, offset, daemon.failure_before(self.host, restored, offset))
+        self.book.pending = None
+        save_ledger(self.session, self.path, self.book)
+        pulumi.log.warn(
+            f"{label}: an apply started at {started} was cut off before it finished; it was undone first "
+            "(main.cf and TLS files as they were before it, Postfix reloaded)"
+        )
+        return restored
+
+
+def _tls_files(props: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """path -> (content, mode) of the files the tls block deploys: the key and its certificate chain, one file."""
+    cert, key = props.get("tls_cert_pem"), props.get("tls_key_pem")
+    if not cert or not key:
+        return {}
+    return {features.TLS_PAIR_FILE: (key.rstrip("\n") + "\n" + cert.rstrip("\n") + "\n", "0600")}
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_on_host(label: str, desired: Mapping[str, str], facts: PostfixFacts) -> None:
+    """The rules again, now with the host's own parameter list and its unmanaged limits."""
+    problems = rules.check_directives(desired, known=facts.parameters)
+    if not problems:
+        current = live_values(facts.main_cf, rules.POSTFIX_DEFAULTS)
+        effective = {k: v for k, v in current.items() if v is not None and v.isdigit()}
+        effective.update({k: v for k, v in desired.items() if k in rules.POSTFIX_DEFAULTS})
+        problems = rules.check_cross_fields(effective)
+    problems += rules.version_problems(desired, facts.version)
+    if problems:
+        raise ApplyError(f"{label}: " + "; ".join(str(p) for p in problems) + ". Nothing was changed.")
+
+
+def _check_sasl_endpoint(host: PostfixHost, facts: PostfixFacts, plan: Plan) -> None:
+    """Refuse to point smtpd at a Dovecot auth service it cannot reach."""
+    wanted = next((c.new for c in plan.changes if c.name == "smtpd_sasl_path" and c.new), None)
+    if wanted is None:
+        return
+    problem = host.sasl_endpoint_problem(wanted, facts.queue_directory)
+    if problem:
+        raise ApplyError(
+            f"{host.label}: smtpd_sasl_path = {wanted}: {problem}. With no auth service there every new smtpd "
+            "would die after STARTTLS; start Dovecot's auth listener first (DovecotAuthService). Nothing was changed."
+        )
+
+
+class MainCfChange(Change):
+    """main.cf and the TLS files it names, as one transaction: all new, or all as they were.
+
+    The journal holds the change as pending from before its first byte lands; on success the
+    caller's `journal.commit` records the result and ends it in one write.
+    """
+
+    daemon = "Postfix"
+    refusal = PostfixError
+
+    def __init__(
+        self,
+        host: PostfixHost,
+        facts: PostfixFacts,
+        plan: Plan,
+        files: Mapping[str, tuple[str, str]],
+        tls_fingerprint: str | None,
+        journal: Journal,
+    ):
+        self.host, self.facts, self.plan, self.files = host, facts, plan, files
+        self.tls_fingerprint, self.journal = tls_fingerprint, journal
+        self.label = host.label
+        self.changed = ", ".join([c.name for c in plan.changes] + list(files)) or "nothing"
+        self.made: list[str] = []  # directories created, as "path/"
+        self.written: list[str] = []
+        self.offset: int | None = None
+        self.failing_before: str | None = None
+
+    def check_staged(self) -> None:
+        self.host.check_staged(self.plan.text, self.facts.config_directory, self.plan.restored_duplicates)
+
+    def refused(self, exc: Exception) -> Exception:
+        return ApplyError(f"{exc} (changed: {self.changed}). Nothing was changed.")
+
+    def prepare(self) -> None:
+        host, facts = self.host, self.facts
+        self.offset = host.log_size(facts.log_file)
+        self.failing_before = daemon.failure_before(host, facts, self.offset)
+        host.expect_unchanged(facts)
+        for directory in sorted({p.rsplit("/", 1)[0] for p in self.files}):
+            if host.ensure_directory(directory):
+                self.made.append(directory + "/")
+        self.journal.begin(facts, self.plan.text, list(self.files), self.made)
+
+    def swap(self) -> None:
+        for path, (content, mode) in self.files.items():
+            self.host.write_file(path, content, mode)
+            self.written.append(path)
+        self.host.swap_in(self.plan.text, self.facts.config_directory, expect_sha256=self.facts.main_cf_sha256)
+
+    def load(self) -> None:
+        daemon.load(self.host, self.facts, self.offset, self.failing_before)
+
+    def verify(self) -> None:
+        daemon.verify(self.host, self.facts, self.offset, self.tls_fingerprint)
+
+    def roll_back(self, swapped: bool) -> str:
+        """Every file back as it was, the journal ended; says how Postfix is doing afterwards."""
+        host = self.host
+        if self.written:
+            host.restore_files(self.written)
+        host.remove_files(self.made)
+        outcome = ""
+        if swapped:
+            host.swap_in(self.facts.main_cf, self.facts.config_directory)
+            answering = daemon.restart_until_answering(host, patient=self.failing_before is None)
+            outcome = daemon.after_rollback(answering, self.failing_before)
+        self.journal.end()
+        return (
+            f"The previous configuration was put back{' (the TLS files too)' if self.written else ''} and Postfix "
+            f"restarted; {outcome}"
+        )
+
+    def not_written(self, reason: str, exc: Exception) -> Exception:
+        files_back = f" {', '.join(self.written)} put back as they were;" if self.written else ""
+        return ApplyError(
+            f"{self.label}: the change of {self.changed} could not be written: {reason}.{files_back} main.cf was not "
+            "changed and Postfix was not reloaded."
+        )
+
+    def not_undone(self, reason: str, again: RemoteError) -> Exception:
+        return ApplyError(
+            f"{self.label}: the change of {self.changed} was cut off ({reason}) and could not be undone now "
+            f"({str(again).removeprefix(self.label + ': ')}). The host may hold the new main.cf"
+            f"{' and TLS files' if self.files else ''} without Postfix having loaded them; {self.journal.path} "
+            "records the change, and the next operation on this host (up, refresh or destroy) undoes it first."
+        )
+
+
+class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
+    """main.cf directives on one host: the guide's DoS limits, SMTP AUTH through Dovecot, TLS, and any other
+    parameter. Each apply checks a staged copy, swaps it in atomically, reloads, probes as a client, and puts
+    the previous files back on any failure; destroy gives every directive its original back."""
+
+    main_cf: pulumi.Output[dict]
+    originals: pulumi.Output[dict]
+    overridden: pulumi.Output[dict]
+    created_files: pulumi.Output[list]
+    postfix_version: pulumi.Output[str]
+    compliance: pulumi.Output[dict]
+    host_values: pulumi.Output[dict]
+
+    def __init__(self, resource_name: str, args: PostfixConfigArgs, opts: pulumi.ResourceOptions | None = None):
+        outputs = ("main_cf", *COMPUTED_OUTPUTS)
+        props = {**args.props(), **dict.fromkeys(outputs)}
+        super().__init__(PostfixConfigProvider(), resource_name, props, opts)

@@ -1,0 +1,257 @@
+"""PostfixServices: the submission services of master.cf (587 STARTTLS, 465 TLS from the first byte) on one host.
+
+It owns only its own entries of master.cf, each shown as one line in the diff (`master_cf`),
+and leaves every other byte of the file alone. Apply: plan the edit -> `postconf -M`,
+`postconf -n` and `postfix check` on a staged copy -> atomic swap (only if the file is
+still the one read) -> `postfix reload` -> probe port 25 and every managed listener
+(STARTTLS or implicit TLS with the deployed certificate, TLS 1.2+) -> on any failure the
+previous master.cf goes back and Postfix is restarted. The text each entry had before is
+kept in state; destroy gives it back (or removes the entry), byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+import pulumi.dynamic as dyn
+
+from secure_postfix import connection as conn
+from secure_postfix import postfix_daemon as daemon
+from secure_postfix.args import PostfixServicesArgs
+from secure_postfix.core import mastercf
+from secure_postfix.core.problem import Problem
+from secure_postfix.core.tls_material import fingerprint
+from secure_postfix.provider import ApplyError, Change, HostProvider, run_change
+from secure_postfix.remote.postfix_host import PostfixError, PostfixFacts, PostfixHost
+from secure_postfix.remote.ssh import RemoteError, Session
+
+# `master_cf` (the rendered entries) is computed: as an input it would restate every changed option.
+COMPUTED_OUTPUTS = ("originals", "master_cf")
+DRIFT = "drift"
+
+
+def services_from(props: Mapping[str, Any]) -> dict[str, mastercf.Service]:
+    services = {}
+    for label, raw in (props.get("services") or {}).items():
+        raw = raw or {}
+        services[label] = mastercf.Service(
+            type=str(raw.get("type") or label),
+            listen=str(raw.get("listen") or ""),
+            options={
+                str(k): v if isinstance(v, str) else _number_text(v) for k, v in (raw.get("options") or {}).items()
+            },
+        )
+    return services
+
+
+def _number_text(value: Any) -> str:
+    # Numbers reach the provider as floats (protobuf): 10.0 is the limit 10.
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def check_props(props: Mapping[str, Any]) -> list[Problem]:
+    problems = conn.check_connection(props)
+    if conn.is_unknown(props.get("services")):
+        return problems
+    if not props.get("services"):
+        problems.append(Problem("services", "is empty: name at least one of submission, submissions"))
+    if not props.get("tls_cert_pem"):
+        problems.append(Problem("tls_cert_pem", "is required: the submission services need TLS (PostfixConfig tls)"))
+    return problems + mastercf.service_problems(services_from(props))
+
+
+def desired_entries(props: Mapping[str, Any]) -> dict[str, str]:
+    return {s.key: mastercf.render(s) for s in services_from(props).values()}
+
+
+def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The connection, the services and the certificate: the rendered entries are an output (they would
+    restate every changed option in the diff), and a hand edit comes back as the `drift` input."""
+    inputs = {k: props.get(k) for k in (*conn.CONNECTION_FIELDS, *conn.OPTION_FIELDS, "services", "tls_cert_pem")}
+    return {k: v for k, v in inputs.items() if v is not None}
+
+
+def desired_lines(props: Mapping[str, Any]) -> dict[str, str]:
+    """Each managed entry as one line, as the output `master_cf` shows it."""
+    return {k: mastercf.one_line(t) for k, t in desired_entries(props).items()}
+
+
+def _meaning(line: str | None) -> tuple[list[str], list[str]] | None:
+    """An entry's fields and its set of `-o` overrides: state hands the options back in another order."""
+    if line is None:
+        return None
+    tokens = line.split()
+    head, rest = tokens[:8], tokens[8:]
+    return head, sorted(" ".join(rest[i : i + 2]) for i in range(0, len(rest), 2))
+
+
+def drift_of(live_text: str, desired: Mapping[str, str]) -> dict[str, str]:
+    """Each managed entry the host's master.cf does not hold as the stack says, and how it differs there
+    (short enough for a diff line: the engine's display cuts long values)."""
+    live = {e.key: mastercf.one_line(e.text) for e in mastercf.parse(live_text)}
+    drift = {}
+    for key, line in desired.items():
+        have, want = _meaning(live.get(key)), _meaning(line)
+        if have == want:
+            continue
+        if have is None or want is None:
+            drift[key] = "absent on the host"
+            continue
+        parts = [f"fields {' '.join(have[0])} (the stack: {' '.join(want[0])})"] if have[0] != want[0] else []
+        extra, missing = [o for o in have[1] if o not in want[1]], [o for o in want[1] if o not in have[1]]
+        parts += [f"on the host only: {' '.join(extra)}"] if extra else []
+        parts += [f"missing on the host: {' '.join(missing)}"] if missing else []
+        drift[key] = "; ".join(parts)
+    return drift
+
+
+def _originals_to_state(originals: Mapping[str, str | None]) -> dict[str, str]:
+    # Pulumi drops null map values: an entry that was absent is stored as "" (an entry is never empty).
+    return {k: v or "" for k, v in originals.items()}
+
+
+def _originals_from_state(stored: Mapping[str, str] | None) -> dict[str, str | None]:
+    return {k: v or None for k, v in (stored or {}).items()}
+
+
+class PostfixServicesProvider(HostProvider):
+    resource = "PostfixServices"
+    id_prefix = "postfix-services"
+    named = frozenset({"services"})
+    computed = COMPUTED_OUTPUTS
+
+    problems = staticmethod(check_props)
+    inputs = staticmethod(checked_inputs)
+
+    def refresh(self, session: Session, id_: str, props: dict[str, Any]) -> dict[str, Any]:
+        host = PostfixHost(session)
+        text = _read_master(host, host.facts().config_directory)
+        desired = desired_lines(props)
+        refreshed = {k: v for k, v in props.items() if k != DRIFT}
+        refreshed["master_cf"] = desired
+        drift = drift_of(text, desired)
+        if drift:
+            refreshed[DRIFT] = drift
+        return refreshed
+
+    def remove(self, session: Session, id_: str, props: dict[str, Any]) -> None:
+        host = PostfixHost(session)
+        facts = host.facts()
+        current = _read_master(host, facts.config_directory)
+        plan = mastercf.plan_restore(current, _originals_from_state(props.get("originals")))
+        if plan.changes:
+            _log(host.label, plan.changes, "restoring")
+            run_change(MasterCfChange(host, facts, current, plan.text, {}, None))
+
+    def apply(self, session: Session, id_: str, props: dict[str, Any], olds: Mapping[str, Any] | None) -> dict:
+        originals = _originals_from_state((olds or {}).get("originals"))
+        services = services_from(props)
+        cert = props.get("tls_cert_pem")
+        host = PostfixHost(session)
+        facts = host.facts()
+        current = _read_master(host, facts.config_directory)
+        problems = mastercf.clash_problems(services, current)
+        if problems:
+            raise ApplyError(f"{host.label}: " + "; ".join(map(str, problems)) + ". Nothing was changed.")
+        plan = mastercf.plan_edit(current, desired_entries(props), originals)
+        if plan.changes:
+            _log(host.label, plan.changes, "setting")
+            tls_fingerprint = fingerprint(cert) if cert else None
+            run_change(MasterCfChange(host, facts, current, plan.text, services, tls_fingerprint))
+        return {**props, "master_cf": desired_lines(props), "originals": _originals_to_state(plan.originals)}
+
+
+def _read_master(host: PostfixHost, directory: str) -> str:
+    text = host.read_master_cf(directory)
+    if text is None:
+        raise ApplyError(f"{host.label}: {directory}/master.cf does not exist; is Postfix installed?")
+    return text
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", errors="surrogateescape")
+
+
+class MasterCfChange(Change):
+    """master.cf: the staged checks, swap, `postfix reload`, port 25 and every managed listener probed."""
+
+    daemon = "Postfix"
+    changed = "master.cf"
+    refusal = PostfixError
+
+    def __init__(
+        self,
+        host: PostfixHost,
+        facts: PostfixFacts,
+        current: str,
+        text: str,
+        services: Mapping[str, mastercf.Service],
+        tls_fingerprint: str | None,
+    ):
+        self.host, self.facts, self.current, self.text = host, facts, current, text
+        self.services, self.tls_fingerprint = services, tls_fingerprint
+        self.label = host.label
+        self.offset: int | None = None
+
+    def check_staged(self) -> None:
+        self.host.check_staged_master(self.text, self.facts.config_directory)
+
+    def prepare(self) -> None:
+        self.offset = self.host.log_size(self.facts.log_file)
+
+    def swap(self) -> None:
+        expected = hashlib.sha256(_encode(self.current)).hexdigest()
+        self.host.swap_in_master(self.text, self.facts.config_directory, expect_sha256=expected)
+
+    def load(self) -> None:
+        self.host.reload()
+        daemon.wait_for_master(self.host, self.facts, self.offset, daemon.RELOAD_MARK)
+
+    def verify(self) -> None:
+        _probe(self.host, self.services, self.tls_fingerprint)
+        fatals = self.host.log_fatals(self.facts.log_file, self.offset)
+        if fatals:
+            raise PostfixError(f"{self.label}: the mail log says: " + " | ".join(fatals[-3:]))
+
+    def roll_back(self, swapped: bool) -> str:
+        if not swapped:
+            return ""
+        self.host.swap_in_master(self.current, self.facts.config_directory)
+        state = "it answers SMTP again" if daemon.restart_until_answering(self.host) else "it does not answer SMTP"
+        return f"The previous master.cf was put back and Postfix restarted; {state}"
+
+
+def _probe(host: PostfixHost, services: Mapping[str, mastercf.Service], tls_fingerprint: str | None) -> None:
+    """Port 25 still answers, and every managed listener speaks SMTP the way its type says."""
+    host.probe_smtp()
+    for label, service in services.items():
+        port = mastercf.port_of(service.name)
+        address = service.name.rsplit(":", 1)[0].strip("[]") if ":" in service.name else "127.0.0.1"
+        try:
+            if service.type == "submissions" and tls_fingerprint:
+                host.probe_implicit_tls(address, int(port or 0), tls_fingerprint)
+            else:
+                host.probe_smtp(address, int(port or 0), tls_fingerprint=tls_fingerprint)
+        except RemoteError as exc:
+            raise PostfixError(f"{host.label}: services.{label} ({service.name}): {exc}") from None
+
+
+def _log(label: str, changes: list[tuple[str, str, str]], what: str) -> None:
+    for key, old, new in changes:
+        pulumi.log.info(f"{label}: {what} master.cf {key}: {old or '(absent)'} => {new or '(absent)'}")
+
+
+class PostfixServices(dyn.Resource, module="postfix", name="PostfixServices"):
+    """Managed master.cf submission entries on one host; see README ("services")."""
+
+    master_cf: pulumi.Output[dict]
+    originals: pulumi.Output[dict]
+
+    def __init__(self, resource_name: str, args: PostfixServicesArgs, opts: pulumi.ResourceOptions | None = None):
+        props = {**args.props(), "master_cf": None, "originals": None}
+        super().__init__(PostfixServicesProvider(), resource_name, props, opts)

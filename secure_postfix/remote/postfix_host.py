@@ -1,0 +1,297 @@
+"""What PostfixConfig does on a host, as remote operations over one SSH session."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+
+from paramiko import SSHException
+
+from secure_postfix.core import host_output, maincf, postfix_output
+from secure_postfix.core import sasl_path as sasl_paths
+from secure_postfix.core.host_output import PostfixFacts
+from secure_postfix.core.smtp import Reply
+from secure_postfix.remote import smtp_client
+from secure_postfix.remote.auth_client import DovecotError, auth_handshake
+from secure_postfix.remote.ssh import ChangedMeanwhileError, RemoteError, Session
+
+MAIN_CF = "/etc/postfix/main.cf"
+BACKUP_SUFFIX = ".secure-postfix-prev"
+
+# `postfix check` runs postfix-script, which also reads the main.cf of the default config directory
+# (`postconf -c $def_config_directory -h multi_instance_directories`), whatever -c says: a copy
+# checked with `postfix -c STAGE` is judged together with the live file. So each check runs in a
+# mount namespace of its own in which the file to check is bound over the live main.cf; the live
+# file is never read for the staged run, and the rest of the config directory is the real one.
+# `postfix` prints its own messages only to a terminal, hence `script`. The config directory goes
+# in as data ($1, MAIL_CONFIG), never as program text.
+_STAGE_AND_CHECK = r"""
+set -u
+cfg=$1 size=$2
+stage=$(mktemp -- "$cfg/.main.cf.secure-postfix-stage.XXXXXX") || exit 90
+trap 'rm -f -- "$stage"' EXIT
+trap 'exit 129' HUP INT TERM PIPE
+cat > "$stage"
+[ "$(stat -c %s -- "$stage")" = "$size" ] || { echo "the staged main.cf arrived incomplete" >&2; exit 92; }
+# Postfix waits until a just-written main.cf is about two seconds old; this complete copy need not.
+touch -d "@$(( $(date +%s) - 10 ))" -- "$stage"
+check() {
+  MAIL_CONFIG=$cfg SHELL=/bin/sh unshare --mount --propagation private -- sh -c '
+    if [ -n "$1" ]; then mount --bind -- "$1" "$MAIL_CONFIG/main.cf" || exit 93; fi
+    postconf -c "$MAIL_CONFIG" -n 2>&1 >/dev/null; rc=$?
+    script -qec "exec postfix -c \"\$MAIL_CONFIG\" check" /dev/null </dev/null 2>&1; crc=$?
+    [ $rc -eq 0 ] && [ $crc -eq 0 ]' sh "$1"
+}
+staged=$(check "$stage"); rc=$?
+printf -- '--- staged\n%s\n--- rc %s\n--- live\n' "$staged" "$rc"
+# The live file's own messages matter only to tell the change's warnings from the host's.
+case $staged in *warning:*) check "" ;; esac; echo "--- rc $?"
+"""
+
+_STAGE_AND_CHECK_MASTER = r"""
+set -u
+stage=$(mktemp -d /tmp/secure-postfix-stage.XXXXXX) || exit 90
+trap 'rm -rf -- "$stage"' EXIT
+cat > "$stage/master.cf"
+cp -p -- "$1/main.cf" "$stage/main.cf" || exit 91
+touch -d "@$(( $(date +%s) - 10 ))" "$stage/main.cf" "$stage/master.cf"
+out=$( { postconf -c "$stage" -M >/dev/null && postconf -c "$stage" -n >/dev/null && postfix -c "$stage" check; } 2>&1)
+rc=$?
+printf '%s\n' "$out" | sed "s#$stage#$1#g" | sort -u
+echo '--- live'
+postconf -c "$1" -n 2>&1 >/dev/null | sort -u
+[ $rc -eq 0 ] || exit 1
+"""
+
+
+class PostfixError(RemoteError):
+    """Postfix refused a configuration or stopped answering; the message has its words."""
+
+
+class PostfixHost:
+    def __init__(self, session: Session):
+        self.s = session
+        self.label = session.target.label
+
+    # -- reading ----------------------------------------------------------
+    def facts(self) -> PostfixFacts:
+        """Everything a plan needs, in one round trip."""
+        out = maincf.decode(
+            self.s.run(
+                ["sh", "-c", host_output.POSTFIX_FACTS_SCRIPT], what="reading Postfix's facts (postconf, main.cf)"
+            ).stdout
+        )
+        try:
+            return host_output.parse_postfix_facts(out)
+        except host_output.NoPostfix:
+            raise PostfixError(f"{self.label}: postconf is not installed; is Postfix installed?") from None
+        except host_output.NoMainCf as missing:
+            raise PostfixError(f"{self.label}: {missing}/main.cf does not exist; is Postfix installed?") from None
+
+    def read_main_cf(self, config_directory: str = "/etc/postfix") -> str:
+        text = self.s.read_file(posixpath.join(config_directory, "main.cf"))
+        if text is None:
+            raise PostfixError(f"{self.label}: {config_directory}/main.cf does not exist; is Postfix installed?")
+        return maincf.decode(text)
+
+    def read_master_cf(self, config_directory: str) -> str | None:
+        """master.cf as text (bytes that are not UTF-8 kept as surrogates); None when it is absent."""
+        data = self.s.read_file(posixpath.join(config_directory, "master.cf"))
+        return None if data is None else data.decode("utf-8", errors="surrogateescape")
+
+    def sasl_endpoint_problem(self, sasl_path: str, queue_directory: str) -> str | None:
+        """Why Postfix could not reach Dovecot's auth service at `sasl_path`, or None when it can.
+
+        Checked before the change: with an unreachable auth service every new smtpd dies after
+        STARTTLS and the master throttles the whole SMTP service.
+        """
+        inet = sasl_paths.parse_inet(sasl_path)
+        if inet is not None:
+            address, port = inet
+            try:
+                auth_handshake(self.s, address, port)
+            except DovecotError as exc:
+                return str(exc).removeprefix(f"{self.label}: ")
+            except RemoteError as exc:
+                return f"nothing answers at {address}:{port} from this host ({exc})"
+            return None
+        socket_path = posixpath.join(queue_directory, sasl_path)
+        if self.s.run(["test", "-S", socket_path], check=False).rc != 0:
+            return f"there is no socket at {socket_path}"
+        return None
+
+    # -- validating, swapping, reloading ------------------------------------
+    def check_staged(self, text: str, config_directory: str, restored: tuple[str, ...] = ()) -> None:
+        """`postconf -n` and `postfix check` on the staged copy alone; a warning it adds counts as an error.
+
+        Duplicates of `restored` names are the original file's own, put back on purpose.
+        """
+        problem = postfix_output.rejection(self.staged_check_report(text, config_directory), restored)
+        if problem:
+            raise PostfixError(f"{self.label}: Postfix rejects the new main.cf: {problem}")
+
+    def staged_check_report(self, text: str, config_directory: str) -> postfix_output.StagedCheck:
+        """What `postconf -n` and `postfix check` say of the live main.cf, and of `text` alone."""
+        data = maincf.encode(text)
+        result = self.s.sh(
+            _STAGE_AND_CHECK,
+            config_directory,
+            str(len(data)),
+            stdin=data,
+            check=False,
+            what="the staged check of main.cf",
+        )
+        try:
+            return postfix_output.parse_staged_check(result.out)
+        except ValueError:
+            detail = (result.err or result.out).strip() or f"exit code {result.rc}"
+            raise PostfixError(f"{self.label}: the staged check of main.cf could not run: {detail}") from None
+
+    def check_staged_master(self, text: str, config_directory: str) -> None:
+        """`postconf -M`, `postconf -n` and `postfix check` on a staged master.cf; a new warning is an error."""
+        result = self.s.sh(
+            _STAGE_AND_CHECK_MASTER,
+            config_directory,
+            stdin=maincf.encode(text),
+            check=False,
+            what="the staged check of master.cf",
+        )
+        staged, _, live = result.out.partition("\n--- live\n")
+        baseline = set(live.splitlines())
+        messages = [ln for ln in staged.splitlines() if ln.strip() and ln not in baseline]
+        if result.rc != 0 or any("warning:" in ln for ln in messages):
+            detail = "; ".join(messages) or f"exit code {result.rc}"
+            raise PostfixError(f"{self.label}: Postfix rejects the new master.cf: {detail}")
+
+    def swap_in_master(self, text: str, config_directory: str, expect_sha256: str | None = None) -> None:
+        path = posixpath.join(config_directory, "master.cf")
+        self.s.write_file_atomic(path, maincf.encode(text), age=5, expect_sha256=expect_sha256)
+
+    def probe_implicit_tls(self, address: str, port: int, fingerprint: str, timeout: float = 15.0) -> Reply:
+        """A submissions (465) listener: TLS from the first byte with the deployed certificate, then the banner."""
+        chan = self.s.open_tcp(address, port, timeout)
+        chan.settimeout(1.0)
+        try:
+            return smtp_client.implicit_tls_banner(chan, timeout, self.label, fingerprint)
+        except smtp_client.ProbeError as exc:
+            raise PostfixError(str(exc)) from None
+        except (OSError, SSHException, EOFError) as exc:
+            raise PostfixError(f"{self.label}: the TLS probe of {address}:{port} failed: {exc}") from None
+        finally:
+            chan.close()
+
+    def swap_in(self, text: str, config_directory: str, expect_sha256: str | None = None) -> None:
+        # Postfix re-opens a main.cf younger than about two seconds in 300 ms steps until it is older,
+        # in case it is still being written. Ours appears whole (rename), so it is dated 5 s back and
+        # `postfix reload` does not stall for 1.6 s.
+        path = posixpath.join(config_directory, "main.cf")
+        self.s.write_file_atomic(path, maincf.encode(text), age=5, expect_sha256=expect_sha256)
+
+    def expect_unchanged(self, facts: PostfixFacts) -> None:
+        """Stop before anything is written when main.cf is no longer the file `facts` read."""
+        path = posixpath.join(facts.config_directory, "main.cf")
+        now = self.file_digests([path]).get(path) or "-"
+        if facts.main_cf_sha256 and now != facts.main_cf_sha256:
+            raise ChangedMeanwhileError(
+                f"{self.label}: {path} was changed on the host after this operation read it (by hand or by another "
+                "tool); it was left as it is and nothing was written. Check the change, then run again."
+            )
+
+    def log_size(self, log_file: str | None) -> int | None:
+        """The mail log's size now: what is appended later is read alone (None without a log file)."""
+        return self.s.file_size(log_file)
+
+    def log_since(self, log_file: str | None, offset: int | None) -> list[str]:
+        return self.s.read_appended(log_file, offset)
+
+    def log_fatals(self, log_file: str | None, offset: int | None) -> list[str]:
+        return host_output.postfix_fatal_lines(self.log_since(log_file, offset))
+
+    def write_file(self, path: str, content: str, mode: str) -> None:
+        """A file of ours (a TLS file), root's, put in place atomically and given `mode` before its first byte."""
+        self.s.write_file_atomic(path, content.encode(), mode=mode, owner="root:root")
+
+    def put_back_backup(self, path: str) -> None:
+        """Move `path`'s backup (if any) over it: what an interrupted change left is undone."""
+        self.s.sh('[ ! -e "$1$2" ] || mv -f -- "$1$2" "$1"', path, BACKUP_SUFFIX)
+
+    def reload(self) -> None:
+        """`postfix reload`, never a raw signal: a HUP with a broken main.cf kills the master."""
+        result = self.s.run(["postfix", "reload"], check=False)
+        if result.rc != 0:
+            raise PostfixError(f"{self.label}: postfix reload failed: {(result.err or result.out).strip()}")
+
+    def restart(self) -> None:
+        """Stop and start: the only way to lift the master's throttle after an smtpd crash."""
+        self.s.sh("postfix stop >/dev/null 2>&1; postfix start </dev/null >/dev/null 2>&1", what="restarting Postfix")
+
+    # -- probing ------------------------------------------------------------
+    def probe_smtp(
+        self,
+        address: str = "127.0.0.1",
+        port: int = 25,
+        timeout: float = 15.0,
+        while_waiting: Callable[[], None] = lambda: None,
+        tls_fingerprint: str | None = None,
+    ) -> tuple[Reply, Reply]:
+        """Banner and EHLO from the host itself, as a mail client would see them.
+
+        `while_waiting` runs about once a second while no reply has come, so a
+        caller can give up early (for instance when the log shows smtpd died).
+        With `tls_fingerprint`, the probe also runs STARTTLS and checks that the
+        server presents that certificate over TLS 1.2 or newer.
+        """
+        chan = self.s.open_tcp(address, port, timeout)
+        chan.settimeout(1.0)
+        try:
+            return smtp_client.banner_and_ehlo(chan, timeout, self.label, while_waiting, tls_fingerprint)
+        except smtp_client.ProbeError as exc:
+            raise PostfixError(str(exc)) from None
+        except (OSError, SSHException, EOFError) as exc:  # the forwarded stream broke
+            raise PostfixError(f"{self.label}: the SMTP probe of {address}:{port} failed: {exc}") from None
+        finally:
+            chan.close()
+
+    def file_digests(self, paths: list[str]) -> dict[str, str | None]:
+        """SHA-256 of each file on the host (None when absent), in one round trip."""
+        script = 'for f in "$@"; do if [ -e "$f" ]; then sha256sum -- "$f"; else echo "- $f"; fi; done'
+        return host_output.parse_digests(self.s.sh(script, *paths, what="reading digests").out)
+
+    def backup_files(self, paths: list[str]) -> None:
+        # A backup name someone else made (a symlink, say) is removed first, never written through.
+        script = (
+            'for f in "$@"; do b="$f.secure-postfix-prev"; rm -f -- "$b"; '
+            'if [ -e "$f" ] || [ -L "$f" ]; then cp -P -p -- "$f" "$b"; fi; done'
+        )
+        self.s.sh(script, *paths, what="backing up " + ", ".join(paths))
+
+    def restore_files(self, paths: list[str]) -> None:
+        """Put backups back; files that had none did not exist before and are removed."""
+        script = (
+            'for f in "$@"; do b="$f.secure-postfix-prev"; '
+            'if [ -e "$b" ]; then mv -f -- "$b" "$f"; else rm -f -- "$f"; fi; done'
+        )
+        self.s.sh(script, *paths)
+
+    def drop_backups(self, paths: list[str]) -> None:
+        self.s.run(["rm", "-f", "--", *[f"{p}.secure-postfix-prev" for p in paths]])
+
+    def ensure_directory(self, path: str) -> bool:
+        """Create `path` (mode 0755) if missing; True when it was created here. A symlink there is refused."""
+        script = (
+            'if [ -L "$1" ]; then echo symlink; elif [ -d "$1" ]; then echo existed; '
+            'else mkdir -m 0755 -- "$1" && echo created; fi'
+        )
+        found = self.s.sh(script, path, what=f"creating {path}").out.strip()
+        if found == "symlink":
+            raise PostfixError(
+                f"{self.label}: {path} is a symlink, which this project did not make; refusing to write through it. "
+                "Replace it with a directory owned by root."
+            )
+        return found == "created"
+
+    def remove_files(self, paths: list[str]) -> None:
+        """Remove files, then directories (given with a trailing slash) if they are empty."""
+        script = 'for f in "$@"; do case $f in */) rmdir -- "$f" 2>/dev/null || true;; *) rm -f -- "$f";; esac; done'
+        if paths:
+            self.s.sh(script, *sorted(paths, key=lambda p: p.endswith("/")))
