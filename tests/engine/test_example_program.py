@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -38,6 +39,11 @@ def _pins(lock: Path) -> str:
     return "\n".join(m.group(0) for m in re.finditer(r"^[A-Za-z0-9_.\-]+==[^\s\\]+", lock.read_text(), re.M)) + "\n"
 
 
+def user_env() -> dict[str, str]:
+    """A user's shell: no PYTHONPATH into this checkout (an inline run earlier in the session sets one)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 @pytest.fixture(scope="module")
 def user_venv(tmp_path_factory) -> Path:
     """A virtualenv outside the checkout that has run `pip install <package>[command]` and nothing else."""
@@ -50,10 +56,14 @@ def user_venv(tmp_path_factory) -> Path:
     shutil.copytree(package, source / "secure_postfix", ignore=shutil.ignore_patterns("__pycache__"))
     (base / "constraints.txt").write_text(_pins(PROJECT_DIR / "requirements.txt"))
     venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120, env=user_env())
     install = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run(
-        [*install, "-c", str(base / "constraints.txt"), f"{source}[command]"], check=True, timeout=900, cwd=base
+        [*install, "-c", str(base / "constraints.txt"), f"{source}[command]"],
+        check=True,
+        timeout=900,
+        cwd=base,
+        env=user_env(),
     )
     return venv
 
@@ -61,7 +71,12 @@ def user_venv(tmp_path_factory) -> Path:
 def test_pip_install_gives_the_public_api_and_nothing_of_the_checkout(user_venv, tmp_path):
     probe = "import secure_postfix, typing; print(secure_postfix.__all__); print(secure_postfix.__file__)"
     run = subprocess.run(
-        [str(user_venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60
+        [str(user_venv / "bin" / "python"), "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=user_env(),
+        timeout=60,
     )
     assert run.returncode == 0, run.stderr
     names, where = run.stdout.splitlines()

@@ -44,7 +44,9 @@ def link_down():
 
 @pytest.fixture
 def session(testbed):
-    s = Session(target(testbed)).__enter__()
+    # The test before may have just brought the link back: the login gets a few tries, the steps under test
+    # keep their one-second limits.
+    s = Session(target(testbed, connect_attempts=5)).__enter__()
     try:
         yield s
     finally:
