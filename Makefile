@@ -10,27 +10,27 @@ setup:
 	bash scripts/setup.sh
 
 testbed: setup
-	$(PY) -m testbed up
+	$(PY) -m toolchain.testbed up
 
 testbed-down:
-	$(PY) -m testbed down
+	$(PY) -m toolchain.testbed down
 
 # Each runs the real `pulumi` CLI in this folder (stackctl only sets its environment and selects the stack).
 preview: testbed
-	$(PY) -m stackctl --stack $(STACK) preview --diff
+	$(PY) -m toolchain.stackctl --stack $(STACK) preview --diff
 
 up: testbed
-	$(PY) -m stackctl --stack $(STACK) up --yes --diff
+	$(PY) -m toolchain.stackctl --stack $(STACK) up --yes --diff
 
 refresh: setup
-	$(PY) -m stackctl --stack $(STACK) refresh --yes
+	$(PY) -m toolchain.stackctl --stack $(STACK) refresh --yes
 
 destroy: setup
-	$(PY) -m stackctl --stack $(STACK) destroy --yes
+	$(PY) -m toolchain.stackctl --stack $(STACK) destroy --yes
 
 # The Markdown comment a pull request gets: one line per changed directive (no SSH connection).
 pr-preview: setup
-	$(PY) -m stackctl.pr_preview --stack $(STACK)
+	$(PY) -m toolchain.stackctl.pr_preview --stack $(STACK)
 
 down: destroy testbed-down
 
@@ -47,7 +47,7 @@ lint: setup
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
 bench: setup
-	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m toolchain.bench $(BENCH_ARGS)
 
 # The last state's compliance report: Markdown on stdout, the HTML matrix in .state/ (`make refresh` first for live values).
 compliance: setup

@@ -1,7 +1,7 @@
 """`python -m compliance --stack NAME [--markdown FILE] [--html FILE] [--json FILE]`: report of the stack's last state.
 
 The state is read with `pulumi stack export` on the pinned CLI and the local file backend,
-as stackctl runs it; nothing contacts the hosts. Run `python -m stackctl --stack NAME refresh --yes` first for
+as stackctl runs it; nothing contacts the hosts. Run `python -m toolchain.stackctl --stack NAME refresh --yes` first for
 the hosts' live values.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from compliance.state import report_from_deployment
 from secure_postfix.core import compliance_render as render
-from stackctl.engine import LOCAL_PASSPHRASE, PROJECT_DIR, EngineSettings, pulumi_bin
+from toolchain.stackctl.engine import LOCAL_PASSPHRASE, PROJECT_DIR, EngineSettings, pulumi_bin
 
 
 def load(stack_name: str, work_dir: Path, state_dir: Path | None) -> dict:

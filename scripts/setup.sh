@@ -8,7 +8,7 @@ ROOT=$PWD
 PULUMI_VERSION=v3.259.0
 # The workflow linter the tests run on .github/workflows.
 ACTIONLINT_VERSION=v1.7.12
-# The S3-compatible object store of the shared-state tests (SeaweedFS, Apache-2.0), pinned in engine/seaweedfs/go.mod.
+# The S3-compatible object store of the shared-state tests (SeaweedFS, Apache-2.0), pinned in toolchain/engine/seaweedfs/go.mod.
 SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
 # Go only builds the pinned CLI. Without one on the machine, this toolchain comes from the Go module proxy,
 # checked against the digest below.
@@ -51,19 +51,19 @@ python_env() {
   echo "$want" > "$stamp"
 }
 
-# Fixes applied to the CLI's source at build time: engine/patches/FILE.sed edits one file of the pulumi/pkg module,
+# Fixes applied to the CLI's source at build time: toolchain/engine/patches/FILE.sed edits one file of the pulumi/pkg module,
 # named in PATCHED_FILES. The build uses a patched copy of the module (a `replace` in a go.mod of its own beside
-# engine/go.mod, through -modfile); the module cache and engine/go.mod stay as they are.
+# toolchain/engine/go.mod, through -modfile); the module cache and toolchain/engine/go.mod stay as they are.
 PATCHED_FILES=(
   "display-errored-colorize.sed backend/display/diff.go"
 )
 
 patches_digest() {
-  cat engine/patches/*.sed | sha256sum | cut -d' ' -f1
+  cat toolchain/engine/patches/*.sed | sha256sum | cut -d' ' -f1
 }
 
 patched_module() {
-  # Writes $CACHE/engine.go.mod (and .sum): engine/go.mod with pkg/v3 replaced by its patched copy.
+  # Writes $CACHE/engine.go.mod (and .sum): toolchain/engine/go.mod with pkg/v3 replaced by its patched copy.
   local source copy="$CACHE/pulumi-pkg-$PULUMI_VERSION" patch file
   source=$(cd engine && GOFLAGS=-mod=readonly go mod download -json github.com/pulumi/pulumi/pkg/v3 \
     | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
@@ -73,14 +73,14 @@ patched_module() {
   chmod -R u+w "$copy"
   for entry in "${PATCHED_FILES[@]}"; do
     read -r patch file <<< "$entry"
-    sed -i -f "engine/patches/$patch" "$copy/$file"
+    sed -i -f "toolchain/engine/patches/$patch" "$copy/$file"
     if cmp -s "$source/$file" "$copy/$file"; then
-      log "engine/patches/$patch changed nothing in $file: the patch no longer fits this CLI version"
+      log "toolchain/engine/patches/$patch changed nothing in $file: the patch no longer fits this CLI version"
       exit 1
     fi
   done
-  cp engine/go.mod "$CACHE/engine.go.mod"
-  cp engine/go.sum "$CACHE/engine.go.sum"
+  cp toolchain/engine/go.mod "$CACHE/engine.go.mod"
+  cp toolchain/engine/go.sum "$CACHE/engine.go.sum"
   printf '\nreplace github.com/pulumi/pulumi/pkg/v3 => %s\n' "$copy" >> "$CACHE/engine.go.mod"
 }
 
@@ -89,7 +89,7 @@ pulumi_cli() {
   log "building the Pulumi CLI $PULUMI_VERSION with Go (a few minutes, once)"
   mkdir -p "$BIN"
   patched_module
-  # -mod=readonly: every module comes from engine/go.mod at the digest engine/go.sum holds, or the build stops.
+  # -mod=readonly: every module comes from toolchain/engine/go.mod at the digest toolchain/engine/go.sum holds, or the build stops.
   (cd engine && GOFLAGS=-mod=readonly go build -trimpath -modfile "$CACHE/engine.go.mod" \
     -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
     -o "$BIN/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
@@ -118,7 +118,7 @@ python_plugin_shim() {
 plugin_shims() {
   # The dynamic provider: the SDK's own, served by providerhost with a thread pool the user sizes
   # (SECURE_POSTFIX_PROVIDER_THREADS) instead of `-m pulumi.dynamic`'s four workers.
-  python_plugin_shim pulumi-resource-pulumi-python "\"$ROOT/providerhost/__main__.py\" \"\$@\""
+  python_plugin_shim pulumi-resource-pulumi-python "\"$ROOT/toolchain/providerhost/__main__.py\" \"\$@\""
   # Without a Python language host (the inline runner), the CLI runs a Python policy pack through this plugin,
   # as the official tarball's script does: `python -m pulumi.policy ENGINE_ADDRESS PACK_DIR`.
   python_plugin_shim pulumi-analyzer-policy-python '-m pulumi.policy "$1" "$2"'
@@ -130,13 +130,13 @@ language_host() {
   local host=$BIN/pulumi-language-python
   local found
   found=$(PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$BIN" | paste -sd: -) command -v pulumi-language-python || true)
-  if [ -n "$found" ] && ! grep -q "langhost/__main__.py" "$found"; then
+  if [ -n "$found" ] && ! grep -q "toolchain/langhost/__main__.py" "$found"; then
     log "using the Python language host on PATH: $found"
     rm -f "$host"
     return
   fi
   local body
-  body=$(printf '#!/bin/sh\nexec "%s" -u "%s" "$@"\n' "$ROOT/.venv/bin/python" "$ROOT/langhost/__main__.py")
+  body=$(printf '#!/bin/sh\nexec "%s" -u "%s" "$@"\n' "$ROOT/.venv/bin/python" "$ROOT/toolchain/langhost/__main__.py")
   if [ "$(cat "$host" 2>/dev/null)" = "$body" ]; then return; fi
   mkdir -p "$BIN"
   printf '%s\n' "$body" > "$host"
@@ -151,8 +151,8 @@ actionlint_bin() {
   actionlint_ready && return
   log "building actionlint $ACTIONLINT_VERSION with Go"
   mkdir -p "$BIN"
-  # Pinned with its dependencies by engine/actionlint/go.mod and go.sum (the version there is ACTIONLINT_VERSION).
-  (cd engine/actionlint && GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" -o "$BIN/actionlint" \
+  # Pinned with its dependencies by toolchain/engine/actionlint/go.mod and go.sum (the version there is ACTIONLINT_VERSION).
+  (cd toolchain/engine/actionlint && GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" -o "$BIN/actionlint" \
     github.com/rhysd/actionlint/cmd/actionlint)
 }
 
@@ -164,7 +164,7 @@ weed_bin() {
   weed_ready && return
   log "building SeaweedFS $SEAWEEDFS_VERSION with Go (several minutes on 2 cores, once)"
   mkdir -p "$BIN"
-  (cd engine/seaweedfs && GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" -o "$BIN/weed" \
+  (cd toolchain/engine/seaweedfs && GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" -o "$BIN/weed" \
     github.com/seaweedfs/seaweedfs/weed)
   echo "$SEAWEEDFS_VERSION" > "$BIN/weed.version"
 }

@@ -40,9 +40,12 @@ else:
     os.environ.setdefault("TESTBED_INSTANCE", str(LONE_INSTANCE))
     os.environ.setdefault("TESTBED_DIR", str(bed_dir(int(os.environ["TESTBED_INSTANCE"]))))
 
-from testbed.layout import INSTANCE, instance_names  # reads TESTBED_INSTANCE, set just above  # noqa: E402
-from testbed.pytest_fixture import BUILT, testbed_fixture  # noqa: E402, F401  (registers the `testbed` fixture)
 from tests import session_checks  # noqa: E402
+from toolchain.testbed.layout import INSTANCE, instance_names  # reads TESTBED_INSTANCE, set just above  # noqa: E402
+from toolchain.testbed.pytest_fixture import (  # noqa: E402, F401  (registers the `testbed` fixture)
+    BUILT,
+    testbed_fixture,
+)
 
 _OWN_BASETEMP = pytest.StashKey[str]()
 _PROCESS_WATCH = pytest.StashKey[session_checks.ProcessWatch]()

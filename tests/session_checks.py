@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from testbed.layout import instance_names
+from toolchain.testbed.layout import instance_names
 
 # The run's folder, made by the first process; workers inherit its path through the environment.
 RUN_DIR_VARIABLE = "SECURE_POSTFIX_TEST_RUN"

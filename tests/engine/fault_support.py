@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbed.layout import HOST_SPECS
 from tests.engine import mail_client
+from toolchain.testbed.layout import HOST_SPECS
 
 CUT_DIR = "/run/sptb-cut"
 MAIN_CF = "/etc/postfix/main.cf"
@@ -224,7 +224,7 @@ def point(name: str) -> Point:
 CONTROLLER = """
 import sys
 from secure_postfix.stack.program import main
-from stackctl.engine import EngineSettings, open_stack
+from toolchain.stackctl.engine import EngineSettings, open_stack
 from pathlib import Path
 root = Path(sys.argv[1])
 settings = EngineSettings(work_dir=root, state_dir=root / "state", passphrase=sys.argv[2])

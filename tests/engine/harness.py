@@ -1,6 +1,6 @@
 """Drives the real Pulumi engine on a stack of its own, in a scratch project directory.
 
-The stack runner itself lives in `stackctl.scratch` (bench/ uses it too); the names stay importable from here.
+The stack runner lives in `toolchain.stackctl.scratch` (the benchmark uses it too); its names stay importable here.
 """
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from stackctl.scratch import (  # noqa: F401  (re-exported for the tests)
+from tests.session_checks import find_secrets, secret_fragments  # noqa: F401  (re-exported for the tests)
+from toolchain.stackctl.scratch import (  # noqa: F401  (re-exported for the tests)
     PASSPHRASE,
     RECORD,
     EngineProject,
@@ -19,7 +20,6 @@ from stackctl.scratch import (  # noqa: F401  (re-exported for the tests)
     bed_target,
     ssh_logins,
 )
-from tests.session_checks import find_secrets, secret_fragments  # noqa: F401  (re-exported for the tests)
 
 
 def sha256(data: bytes) -> str:

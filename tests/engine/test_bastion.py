@@ -21,8 +21,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from secure_postfix.remote.ssh import HostKeyError, RemoteError, Session, SshTarget, parse_host_keys
-from testbed.jumpnet import behind_bastion
-from testbed.layout import SUBNET
 from tests.engine import mail_client
 from tests.engine.harness import (
     RECORD,
@@ -34,6 +32,8 @@ from tests.engine.harness import (
     ssh_logins,
 )
 from tests.tls_files import make_cert
+from toolchain.testbed.jumpnet import behind_bastion
+from toolchain.testbed.layout import SUBNET
 
 pytestmark = [pytest.mark.engine, pytest.mark.long(130)]
 

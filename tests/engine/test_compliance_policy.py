@@ -18,9 +18,9 @@ import pytest
 from pulumi import automation as auto
 
 from secure_postfix.stack.program import main as program
-from stackctl.engine import CACHE_DIR, PROJECT_DIR
 from tests.engine.harness import EngineProject, Run
 from tests.tls_files import make_cert
+from toolchain.stackctl.engine import CACHE_DIR, PROJECT_DIR
 
 pytestmark = pytest.mark.engine
 

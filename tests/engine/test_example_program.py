@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from stackctl.engine import PROJECT_DIR, EngineSettings, pulumi_bin
-from testbed.jumpnet import behind_bastion
 from tests.engine import fault_support as fs
 from tests.engine import mail_client
 from tests.engine.harness import RECORD, dovecot_password
 from tests.tls_files import make_cert
+from toolchain.stackctl.engine import PROJECT_DIR, EngineSettings, pulumi_bin
+from toolchain.testbed.jumpnet import behind_bastion
 
 pytestmark = [pytest.mark.engine, pytest.mark.long(120)]
 

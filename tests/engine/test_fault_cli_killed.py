@@ -12,17 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from stackctl.engine import pulumi_bin
 from tests.engine import fault_support as fs
 from tests.engine.harness import bed_config
 from tests.engine.test_fault_host_failures import SIZES, site
 from tests.engine.test_pulumi_cli import CliProject
+from toolchain.stackctl.engine import pulumi_bin
 
 pytestmark = [pytest.mark.engine, pytest.mark.long(60)]
 
 HOST = "mx"
 # The helpers' own code; the shims `exec` into them, so these are the processes the CLI started.
-HELPERS = ("langhost/__main__.py", "langhost/runner.py", "providerhost/__main__.py")
+HELPERS = ("toolchain/langhost/__main__.py", "toolchain/langhost/runner.py", "toolchain/providerhost/__main__.py")
 
 
 def alive(pid: int) -> bool:

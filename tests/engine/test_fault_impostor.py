@@ -14,9 +14,9 @@ import subprocess
 import paramiko
 import pytest
 
-from testbed.layout import BRIDGE, HOST_SPECS
 from tests.engine.fault_support import ehlo_size
 from tests.engine.harness import EngineProject, bed_config
+from toolchain.testbed.layout import BRIDGE, HOST_SPECS
 
 pytestmark = pytest.mark.engine
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from testbed.layout import SUBNET
 from tests.engine import mail_client
 from tests.engine.harness import EngineProject, Run, bed_config, dovecot_password, ssh_logins
 from tests.tls_files import make_cert
+from toolchain.testbed.layout import SUBNET
 
 pytestmark = pytest.mark.engine
 

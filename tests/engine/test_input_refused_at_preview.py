@@ -9,9 +9,9 @@ import pytest
 from pulumi import automation as auto
 
 from secure_postfix import Connection, MailSite, MailSiteArgs
-from stackctl.engine import open_stack
 from tests.engine.harness import EngineProject, bed_config, sha256
 from tests.tls_files import make_cert
+from toolchain.stackctl.engine import open_stack
 
 pytestmark = pytest.mark.engine
 

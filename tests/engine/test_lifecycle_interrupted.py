@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from testbed.layout import HOST_SPECS
 from tests.engine.harness import EngineProject, bed_config
 from tests.engine.lifecycle_support import MAIN_CF, ehlo_size
+from toolchain.testbed.layout import HOST_SPECS
 
 pytestmark = [pytest.mark.engine, pytest.mark.long(50)]
 

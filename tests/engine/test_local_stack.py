@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stackctl.engine import PROJECT_DIR
 from tests.engine import mail_client
 from tests.engine.harness import EngineProject, dovecot_password, ssh_logins
 from tests.tls_files import der_fingerprint
+from toolchain.stackctl.engine import PROJECT_DIR
 
 pytestmark = pytest.mark.engine
 

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from testbed.layout import SUBNET
 from tests.engine import mail_client
 from tests.engine.harness import EngineProject, bed_config
+from toolchain.testbed.layout import SUBNET
 
 pytestmark = pytest.mark.engine
 

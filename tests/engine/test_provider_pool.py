@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from testbed import fleet
 from tests.engine.harness import EngineProject, bed_config
+from toolchain.testbed import fleet
 
 pytestmark = pytest.mark.engine
 

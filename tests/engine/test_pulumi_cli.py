@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from stackctl import pr_preview
-from stackctl.engine import PROJECT_DIR, ensure_stack, pulumi_bin
 from tests.engine import mail_client
 from tests.engine.harness import EngineProject, bed_config, sha256
 from tests.tls_files import make_cert
+from toolchain.stackctl import pr_preview
+from toolchain.stackctl.engine import PROJECT_DIR, ensure_stack, pulumi_bin
 
 pytestmark = pytest.mark.engine
 

@@ -20,8 +20,8 @@ from secure_postfix.core.dovecot_conf import CONFIG_FILE
 from secure_postfix.remote.dovecot_host import DovecotHost
 from secure_postfix.remote.host_lock import LOCK_FILE, HostLockError
 from secure_postfix.remote.ssh import ChangedMeanwhileError, Session, SshTarget
-from stackctl.engine import PROJECT_DIR
 from tests.engine.harness import EngineProject, bed_config, bed_target
+from toolchain.stackctl.engine import PROJECT_DIR
 
 pytestmark = pytest.mark.engine
 

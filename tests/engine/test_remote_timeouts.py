@@ -14,8 +14,8 @@ import pytest
 
 from secure_postfix.remote.dovecot_host import DovecotError, auth_handshake
 from secure_postfix.remote.ssh import RemoteError, Session, SshTarget
-from testbed.layout import HOST_SPECS
 from tests.engine.harness import bed_target
+from toolchain.testbed.layout import HOST_SPECS
 
 pytestmark = pytest.mark.engine
 

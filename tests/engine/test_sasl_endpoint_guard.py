@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from secure_postfix.postfix_config import ApplyError, PostfixConfigProvider, checked_inputs
-from testbed.layout import SUBNET
 from tests.tls_files import make_cert
+from toolchain.testbed.layout import SUBNET
 
 pytestmark = pytest.mark.engine
 

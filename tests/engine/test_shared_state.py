@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from stackctl.engine import PROJECT_DIR, EngineSettings, pulumi_bin
-from testbed.s3server import S3Server
 from tests.engine.harness import PASSPHRASE, bed_config, find_secrets
+from toolchain.stackctl.engine import PROJECT_DIR, EngineSettings, pulumi_bin
+from toolchain.testbed.s3server import S3Server
 
 pytestmark = [pytest.mark.engine, pytest.mark.long(150)]
 

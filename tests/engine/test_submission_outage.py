@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from testbed.layout import SUBNET
 from tests.engine import mail_client
 from tests.engine.harness import EngineProject, bed_config, dovecot_password, log_offset, log_since
 from tests.tls_files import make_cert
+from toolchain.testbed.layout import SUBNET
 
 pytestmark = [pytest.mark.engine, pytest.mark.long(150)]
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from testbed import TestBed, create, destroy
-from testbed.layout import PREFIX, SUBNET
-from testbed.network import netns_path, our_links, our_netns
-from testbed.proc import CommandError, alive, all_pids, comm, marked_pids
+from toolchain.testbed import TestBed, create, destroy
+from toolchain.testbed.layout import PREFIX, SUBNET
+from toolchain.testbed.network import netns_path, our_links, our_netns
+from toolchain.testbed.proc import CommandError, alive, all_pids, comm, marked_pids
 
 pytestmark = pytest.mark.engine
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from secure_postfix.remote.ssh import Session, SshTarget
-from testbed import fleet, resize_fleet
-from testbed.layout import fleet_specs
-from testbed.lifecycle import _locked, problems
-from testbed.network import netns_path, our_links, our_netns
-from testbed.proc import alive, all_pids, ns_inode
+from toolchain.testbed import fleet, resize_fleet
+from toolchain.testbed.layout import fleet_specs
+from toolchain.testbed.lifecycle import _locked, problems
+from toolchain.testbed.network import netns_path, our_links, our_netns
+from toolchain.testbed.proc import alive, all_pids, ns_inode
 
 pytestmark = pytest.mark.engine
 
@@ -73,7 +73,7 @@ def test_a_smaller_fleet_keeps_its_first_hosts_and_drops_the_rest(testbed):
 def test_the_command_line_builds_and_removes_a_fleet(testbed):
     env = {**os.environ}
     python = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "python"
-    run = [str(python), "-m", "testbed", "up", "--dir", str(testbed.dir)]
+    run = [str(python), "-m", "toolchain.testbed", "up", "--dir", str(testbed.dir)]
     up = subprocess.run([*run, "--fleet", "2"], env=env, capture_output=True, text=True, timeout=120, check=True)
     assert "f002" in up.stdout and fleet_specs(2)[1].address in up.stdout
     down = subprocess.run([*run, "--fleet", "0"], env=env, capture_output=True, text=True, timeout=120, check=True)

@@ -13,11 +13,11 @@ import tarfile
 import pytest
 
 from secure_postfix.core.postfix_features import RELAY_RESTRICTIONS_DEFAULT
-from stackctl.engine import PROJECT_DIR
 from tests.engine import fault_support as fs
 from tests.engine.harness import bed_config
 from tests.engine.test_pulumi_cli import CliProject
 from tests.tls_files import make_cert
+from toolchain.stackctl.engine import PROJECT_DIR
 
 pytestmark = pytest.mark.engine
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from testbed import layout
-from testbed.__main__ import main as bed_command
+from toolchain.testbed import layout
+from toolchain.testbed.__main__ import main as bed_command
 
 
 def test_a_hundred_hosts_take_140_to_239():

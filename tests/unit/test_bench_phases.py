@@ -1,10 +1,10 @@
-"""The phase clock of `python -m bench.phases`: each step counted once, and the provider left as it was."""
+"""The phase clock of `python -m toolchain.bench.phases`: each step counted once, and the provider left as it was."""
 
 from __future__ import annotations
 
 import time
 
-from bench import phases
+from toolchain.bench import phases
 
 
 def test_outer_step_counts_and_a_nested_one_does_not():

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from bench import report
-from bench.__main__ import rhel_role_line, sizes
-from bench.baseline import change_commands, read_command
-from bench.fleet import all_set, limits
+from toolchain.bench import report
+from toolchain.bench.__main__ import rhel_role_line, sizes
+from toolchain.bench.baseline import change_commands, read_command
+from toolchain.bench.fleet import all_set, limits
 
 
 def sample(seconds: float, hosts: int = 4, logins: int = 4, **kw) -> report.Sample:
@@ -135,7 +135,7 @@ def test_baseline_commands_and_the_values_check():
 
 
 def test_the_mail_monitor_tries_each_host_every_50_ms_until_its_rate_cap():
-    from bench.monitor import MAX_RATE, sweep_period
+    from toolchain.bench.monitor import MAX_RATE, sweep_period
 
     assert sweep_period(1) == sweep_period(2) == 0.05
     assert sweep_period(20) == 20 / MAX_RATE == 0.5

@@ -10,7 +10,7 @@ import pytest
 from pulumi.runtime import _grpc_settings, settings
 from pulumi.runtime.proto import resource_pb2
 
-from stackctl.engine import LOCAL_SUBCHANNELS, isolate_grpc_channels
+from toolchain.stackctl.engine import LOCAL_SUBCHANNELS, isolate_grpc_channels
 
 METHOD = "/pulumirpc.ResourceMonitor/SupportsFeature"
 

@@ -13,7 +13,7 @@ import pytest
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import language_pb2, language_pb2_grpc
 
-from langhost import interpreter, runner, server
+from toolchain.langhost import interpreter, runner, server
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -120,7 +120,7 @@ def test_engine_address_is_the_last_argument_whatever_flags_come_first():
 def host_process():
     """The host started the way the CLI starts it: its own process group, the port on its first stdout line."""
     proc = subprocess.Popen(
-        [sys.executable, "-u", str(PROJECT_DIR / "langhost" / "__main__.py"), "127.0.0.1:1"],
+        [sys.executable, "-u", str(PROJECT_DIR / "toolchain" / "langhost" / "__main__.py"), "127.0.0.1:1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stackctl import pr_preview
 from tests.unit.test_compliance import DEBIAN_HOST, GUIDE_MAIN_CF
+from toolchain.stackctl import pr_preview
 
 SITE_A = "urn:pulumi:prod::secure-postfix::secure-postfix:index:MailSite::a"
 POSTFIX = "secure-postfix:index:MailSite$pulumi-python:dynamic/postfix:PostfixConfig"

@@ -25,7 +25,7 @@ def test_ours_goes_beside_the_cli_and_runs_the_project_host(tmp_path):
     run_language_host(tmp_path, "/usr/bin:/bin")
     host = tmp_path / ".cache" / "bin" / "pulumi-language-python"
     assert host.stat().st_mode & 0o111
-    assert f'"{tmp_path}/.venv/bin/python" -u "{tmp_path}/langhost/__main__.py" "$@"' in host.read_text()
+    assert f'"{tmp_path}/.venv/bin/python" -u "{tmp_path}/toolchain/langhost/__main__.py" "$@"' in host.read_text()
 
 
 def test_a_real_one_on_path_is_left_to_be_used(tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stackctl.engine import CACHE_DIR, LOCAL_PASSPHRASE, PROJECT_DIR, EngineSettings, pulumi_bin
+from toolchain.stackctl.engine import CACHE_DIR, LOCAL_PASSPHRASE, PROJECT_DIR, EngineSettings, pulumi_bin
 
 
 def test_local_stack_gets_its_passphrase_and_the_project_state(monkeypatch):

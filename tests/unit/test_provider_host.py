@@ -20,7 +20,7 @@ from google.protobuf import struct_pb2
 from pulumi.dynamic import CreateResult, ResourceProvider
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
-from providerhost import server
+from toolchain.providerhost import server
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 SETUP = PROJECT_DIR / "scripts" / "setup.sh"
@@ -153,7 +153,7 @@ def test_setup_writes_one_shim_per_plugin_that_runs_the_programs_virtualenv(tmp_
     venv_python = fake_python(program / "venv" / "bin" / "python")
     other = fake_python(tmp_path / "other" / "python")
     own = PROJECT_DIR / ".venv" / "bin" / "python"
-    provider = f'-u {PROJECT_DIR}/providerhost/__main__.py A B'
+    provider = f'-u {PROJECT_DIR}/toolchain/providerhost/__main__.py A B'
     assert run_shim(shim, program, PULUMI_RUNTIME_VIRTUALENV="venv") == f"{venv_python} {provider}"
     assert run_shim(shim, tmp_path, PULUMI_RUNTIME_VIRTUALENV=str(program / "venv")) == f"{venv_python} {provider}"
     assert run_shim(shim, program, PULUMI_PYTHON_CMD=str(other)) == f"{other} {provider}"

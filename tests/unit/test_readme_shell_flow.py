@@ -34,7 +34,7 @@ def test_env_then_stack_select_then_preview_work_in_the_documented_order(tmp_pat
     assert not (clone / ".state").exists()
     script = """
 set -e
-eval "$(.venv/bin/python -m stackctl env)"
+eval "$(.venv/bin/python -m toolchain.stackctl env)"
 pulumi stack select --create local --secrets-provider passphrase
 pulumi stack ls
 """

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from testbed.layout import instance_names
 from tests.session_checks import CONFIG_SECRET_LABEL, SweepRecord, sweep
 from tests.tls_files import make_pair
+from toolchain.testbed.layout import instance_names
 
 
 def test_a_secret_given_to_one_worker_is_found_in_another_workers_output():

@@ -11,10 +11,10 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def layout_of(instance: str) -> list[str]:
-    """default_dir, bridge and subnet of bed `instance`, as `python -m testbed` would see them."""
+    """default_dir, bridge and subnet of bed `instance`, as `python -m toolchain.testbed` would see them."""
     env = {k: v for k, v in os.environ.items() if k not in ("TESTBED_DIR", "TESTBED_INSTANCE")}
     env["TESTBED_INSTANCE"] = instance
-    code = "from testbed import layout as l; print(l.default_dir(), l.BRIDGE, l.SUBNET, sep='\\n')"
+    code = "from toolchain.testbed import layout as l; print(l.default_dir(), l.BRIDGE, l.SUBNET, sep='\\n')"
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, check=True, timeout=30
     )
@@ -33,6 +33,10 @@ def test_instances_up_to_39_fit_one_private_range_and_beyond_is_refused():
     assert layout_of("39")[1:] == ["sptb39", "10.231.46."]
     env = {**os.environ, "TESTBED_INSTANCE": "40"}
     done = subprocess.run(
-        [sys.executable, "-c", "import testbed.layout"], cwd=PROJECT_DIR, env=env, capture_output=True, text=True
+        [sys.executable, "-c", "import toolchain.testbed.layout"],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode != 0 and "TESTBED_INSTANCE must be a whole number from 0 to 39, not '40'" in done.stderr

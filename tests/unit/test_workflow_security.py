@@ -173,14 +173,14 @@ def test_go_tools_build_read_only_from_checked_in_sums():
     setup = (PROJECT_DIR / "scripts" / "setup.sh").read_text()
     assert "-mod=mod" not in setup and "go install" not in setup
     assert setup.count("GOFLAGS=-mod=readonly") >= 3
-    for folder in ("engine", "engine/actionlint", "engine/seaweedfs"):
+    for folder in ("toolchain/engine", "toolchain/engine/actionlint", "toolchain/engine/seaweedfs"):
         assert (PROJECT_DIR / folder / "go.sum").stat().st_size > 0, folder
     for variable, folder, module in (
         ("ACTIONLINT_VERSION", "actionlint", "github.com/rhysd/actionlint"),
         ("SEAWEEDFS_VERSION", "seaweedfs", "github.com/seaweedfs/seaweedfs"),
     ):
         version = re.search(rf"^{variable}=(\S+)", setup, re.M).group(1)
-        go_mod = (PROJECT_DIR / "engine" / folder / "go.mod").read_text()
+        go_mod = (PROJECT_DIR / "toolchain" / "engine" / folder / "go.mod").read_text()
         assert f"{module} {version}\n" in go_mod, folder
 
 

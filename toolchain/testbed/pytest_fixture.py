@@ -37,6 +37,6 @@ def testbed_fixture() -> Iterator[TestBed]:
     finally:
         # Runs after the last test of the session, failed or not, and also
         # when create() itself failed half way. TESTBED_KEEP=1 leaves the bed
-        # up for a look at the hosts; `python -m testbed down` removes it.
+        # up for a look at the hosts; `python -m toolchain.testbed down` removes it.
         if os.environ.get("TESTBED_KEEP") != "1":
             destroy()

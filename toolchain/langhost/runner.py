@@ -93,7 +93,7 @@ def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def main() -> int:
-    # Started as a file, Python put langhost/ first on sys.path; the program must not see its modules.
+    # Started as a file, Python put toolchain/langhost/ first on sys.path; the program must not see its modules.
     if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
         del sys.path[0]
     # The engine ends its plugins' process group with SIGINT: end without a KeyboardInterrupt traceback.

@@ -1,4 +1,4 @@
-"""`python -m bench.phases`: where one apply's time goes, host by host, on a fleet of test hosts.
+"""`python -m toolchain.bench.phases`: where one apply's time goes, host by host, on a fleet of test hosts.
 
 The provider's own create (an apply of the eight limits) and delete (the restore) run in this process, on
 N hosts at once as the provider plugin's pool runs them, with each step of the pipeline timed: connect,
@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-import testbed
-from bench import report
-from bench.fleet import limits, log
-from testbed.lifecycle import _locked
+from toolchain import testbed
+from toolchain.bench import report
+from toolchain.bench.fleet import limits, log
+from toolchain.testbed.lifecycle import _locked
 
 # (phase, owner, attribute): owner is a module or class of the provider, patched for the run only.
 STEPS = (
@@ -190,7 +190,7 @@ HEADER = ("N", "operation", "phase", "median s", "min s", "max s")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.phases", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m toolchain.bench.phases", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,20", help="fleet sizes, e.g. 1,20")
     args = parser.parse_args(argv)
     sizes = sorted({int(s) for s in args.sizes.split(",")})

@@ -1,7 +1,7 @@
-"""`python -m stackctl [--stack NAME] PULUMI-ARGS...`: runs `pulumi PULUMI-ARGS --stack NAME` in this project.
+"""`python -m toolchain.stackctl [--stack NAME] PULUMI-ARGS...`: runs `pulumi PULUMI-ARGS --stack NAME` in this project.
 
-`python -m stackctl env [--stack NAME]` prints the same environment as shell `export` lines, for plain
-`pulumi` commands: `eval "$(.venv/bin/python -m stackctl env)"`.
+`python -m toolchain.stackctl env [--stack NAME]` prints the same environment as shell `export` lines, for plain
+`pulumi` commands: `eval "$(.venv/bin/python -m toolchain.stackctl env)"`.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import shlex
 import subprocess
 import sys
 
-from stackctl.engine import PROJECT_DIR, EngineSettings, ensure_stack, pulumi_bin
+from toolchain.stackctl.engine import PROJECT_DIR, EngineSettings, ensure_stack, pulumi_bin
 
 
 def cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stackctl", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m toolchain.stackctl", description=__doc__)
     parser.add_argument("--stack", default="local")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the pulumi command, e.g. preview --diff")
     ns = parser.parse_args(argv)

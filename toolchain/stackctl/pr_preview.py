@@ -1,4 +1,4 @@
-"""`python -m stackctl.pr_preview [--stack NAME] [--enforcement FILE] [--output FILE]`: a pull request's comment.
+"""A pull request's comment: `python -m toolchain.stackctl.pr_preview [--stack S] [--enforcement F] [--output F]`.
 
 It runs `pulumi preview --json` (no SSH connection: the state is the reference) and writes one line per
 changed directive, naming the site and the host, then the compliance verdict each host gets as planned:
@@ -20,7 +20,7 @@ from typing import Any
 
 from secure_postfix.core import compliance_plan
 from secure_postfix.core.compliance import Finding, Status
-from stackctl.engine import EngineSettings, ensure_stack, pulumi_bin
+from toolchain.stackctl.engine import EngineSettings, ensure_stack, pulumi_bin
 
 SECRET = "[secret]"
 # How the engine marks a secret value inside a property map.
@@ -240,7 +240,7 @@ def run(stack: str, settings: EngineSettings, enforcement: Mapping[str, str] | N
 
 
 def cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stackctl.pr_preview", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m toolchain.stackctl.pr_preview", description=__doc__)
     parser.add_argument("--stack", default="local")
     parser.add_argument(
         "--enforcement", type=Path, help="the policy pack's config (policy/enforcement.json): labels each rule"

@@ -1,4 +1,4 @@
-"""Command line: python -m testbed up [--fleet N]|down|status [--dir DIR]."""
+"""Command line: python -m toolchain.testbed up [--fleet N]|down|status [--dir DIR]."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _summary(bed: TestBed) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m testbed", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m toolchain.testbed", description=__doc__)
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("--dir", type=Path, default=None, help="bed folder (default: .testbed)")
     parser.add_argument(

@@ -89,7 +89,7 @@ class HostSpec:
 
 HOST_SPECS = (HostSpec("mx", 11), HostSpec("edge", 12), HostSpec("auth", 13))
 
-# Fleet mode (`python -m testbed up --fleet N`, the benchmark): up to 100 more Postfix hosts, f001 at .140 to
+# Fleet mode (`python -m toolchain.testbed up --fleet N`, the benchmark): up to 100 more Postfix hosts, f001 at .140 to
 # f100 at .239, clear of the three hosts, the controller (.1) and the client sources (.100-.139).
 FLEET_FIRST_OCTET = 140
 FLEET_MAX = 100
@@ -109,4 +109,4 @@ def default_dir() -> Path:
     # Each instance its own folder and record: a second bed from one checkout must not take over the first's
     # state.json (the local stack reads its addresses from there).
     name = ".testbed" if INSTANCE == 0 else f".testbed-{INSTANCE}"
-    return Path(__file__).resolve().parent.parent / name
+    return Path(__file__).resolve().parents[2] / name

@@ -186,7 +186,9 @@ def _build(bed_dir: Path) -> TestBed:
         # Copies must come from the packages' files, not a host's private view.
         raise RuntimeError("create() must not run inside a test-bed host")
     bed_dir.mkdir(parents=True)
-    (bed_dir / MARKER_FILE).write_text("folder made by the testbed package; `python -m testbed down` removes it\n")
+    (bed_dir / MARKER_FILE).write_text(
+        "folder made by the testbed package; `python -m toolchain.testbed down` removes it\n"
+    )
     client_key = bed_dir / "client_key"
     public_key = hostfs.make_client_key(client_key)
 
@@ -235,7 +237,7 @@ def _launch(spec: HostSpec, host_dir: Path, bed_dir: Path) -> int:
     env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "HOME": "/root", ENV_MARKER: str(bed_dir)}
     args = [
         # setsid -f detaches the host from the caller: it survives the
-        # `python -m testbed up` process and no Popen is left unwaited.
+        # `python -m toolchain.testbed up` process and no Popen is left unwaited.
         "setsid", "-f",
         "ip", "netns", "exec", spec.netns,
         "unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc", "--propagation", "private",

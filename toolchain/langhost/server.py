@@ -28,9 +28,9 @@ import grpc
 from google.protobuf import empty_pb2, json_format
 from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
 
-from langhost import interpreter
-from langhost.runner import BAIL
-from providerhost import lifeline
+from toolchain.langhost import interpreter
+from toolchain.langhost.runner import BAIL
+from toolchain.providerhost import lifeline
 
 RUNNER = Path(__file__).resolve().parent / "runner.py"
 # Config and checkpoints can be large; the SDK's own servers accept messages this big.

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from pulumi import automation as auto
 
-import testbed
-from bench import baseline, report
-from bench.monitor import MailMonitor
-from testbed.lifecycle import _locked
 from tests.engine.harness import EngineProject, bed_config
+from toolchain import testbed
+from toolchain.bench import baseline, report
+from toolchain.bench.monitor import MailMonitor
+from toolchain.testbed.lifecycle import _locked
 
 SIZES = (1, 5, 20, 50, 100)
 ROUNDS = 3

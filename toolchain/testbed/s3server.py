@@ -17,9 +17,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from testbed.model import TestBed
+from toolchain.testbed.model import TestBed
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 WEED = PROJECT_DIR / ".cache" / "bin" / "weed"
 S3_PORT, FILER_PORT, MASTER_PORT, VOLUME_PORT = 8333, 8888, 9333, 8380
 START_TIMEOUT = 90.0

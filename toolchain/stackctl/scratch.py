@@ -1,6 +1,6 @@
 """A scratch Pulumi project with a stack and a file backend of its own, driven through the real engine.
 
-The engine tests and `python -m bench` both run stacks this way, against the hosts of the local test
+The engine tests and `python -m toolchain.bench` both run stacks this way, against the hosts of the local test
 bed (`testbed`): `bed_config` writes the stack config for them, `bed_target` opens SSH to one of them
 directly, `ssh_logins` counts the logins the hosts saw.
 """
@@ -20,7 +20,7 @@ from pulumi.automation import events
 
 from secure_postfix.remote.ssh import SshTarget
 from secure_postfix.stack.program import main as program
-from stackctl.engine import PROJECT_DIR, EngineSettings, open_stack
+from toolchain.stackctl.engine import PROJECT_DIR, EngineSettings, open_stack
 
 PASSPHRASE = "engine-tests"
 

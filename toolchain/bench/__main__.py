@@ -1,4 +1,4 @@
-"""`python -m bench`: the fleet benchmark on the test bed, the project's engine beside a plain baseline.
+"""`python -m toolchain.bench`: the fleet benchmark on the test bed, the project's engine beside a plain baseline.
 
 For each fleet size N, interleaved in rounds: the project's first `up` of the guide's eight limits, a no-op
 `up`, `up --refresh` with nothing to change, `refresh`, `destroy`; then the baseline (one paramiko connection
@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import fleet, report
+from toolchain.bench import fleet, report
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def sizes(text: str) -> list[int]:
@@ -42,7 +42,7 @@ def rhel_role_line() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m toolchain.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=sizes, default=list(fleet.SIZES), help="fleet sizes, e.g. 1,5,20")
     parser.add_argument("--rounds", type=int, default=fleet.ROUNDS, help="rounds per size (median of them)")
     parser.add_argument("--parallel", type=int, default=fleet.PARALLEL, help="the engine's --parallel")

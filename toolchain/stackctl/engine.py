@@ -12,7 +12,7 @@ from pathlib import Path
 from pulumi import automation as auto
 from pulumi.runtime import _grpc_settings
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 CACHE_DIR = PROJECT_DIR / ".cache"
 PROJECT_NAME = "secure-postfix"
 # The local stack's passphrase only protects lab state on this machine.

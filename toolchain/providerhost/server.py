@@ -17,7 +17,7 @@ import sys
 import types
 from collections.abc import Mapping
 
-from providerhost import lifeline
+from toolchain.providerhost import lifeline
 
 THREADS_VARIABLE = "SECURE_POSTFIX_PROVIDER_THREADS"
 # Each operation mostly waits on its SSH connection; 32 lets a fleet's hosts apply together while the
