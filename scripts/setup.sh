@@ -65,7 +65,7 @@ patches_digest() {
 patched_module() {
   # Writes $CACHE/engine.go.mod (and .sum): toolchain/engine/go.mod with pkg/v3 replaced by its patched copy.
   local source copy="$CACHE/pulumi-pkg-$PULUMI_VERSION" patch file
-  source=$(cd engine && GOFLAGS=-mod=readonly go mod download -json github.com/pulumi/pulumi/pkg/v3 \
+  source=$(cd toolchain/engine && GOFLAGS=-mod=readonly go mod download -json github.com/pulumi/pulumi/pkg/v3 \
     | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   [ -d "$source" ] || { log "could not find the source of github.com/pulumi/pulumi/pkg/v3"; exit 1; }
   rm -rf "$copy"
@@ -90,7 +90,7 @@ pulumi_cli() {
   mkdir -p "$BIN"
   patched_module
   # -mod=readonly: every module comes from toolchain/engine/go.mod at the digest toolchain/engine/go.sum holds, or the build stops.
-  (cd engine && GOFLAGS=-mod=readonly go build -trimpath -modfile "$CACHE/engine.go.mod" \
+  (cd toolchain/engine && GOFLAGS=-mod=readonly go build -trimpath -modfile "$CACHE/engine.go.mod" \
     -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
     -o "$BIN/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
   patches_digest > "$BIN/pulumi.patches"
