@@ -26,9 +26,17 @@ from secure_postfix.args import DovecotAuthServiceArgs
 from secure_postfix.core import dovecot_conf as dc
 from secure_postfix.core import ledger
 from secure_postfix.core.problem import Problem
-from secure_postfix.provider import ApplyError, Change, HostProvider, load_ledger, run_change, save_ledger
+from secure_postfix.provider import (
+    ApplyError,
+    Change,
+    FileJournal,
+    HostProvider,
+    load_ledger,
+    run_change,
+    save_ledger,
+)
 from secure_postfix.remote.dovecot_host import DovecotError, DovecotFacts, DovecotHost
-from secure_postfix.remote.ssh import Session
+from secure_postfix.remote.ssh import RemoteError, Session
 
 SETTINGS = (
     "listener",
@@ -133,11 +141,15 @@ class DovecotAuthServiceProvider(HostProvider):
     named = frozenset(SETTINGS)
     computed = COMPUTED_OUTPUTS
 
+    # A refresh may have to undo a change cut off half way: it holds the host's lock.
+    refresh_locks = True
+
     problems = staticmethod(check_props)
     inputs = staticmethod(checked_inputs)
 
     def refresh(self, session: Session, id_: str, props: dict[str, Any]) -> dict[str, Any]:
-        live = DovecotHost(session).facts().current
+        host = DovecotHost(session)
+        live = resolved(session, host, host.facts(), load_ledger(session, LEDGER)).current
         refreshed = {k: v for k, v in props.items() if k != DRIFT}
         refreshed["managed_file"] = live or ""
         drift = drift_of(live, dc.render(listener_from(props), _mechanisms(props)))
@@ -147,8 +159,8 @@ class DovecotAuthServiceProvider(HostProvider):
 
     def remove(self, session: Session, id_: str, props: dict[str, Any]) -> None:
         host = DovecotHost(session)
-        facts = host.facts()
         book = load_ledger(session, LEDGER)
+        facts = resolved(session, host, host.facts(), book)
         if _KEY in book.declared_by_others(id_):
             # Another resource (this one's replacement, say) declares the file now: it stays.
             pulumi.log.info(f"{host.label}: {dc.CONFIG_FILE} is still declared by another resource; left as is")
@@ -174,16 +186,30 @@ class DovecotAuthServiceProvider(HostProvider):
         facts = host.facts()
         book = load_ledger(session, LEDGER)
         _check_on_host(host.label, facts)
+        facts = resolved(session, host, facts, book)
         original = facts.current if olds is None else olds.get("original_file") or None
         # The host's record of the file before any resource of ours wrote it wins over our own.
         recorded = book.originals.get(_KEY)
         if recorded is not None:
             original = recorded.get("text")
-        if facts.current != text:
+        changed = facts.current != text
+        if changed:
             pulumi.log.info(f"{host.label}: writing {dc.CONFIG_FILE} ({listener.kind} listener, {mechanisms})")
-            run_change(DovecotFileChange(host, facts, text, listener, mechanisms))
+            journal = FileJournal(session, LEDGER, book, host.label, dc.CONFIG_FILE)
+            run_change(DovecotFileChange(host, facts, text, listener, mechanisms, journal, id_))
         book.claim(id_, [_KEY], {_KEY: {"text": original}})
-        save_ledger(session, LEDGER, book)
+        # One write records the result and ends the change's record.
+        book.pending = None
+        try:
+            save_ledger(session, LEDGER, book)
+        except RemoteError as exc:
+            if not changed:
+                raise
+            raise ApplyError(
+                f"{host.label}: {dc.CONFIG_FILE} was changed and Dovecot reloaded, but recording it on the host "
+                f"({LEDGER}) failed: {str(exc).removeprefix(host.label + ': ')}. The next operation on this host "
+                "reconciles it (undoes it, and `up` applies it again)."
+            ) from None
         return {
             **props,
             "managed_file": text,
@@ -227,9 +253,19 @@ class DovecotFileChange(Change):
     changed = dc.CONFIG_FILE
     refusal = DovecotError
 
-    def __init__(self, host: DovecotHost, facts: DovecotFacts, text: str, listener: dc.Listener, mechanisms: str):
+    def __init__(
+        self,
+        host: DovecotHost,
+        facts: DovecotFacts,
+        text: str,
+        listener: dc.Listener,
+        mechanisms: str,
+        journal: FileJournal,
+        owner: str,
+    ):
         self.host, self.facts, self.text = host, facts, text
         self.listener, self.mechanisms = listener, mechanisms
+        self.journal, self.owner = journal, owner
         self.label = host.label
         self.offset: int | None = None
 
@@ -238,6 +274,8 @@ class DovecotFileChange(Change):
 
     def prepare(self) -> None:
         self.offset = self.host.log_size(self.facts.log_file)
+        # From here until the change is over, the next contact with the host undoes it if it is cut off.
+        self.journal.begin(self.owner, self.facts.current, self.text)
 
     def swap(self) -> None:
         self.host.write(self.text, expect_sha256=self.facts.current_sha256)
@@ -254,13 +292,35 @@ class DovecotFileChange(Change):
 
     def roll_back(self, swapped: bool) -> str:
         if not swapped:
+            self.journal.end()
             return ""
         offset = self.host.log_size(self.facts.log_file)
         self.host.write(self.facts.current)
         self.host.reload()
-        if self.host.wait_reloaded(self.facts.log_file, offset):
+        answering = self.host.wait_reloaded(self.facts.log_file, offset)
+        self.journal.end()
+        if answering:
             return "The previous file was put back and Dovecot reloaded"
         return "The previous file was put back and Dovecot reloaded, but its auth service does not answer yet"
+
+    def not_undone(self, reason: str, again: RemoteError) -> Exception:
+        return ApplyError(
+            f"{self.label}: the change of {self.changed} was cut off ({reason}) and could not be undone now "
+            f"({str(again).removeprefix(self.label + ': ')}). {self.journal.ledger_path} records the change, and the "
+            "next operation on this host (up, refresh or destroy) undoes it first."
+        )
+
+
+def resolved(session: Session, host: DovecotHost, facts: DovecotFacts, book: ledger.Ledger) -> DovecotFacts:
+    """The facts after undoing a change of the file that an earlier operation left half done."""
+    journal = FileJournal(session, LEDGER, book, host.label, dc.CONFIG_FILE)
+
+    def reload() -> None:
+        offset = host.log_size(facts.log_file)
+        host.reload()
+        host.wait_reloaded(facts.log_file, offset)
+
+    return host.facts() if journal.resolve(facts.current, host.write, reload, "Dovecot") else facts
 
 
 class DovecotAuthService(dyn.Resource, module="dovecot", name="DovecotAuthService"):

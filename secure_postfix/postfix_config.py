@@ -31,7 +31,15 @@ from secure_postfix.core import postfix_features as features
 from secure_postfix.core import postfix_rules as rules
 from secure_postfix.core.postfix_plan import Plan, live_values, plan_edit, plan_restore
 from secure_postfix.core.tls_material import certificate_problems, fingerprint
-from secure_postfix.provider import ApplyError, Change, HostProvider, load_ledger, run_change, save_ledger
+from secure_postfix.provider import (
+    ApplyError,
+    Change,
+    FileJournal,
+    HostProvider,
+    load_ledger,
+    run_change,
+    save_ledger,
+)
 from secure_postfix.remote.postfix_host import BACKUP_SUFFIX, PostfixError, PostfixFacts, PostfixHost
 from secure_postfix.remote.ssh import RemoteError, Session
 
@@ -363,6 +371,8 @@ class Journal:
     def resolve(self, facts: PostfixFacts) -> PostfixFacts:
         """Undo a change an earlier operation left half done; returns the facts as they are now."""
         pending = self.book.pending
+        if pending and pending.get("path"):
+            return self._resolve_master_cf(facts)
         if not pending:
             # Backups outlive a change cut off after its record was cleared, before they were removed.
             self.host.drop_backups([self.main_cf, features.TLS_PAIR_FILE])
@@ -389,6 +399,30 @@ class Journal:
             "(main.cf and TLS files as they were before it, Postfix reloaded)"
         )
         return restored
+
+
+    def master_cf_journal(self, facts: PostfixFacts) -> FileJournal:
+        """The record of a change of master.cf (PostfixServices), in the same ledger."""
+        path = posixpath.join(facts.config_directory, "master.cf")
+        return FileJournal(self.session, self.path, self.book, self.host.label, path)
+
+    def _resolve_master_cf(self, facts: PostfixFacts) -> PostfixFacts:
+        journal = self.master_cf_journal(facts)
+        if not journal.mine():
+            raise ApplyError(
+                f"{self.host.label}: {self.path} records a change of {self.book.pending.get('path')} under way, a "
+                "file this release does not change; mend or remove the \"pending\" entry by hand. Nothing was changed."
+            )
+
+        def put_back(text: str | None) -> None:
+            self.host.swap_in_master(text or "", facts.config_directory)
+
+        def reload() -> None:
+            offset = self.host.log_size(facts.log_file)
+            daemon.load(self.host, facts, offset, daemon.failure_before(self.host, facts, offset))
+
+        journal.resolve(self.host.read_master_cf(facts.config_directory), put_back, reload, "Postfix")
+        return self.host.facts()
 
 
 def _tls_files(props: Mapping[str, Any]) -> dict[str, tuple[str, str]]:

@@ -24,7 +24,8 @@ from secure_postfix.args import PostfixServicesArgs
 from secure_postfix.core import mastercf
 from secure_postfix.core.problem import Problem
 from secure_postfix.core.tls_material import fingerprint
-from secure_postfix.provider import ApplyError, Change, HostProvider, run_change
+from secure_postfix.postfix_config import Journal
+from secure_postfix.provider import ApplyError, Change, FileJournal, HostProvider, run_change
 from secure_postfix.remote.postfix_host import PostfixError, PostfixFacts, PostfixHost
 from secure_postfix.remote.ssh import RemoteError, Session
 
@@ -125,12 +126,16 @@ class PostfixServicesProvider(HostProvider):
     named = frozenset({"services"})
     computed = COMPUTED_OUTPUTS
 
+    # A refresh may have to undo a change cut off half way: it holds the host's lock.
+    refresh_locks = True
+
     problems = staticmethod(check_props)
     inputs = staticmethod(checked_inputs)
 
     def refresh(self, session: Session, id_: str, props: dict[str, Any]) -> dict[str, Any]:
         host = PostfixHost(session)
-        text = _read_master(host, host.facts().config_directory)
+        facts, _ = _settled(session, host, id_)
+        text = _read_master(host, facts.config_directory)
         desired = desired_lines(props)
         refreshed = {k: v for k, v in props.items() if k != DRIFT}
         refreshed["master_cf"] = desired
@@ -141,19 +146,21 @@ class PostfixServicesProvider(HostProvider):
 
     def remove(self, session: Session, id_: str, props: dict[str, Any]) -> None:
         host = PostfixHost(session)
-        facts = host.facts()
+        facts, journal = _settled(session, host, id_)
         current = _read_master(host, facts.config_directory)
         plan = mastercf.plan_restore(current, _originals_from_state(props.get("originals")))
         if plan.changes:
             _log(host.label, plan.changes, "restoring")
-            run_change(MasterCfChange(host, facts, current, plan.text, {}, None))
+            record = journal.master_cf_journal(facts)
+            run_change(MasterCfChange(host, facts, current, plan.text, {}, None, record, id_))
+            _end(host, record)
 
     def apply(self, session: Session, id_: str, props: dict[str, Any], olds: Mapping[str, Any] | None) -> dict:
         originals = _originals_from_state((olds or {}).get("originals"))
         services = services_from(props)
         cert = props.get("tls_cert_pem")
         host = PostfixHost(session)
-        facts = host.facts()
+        facts, journal = _settled(session, host, id_)
         current = _read_master(host, facts.config_directory)
         problems = mastercf.clash_problems(services, current)
         if problems:
@@ -162,8 +169,29 @@ class PostfixServicesProvider(HostProvider):
         if plan.changes:
             _log(host.label, plan.changes, "setting")
             tls_fingerprint = fingerprint(cert) if cert else None
-            run_change(MasterCfChange(host, facts, current, plan.text, services, tls_fingerprint))
+            record = journal.master_cf_journal(facts)
+            run_change(MasterCfChange(host, facts, current, plan.text, services, tls_fingerprint, record, id_))
+            _end(host, record)
         return {**props, "master_cf": desired_lines(props), "originals": _originals_to_state(plan.originals)}
+
+
+def _settled(session: Session, host: PostfixHost, owner: str) -> tuple[PostfixFacts, Journal]:
+    """The host's facts once a change an earlier operation left half done (of main.cf or master.cf) is undone."""
+    facts = host.facts()
+    journal = Journal.load(session, host, facts, owner)
+    return journal.resolve(facts), journal
+
+
+def _end(host: PostfixHost, record: FileJournal) -> None:
+    """The change is live: its record goes. Past the point of no return, so a failure says so."""
+    try:
+        record.end()
+    except RemoteError as exc:
+        raise ApplyError(
+            f"{host.label}: master.cf was changed and Postfix reloaded, but recording it on the host "
+            f"({record.ledger_path}) failed: {str(exc).removeprefix(host.label + ': ')}. The next operation on this "
+            "host reconciles it (undoes it, and `up` applies it again)."
+        ) from None
 
 
 def _read_master(host: PostfixHost, directory: str) -> str:
@@ -192,9 +220,12 @@ class MasterCfChange(Change):
         text: str,
         services: Mapping[str, mastercf.Service],
         tls_fingerprint: str | None,
+        journal: FileJournal,
+        owner: str,
     ):
         self.host, self.facts, self.current, self.text = host, facts, current, text
         self.services, self.tls_fingerprint = services, tls_fingerprint
+        self.journal, self.owner = journal, owner
         self.label = host.label
         self.offset: int | None = None
 
@@ -203,6 +234,8 @@ class MasterCfChange(Change):
 
     def prepare(self) -> None:
         self.offset = self.host.log_size(self.facts.log_file)
+        # From here until the change is over, the next contact with the host undoes it if it is cut off.
+        self.journal.begin(self.owner, self.current, self.text)
 
     def swap(self) -> None:
         expected = hashlib.sha256(_encode(self.current)).hexdigest()
@@ -220,10 +253,19 @@ class MasterCfChange(Change):
 
     def roll_back(self, swapped: bool) -> str:
         if not swapped:
+            self.journal.end()
             return ""
         self.host.swap_in_master(self.current, self.facts.config_directory)
         state = "it answers SMTP again" if daemon.restart_until_answering(self.host) else "it does not answer SMTP"
+        self.journal.end()
         return f"The previous master.cf was put back and Postfix restarted; {state}"
+
+    def not_undone(self, reason: str, again: RemoteError) -> Exception:
+        return ApplyError(
+            f"{self.label}: the change of master.cf was cut off ({reason}) and could not be undone now "
+            f"({str(again).removeprefix(self.label + ': ')}). {self.journal.ledger_path} records the change, and "
+            "the next operation on this host (up, refresh or destroy) undoes it first."
+        )
 
 
 def _probe(host: PostfixHost, services: Mapping[str, mastercf.Service], tls_fingerprint: str | None) -> None:

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
+import hashlib
 import os
 import secrets
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
+import pulumi
 import pulumi.dynamic as dyn
 
 from secure_postfix import connection as conn
@@ -110,6 +113,76 @@ def moved_provider_only(olds: Mapping[str, Any], news: Mapping[str, Any], comput
     if any(conn.is_unknown(news.get(k)) for k in names):
         return False
     return all(olds.get(k) == news.get(k) for k in names)
+
+
+def text_digest(text: str | None) -> str:
+    """SHA-256 of a file's text as it is on the host; "-" for a file that is absent."""
+    return "-" if text is None else hashlib.sha256(text.encode("utf-8", errors="surrogateescape")).hexdigest()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@dataclasses.dataclass
+class FileJournal:
+    """A change that replaces one whole file (Dovecot's file, master.cf), recorded in the host's ledger from
+    before its first byte lands until it is over.
+
+    The record holds the file's text before the change (None: the file was absent) and the digest after it. If the
+    link or the controller dies in between (after the swap, before the reload, say), the next operation on the
+    host finds the record, puts the text back and makes the daemon load it, so that file, daemon and state agree
+    again; an `up` then applies the change anew, reload included.
+    """
+
+    session: Session
+    ledger_path: str
+    book: ledger.Ledger
+    label: str
+    path: str
+
+    def begin(self, owner: str, before: str | None, after: str) -> None:
+        self.book.pending = {
+            "owner": owner,
+            "started": _now(),
+            "path": self.path,
+            "text": before,
+            "after": text_digest(after),
+        }
+        save_ledger(self.session, self.ledger_path, self.book)
+
+    def end(self) -> None:
+        self.book.pending = None
+        save_ledger(self.session, self.ledger_path, self.book)
+
+    def mine(self) -> bool:
+        """Whether the record under way (if any) is a change of this journal's file."""
+        return bool(self.book.pending) and self.book.pending.get("path") == self.path
+
+    def resolve(
+        self, current: str | None, put_back: Callable[[str | None], None], reload: Callable[[], None], daemon: str
+    ) -> bool:
+        """Undo a change of the file an earlier operation left half done; True when there was one."""
+        if not self.mine():
+            return False
+        pending = self.book.pending or {}
+        before, started = pending.get("text"), pending.get("started", "?")
+        if text_digest(current) not in (pending.get("after"), text_digest(before)):
+            raise ApplyError(
+                f"{self.label}: a change of {self.path} started at {started} was cut off, and {self.path} was changed "
+                f'since by something else; its text before that change is the "text" of the "pending" entry in '
+                f'{self.ledger_path}. Put {self.path} right by hand, then remove that entry. Nothing was changed.'
+            )
+        if current != before:
+            put_back(before)
+        # Even a file that is already back may not be what the daemon runs (a rollback cut before its reload).
+        reload()
+        self.end()
+        pulumi.log.warn(
+            f"{self.label}: a change of {self.path} started at {started} was cut off before it finished; it was "
+            f"undone first ({self.path} as it was before it, {daemon} reloaded)"
+        )
+        return True
 
 
 class HostProvider(dyn.ResourceProvider):

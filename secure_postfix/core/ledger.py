@@ -11,8 +11,9 @@ beside main.cf (or in /etc/dovecot), fixes both:
 - `originals`: what each key was before any resource of this project touched
   it, recorded once by the first resource and never overwritten;
 - `owners`: which resource (by id) declares which keys now;
-- `pending`: a change under way (see postfix_config), so that an apply cut off
-  half way is finished or undone at the next contact.
+- `pending`: a change under way (see postfix_config, and provider.FileJournal for
+  a file replaced whole), so that an apply cut off half way is undone at the next
+  contact.
 
 A key names one managed thing: `main.cf:NAME`, or `path:/a/file`, or
 `path:/a/dir/`. A delete gives back only the keys no other owner declares, and
@@ -61,6 +62,9 @@ _PENDING_FIELDS = {
     "after": lambda v: isinstance(v, str),
     "files": _strings,
     "made": _strings,
+    # A whole-file change (Dovecot's file, master.cf): which file, and its text before (None: absent).
+    "path": lambda v: isinstance(v, str),
+    "text": _optional_text,
 }
 
 

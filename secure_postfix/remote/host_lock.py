@@ -127,7 +127,12 @@ def _read_until_exit_or_line(chan: paramiko.Channel, deadline: float, mark: byte
             data = (data + chunk)[-MAX_OUTPUT:]
             if mark in data.splitlines():
                 return data, True
-        elif chunk == b"" or chan.closed:
+        elif chunk == b"":
             return data, False
+        elif chan.closed:
+            # Closed while the read above waited: what arrived with the close is still buffered.
+            while rest := chan.recv(4096):
+                data = (data + rest)[-MAX_OUTPUT:]
+            return data, mark in data.splitlines()
         if time.monotonic() > deadline:
             raise TimeoutError("no answer from the host in time")

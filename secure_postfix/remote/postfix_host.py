@@ -52,6 +52,8 @@ _STAGE_AND_CHECK_MASTER = r"""
 set -u
 stage=$(mktemp -d /tmp/secure-postfix-stage.XXXXXX) || exit 90
 trap 'rm -rf -- "$stage"' EXIT
+# A session cut or killed hangs up the script: it still removes its stage on the way out.
+trap 'exit 129' HUP INT TERM PIPE
 cat > "$stage/master.cf"
 cp -p -- "$1/main.cf" "$stage/main.cf" || exit 91
 touch -d "@$(( $(date +%s) - 10 ))" "$stage/main.cf" "$stage/master.cf"
