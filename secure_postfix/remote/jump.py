@@ -68,7 +68,7 @@ class Credentials(AuthStrategy):
             raise RemoteError(f"{t.label}: SSH login methods must be among {', '.join(AUTH_METHODS)}, got {unknown}")
         # Read before any connection: a key that cannot be read is a config error, not a refused login.
         if PRIVATE_KEY in t.auth_methods and t.private_key:
-            self._pkey = load_private_key(t.private_key, t.private_key_password)
+            self._pkey = load_private_key(t.private_key, t.private_key_password, t.label)
 
     def get_sources(self):  # type: ignore[override]
         self.tried = []

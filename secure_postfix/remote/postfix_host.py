@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import time
 from collections.abc import Callable
 
 from paramiko import SSHException
@@ -66,6 +67,9 @@ postconf -c "$1" -n 2>&1 >/dev/null | sort -u
 """
 
 
+ENDPOINT_ATTEMPTS = 3
+
+
 class PostfixError(RemoteError):
     """Postfix refused a configuration or stopped answering; the message has its words."""
 
@@ -110,13 +114,17 @@ class PostfixHost:
         inet = sasl_paths.parse_inet(sasl_path)
         if inet is not None:
             address, port = inet
-            try:
-                auth_handshake(self.s, address, port)
-            except DovecotError as exc:
-                return str(exc).removeprefix(f"{self.label}: ")
-            except RemoteError as exc:
-                return f"nothing answers at {address}:{port} from this host ({exc})"
-            return None
+            # A listener Dovecot has just been reloaded with can refuse for a moment: a few tries, a second apart.
+            for attempt in range(1, ENDPOINT_ATTEMPTS + 1):
+                try:
+                    auth_handshake(self.s, address, port)
+                    return None
+                except DovecotError as exc:
+                    return str(exc).removeprefix(f"{self.label}: ")
+                except RemoteError as exc:
+                    if attempt == ENDPOINT_ATTEMPTS:
+                        return f"nothing answers at {address}:{port} from this host ({exc})"
+                    time.sleep(1.0)
         socket_path = posixpath.join(queue_directory, sasl_path)
         if self.s.run(["test", "-S", socket_path], check=False).rc != 0:
             return f"there is no socket at {socket_path}"

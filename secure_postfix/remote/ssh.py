@@ -168,25 +168,31 @@ class Result:
         return self.stderr.decode("utf-8", "replace")
 
 
-def load_private_key(text: str, password: str | None = None) -> paramiko.PKey:
+def load_private_key(text: str, password: str | None = None, label: str = "") -> paramiko.PKey:
+    """The login key; `label` names the host it is for in the error."""
     for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:
             return cls.from_private_key(io.StringIO(text), password=password)
         except (paramiko.SSHException, ValueError):
             continue
-    raise RemoteError("the SSH private key could not be read (expected an OpenSSH or PEM ed25519, ECDSA or RSA key)")
+    where = f"{label}: " if label else ""
+    raise RemoteError(
+        f"{where}the SSH private key could not be read (expected an OpenSSH or PEM ed25519, ECDSA or RSA key"
+        f"{', and its private_key_password' if password else ''})"
+    )
 
 
-def parse_host_keys(text: str) -> list[paramiko.PKey]:
-    """Keys in authorized-keys form ("ssh-ed25519 AAAA... [comment]"), one per line."""
+def parse_host_keys(text: str, label: str = "") -> list[paramiko.PKey]:
+    """Keys in authorized-keys form ("ssh-ed25519 AAAA... [comment]"), one per line; `label` names the host."""
+    where = f"{label}: " if label else ""
     keys = []
     for line in text.strip().splitlines():
         parts = line.split()
         if len(parts) < 2:
-            raise HostKeyError(f"host_key line is not '<type> <base64>': {line[:60]!r}")
+            raise HostKeyError(f"{where}host_key line is not '<type> <base64>': {line[:60]!r}")
         entry = paramiko.hostkeys.HostKeyEntry.from_line(f"pinned {parts[0]} {parts[1]}")
         if entry is None or entry.key is None:
-            raise HostKeyError(f"host_key of type {parts[0]!r} is not one paramiko can verify")
+            raise HostKeyError(f"{where}host_key of type {parts[0]!r} is not one paramiko can verify")
         keys.append(entry.key)
     return keys
 
@@ -290,7 +296,7 @@ class Session:
     def _pinned_keys(self) -> list[paramiko.PKey]:
         t = self.target
         if t.host_key:
-            return parse_host_keys(t.host_key)
+            return parse_host_keys(t.host_key, t.label)
         if t.insecure_ignore_host_key:
             print(
                 f"WARNING: SSH host key of {t.label} is NOT verified (insecure_ignore_host_key is set); "
@@ -307,7 +313,7 @@ class Session:
     @property
     def client(self) -> paramiko.SSHClient:
         if self._client is None:
-            raise RemoteError("session is not open")
+            raise RemoteError(f"{self.target.label}: the SSH session is not open")
         return self._client
 
     # -- commands ---------------------------------------------------------
