@@ -17,7 +17,7 @@ def target(**fields) -> SshTarget:
 
 def test_an_unreadable_private_key_names_the_host():
     with pytest.raises(RemoteError) as refused:
-        jump.credentials(target(private_key="-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n"))
+        jump.credentials(target(private_key="not a key at all"))
     assert str(refused.value).startswith("mx (10.0.0.5): the SSH private key could not be read")
 
 

@@ -1,28 +1,10 @@
 import pytest
 from pulumi.output import Unknown
 
-from secure_postfix.args import SaslWiring, TlsSettings
 from secure_postfix.core import postfix_features as features
 from secure_postfix.core.postfix_rules import Problem
 from secure_postfix.postfix_config import fold_main_cf
-
-
-# The provider fills in every default (SaslWiring/TlsSettings.from_props) before the core sees the settings.
-def sasl_directives(raw):
-    return features.sasl_directives(SaslWiring.from_props(raw).props())
-
-
-def tls_directives(raw):
-    return features.tls_directives(TlsSettings.from_props(raw).props())
-
-
-def sasl_problems(raw, tls, is_unknown):
-    return features.sasl_problems(SaslWiring.from_props(raw).props(), tls, is_unknown)
-
-
-def tls_problems(raw):
-    return features.tls_problems(TlsSettings.from_props(raw).props())
-
+from tests.unit.settings_as_provider import sasl_directives, sasl_problems, tls_directives, tls_problems
 
 
 def is_unknown(value):

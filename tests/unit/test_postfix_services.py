@@ -2,28 +2,12 @@
 
 import pytest
 
-from secure_postfix.args import SaslWiring, TlsSettings
-from secure_postfix.core import postfix_features as features
 from secure_postfix.postfix_services import COMPUTED_OUTPUTS, PostfixServicesProvider, desired_lines, drift_of
+from tests.unit.settings_as_provider import sasl_directives, sasl_problems
 
 CONNECTION = {"host": "10.0.0.2", "port": 22, "user": "root", "insecure_ignore_host_key": True, "private_key": "k"}
 
 
-# The provider fills in every default (SaslWiring/TlsSettings.from_props) before the core sees the settings.
-def sasl_directives(raw):
-    return features.sasl_directives(SaslWiring.from_props(raw).props())
-
-
-def tls_directives(raw):
-    return features.tls_directives(TlsSettings.from_props(raw).props())
-
-
-def sasl_problems(raw, tls, is_unknown):
-    return features.sasl_problems(SaslWiring.from_props(raw).props(), tls, is_unknown)
-
-
-def tls_problems(raw):
-    return features.tls_problems(TlsSettings.from_props(raw).props())
 
 
 

@@ -4,9 +4,8 @@ import pytest
 
 from secure_postfix import connection as conn
 from secure_postfix import dovecot_auth
-from secure_postfix.args import SaslWiring, TlsSettings
-from secure_postfix.core import postfix_features as features
 from secure_postfix.stack.config import ConfigError, parse_hosts, parse_sites
+from tests.unit.settings_as_provider import tls_problems
 
 HOSTS_RAW = {"mx": {"address": "10.0.0.2", "host_key": "ssh-ed25519 AAAAmx"}}
 # What YAML 1.2 and `pulumi config set --path` hand to the program for someone who meant "false".
@@ -14,21 +13,6 @@ NOT_BOOLEANS = ["no", "off", "False", "False ", "FALSE", "0", "yes", "on", 1, 0,
 CERTS = {"cert_file": "c.pem", "key_file": "k.pem"}
 
 
-# The provider fills in every default (SaslWiring/TlsSettings.from_props) before the core sees the settings.
-def sasl_directives(raw):
-    return features.sasl_directives(SaslWiring.from_props(raw).props())
-
-
-def tls_directives(raw):
-    return features.tls_directives(TlsSettings.from_props(raw).props())
-
-
-def sasl_problems(raw, tls, is_unknown):
-    return features.sasl_problems(SaslWiring.from_props(raw).props(), tls, is_unknown)
-
-
-def tls_problems(raw):
-    return features.tls_problems(TlsSettings.from_props(raw).props())
 
 
 
