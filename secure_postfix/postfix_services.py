@@ -1,8 +1,10 @@
 """PostfixServices: the submission services of master.cf (587 STARTTLS, 465 TLS from the first byte) on one host.
 
 It owns only its own entries of master.cf, each shown as one line in the diff (`master_cf`),
-and leaves every other byte of the file alone. Apply: plan the edit -> `postconf -M`,
-`postconf -n` and `postfix check` on a staged copy -> atomic swap (only if the file is
+and leaves every other byte of the file alone. Entries are grouped as Postfix groups them, and
+refresh compares what Postfix itself reads (`postconf -M`). Apply: plan the edit -> `postconf -M`,
+`postconf -n` and `postfix check` with a staged copy in place of the live file (each managed entry
+must read back as written) -> atomic swap (only if the file is
 still the one read) -> `postfix reload` -> probe port 25 and every managed listener
 (STARTTLS or implicit TLS with the deployed certificate, TLS 1.2+) -> on any failure the
 previous master.cf goes back and Postfix is restarted. The text each entry had before is
@@ -92,8 +94,9 @@ def _meaning(line: str | None) -> tuple[list[str], list[str]] | None:
 
 
 def drift_of(live_text: str, desired: Mapping[str, str]) -> dict[str, str]:
-    """Each managed entry the host's master.cf does not hold as the stack says, and how it differs there
-    (short enough for a diff line: the engine's display cuts long values)."""
+    """Each managed entry Postfix does not read as the stack says, and how it differs there (short enough
+    for a diff line: the engine's display cuts long values). `live_text` is master.cf as Postfix reads it
+    (`postconf -M`), so an override that Postfix joins to the entry shows, wherever it stands in the file."""
     live = {e.key: mastercf.one_line(e.text) for e in mastercf.parse(live_text)}
     drift = {}
     for key, line in desired.items():
@@ -135,7 +138,7 @@ class PostfixServicesProvider(HostProvider):
     def refresh(self, session: Session, id_: str, props: dict[str, Any]) -> dict[str, Any]:
         host = PostfixHost(session)
         facts, _ = _settled(session, host, id_)
-        text = _read_master(host, facts.config_directory)
+        text = host.master_cf_as_read(facts.config_directory)
         desired = desired_lines(props)
         refreshed = {k: v for k, v in props.items() if k != DRIFT}
         refreshed["master_cf"] = desired
@@ -230,7 +233,13 @@ class MasterCfChange(Change):
         self.offset: int | None = None
 
     def check_staged(self) -> None:
-        self.host.check_staged_master(self.text, self.facts.config_directory)
+        as_read = self.host.check_staged_master(self.text, self.facts.config_directory)
+        # Each managed entry must be, as Postfix reads it, the entry written: what state and the probe vouch for.
+        wanted = {s.key: mastercf.one_line(mastercf.render(s)) for s in self.services.values()}
+        for key, how in drift_of(as_read, wanted).items():
+            raise PostfixError(
+                f"{self.label}: Postfix would read master.cf's {key} otherwise than it was written ({how})"
+            )
 
     def prepare(self) -> None:
         self.offset = self.host.log_size(self.facts.log_file)

@@ -1,9 +1,13 @@
 """master.cf: parse its service entries and edit the managed ones, every other byte kept (no I/O).
 
-An entry starts on a line that begins with neither whitespace nor `#` and runs over the
-lines that follow it and begin with whitespace (Postfix's continuation lines); comment and
-blank lines in between belong to no entry. An entry is known by its service name and type,
-as Postfix knows it. The managed entries are the submission services of the guide's
+Entries are grouped as Postfix's own reader (`readllines`) groups them: only `\n` ends a
+line; an entry starts on a line that begins with neither whitespace nor `#` and runs until
+the next such line; lines that begin with whitespace continue it, and blank lines and
+comments (first non-blank character `#`, indented or not) are skipped without ending it.
+So a commented-out `-o` line between two live ones does not cut the entry short: the live
+one below still belongs to it for Postfix, and so here. An entry's text runs from its first
+line to its last continuation line; comments after that belong to no entry. An entry is
+known by its service name and type, as Postfix knows it. The managed entries are the submission services of the guide's
 setup: submission (587, STARTTLS required) and submissions (465, TLS from the first byte).
 """
 
@@ -73,32 +77,52 @@ class Entry:
 def parse(text: str) -> list[Entry]:
     entries: list[Entry] = []
     offset = 0
-    current: list[str] = []
+    current: list[str] = []  # the entry's lines up to its last continuation line
+    skipped: list[str] = []  # blank and comment lines since then: the entry's only if more of it follows
     start = 0
-    for line in text.splitlines(keepends=True):
-        first = line[:1]
-        if current and first in (" ", "\t") and line.strip() and not line.lstrip().startswith("#"):
-            current.append(line)
+    for line in lines_of(text):
+        if _is_skipped(line):
+            skipped.append(line)
+        elif line[:1] in _BLANK:
+            if current:
+                current += [*skipped, line]
+            skipped = []
         else:
             if current:
                 entries.append(_entry("".join(current), start))
-                current = []
-            if line.strip() and first not in (" ", "\t", "#"):
-                current, start = [line], offset
+            current, skipped, start = [line], [], offset
         offset += len(line)
     if current:
         entries.append(_entry("".join(current), start))
     return entries
 
 
+def lines_of(text: str) -> list[str]:
+    """The file's lines, each with its `\n`: only that ends a line for Postfix (`str.splitlines` also
+    splits at `\r`, form feeds and others)."""
+    parts = text.split("\n")
+    return [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
+# What Postfix counts as whitespace at the start of a line (C isspace, less the newline).
+_BLANK = (" ", "\t", "\r", "\f", "\v")
+
+
+def _is_skipped(line: str) -> bool:
+    """A blank line or a comment (its first non-blank character is `#`): Postfix reads past it."""
+    stripped = line.lstrip("".join(_BLANK) + "\n")
+    return not stripped or stripped.startswith("#")
+
+
 def _entry(text: str, start: int) -> Entry:
-    fields = text.split()
+    fields = one_line(text).split()
     return Entry(name=fields[0], type=fields[1] if len(fields) > 1 else "", text=text, start=start)
 
 
 def one_line(entry_text: str) -> str:
-    """An entry as one line (its fields joined by single spaces): what the diff shows and compares."""
-    return " ".join(entry_text.split())
+    """An entry as one line, as Postfix reads it (its fields joined by single spaces, the comment lines
+    within it left out): what the diff shows and compares."""
+    return " ".join(" ".join(ln.split()) for ln in lines_of(entry_text) if not _is_skipped(ln))
 
 
 @dataclass(frozen=True)

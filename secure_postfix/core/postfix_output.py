@@ -1,9 +1,9 @@
 """What Postfix's own tools print, read without I/O: the staged check's report.
 
-The staged check runs `postconf -n` and `postfix check` twice on the host, once on the
-live main.cf and once on the staged copy (each alone, see remote/postfix_host.py). A
-warning the live file already gives is the host's business, not the change's: only
-warnings that the staged copy adds count. Line numbers move with any edit, so they are
+The staged check runs `postconf -n`, `postconf -M` and `postfix check` twice on the host, once
+on the live config and once with the staged copy of main.cf or master.cf in its place (see
+remote/postfix_host.py). A warning the live config already gives is the host's business, not the
+change's: only warnings that the staged copy adds count. Line numbers move with any edit, so they are
 left out of the comparison.
 """
 
@@ -28,30 +28,36 @@ class CheckRun:
 class StagedCheck:
     live: CheckRun
     staged: CheckRun
+    entries: tuple[str, ...] = ()  # a staged master.cf's entries as `postconf -M` prints them
 
 
 def parse_staged_check(text: str) -> StagedCheck:
-    """The report printed by the staged-check script: `--- live`, lines, `--- rc N`, then the same for `staged`."""
+    """The report printed by the staged-check script: `--- staged`, lines, `--- rc N`, then the same for `live`;
+    for master.cf, the staged entries between `--- entries` and `--- end`."""
     runs: dict[str, CheckRun] = {}
     current: str | None = None
     lines: list[str] = []
     for raw in text.replace("\r", "").split("\n"):
-        if raw in ("--- live", "--- staged"):
+        if raw in ("--- live", "--- staged", "--- entries"):
             current, lines = raw[4:], []
-        elif raw.startswith("--- rc ") and current is not None:
+        elif raw.startswith("--- rc ") and current in ("live", "staged"):
             rc = raw[7:].strip()
             runs[current] = CheckRun(tuple(lines), int(rc) if rc.lstrip("-").isdigit() else -1)
+            current = None
+        elif raw == "--- end" and current == "entries":
+            runs[current] = CheckRun(tuple(lines), 0)
             current = None
         elif current is not None and raw.strip():
             lines.append(raw.strip())
     missing = [name for name in ("live", "staged") if name not in runs]
     if missing:
         raise ValueError(f"the staged check's report lacks its {' and '.join(missing)} part")
-    return StagedCheck(runs["live"], runs["staged"])
+    entries = runs["entries"].lines if "entries" in runs else ()
+    return StagedCheck(runs["live"], runs["staged"], entries)
 
 
 def rejection(check: StagedCheck, restored: Iterable[str] = ()) -> str | None:
-    """Why the staged main.cf must not go live, in Postfix's own words; None when it may.
+    """Why the staged file must not go live, in Postfix's own words; None when it may.
 
     A failing check is quoted by its fatal lines (or, lacking those, all it said); a passing one
     is refused for each warning the change introduces (see maincf.new_warnings).

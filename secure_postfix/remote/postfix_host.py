@@ -22,48 +22,44 @@ BACKUP_SUFFIX = ".secure-postfix-prev"
 # `postfix check` runs postfix-script, which also reads the main.cf of the default config directory
 # (`postconf -c $def_config_directory -h multi_instance_directories`), whatever -c says: a copy
 # checked with `postfix -c STAGE` is judged together with the live file. So each check runs in a
-# mount namespace of its own in which the file to check is bound over the live main.cf; the live
-# file is never read for the staged run, and the rest of the config directory is the real one.
-# `postfix` prints its own messages only to a terminal, hence `script`. The config directory goes
-# in as data ($1, MAIL_CONFIG), never as program text.
+# mount namespace of its own in which the file to check (main.cf or master.cf) is bound over the
+# live one; the live file is never read for the staged run, the rest of the config directory is the
+# real one, and every message names the real path. `postfix` prints its own messages only to a
+# terminal, hence `script`. The config directory and the file name go in as data ($1, $2), never as
+# program text. For the staged file, `postconf -M` also prints master.cf's entries as Postfix reads
+# them, so the caller can see that each entry it wrote is the entry the daemons will run.
 _STAGE_AND_CHECK = r"""
 set -u
-cfg=$1 size=$2
-stage=$(mktemp -- "$cfg/.main.cf.secure-postfix-stage.XXXXXX") || exit 90
+cfg=$1 name=$2 size=$3
+case $name in main.cf|master.cf) ;; *) echo "no such file to check: $name" >&2; exit 94;; esac
+stage=$(mktemp -- "$cfg/.$name.secure-postfix-stage.XXXXXX") || exit 90
 trap 'rm -f -- "$stage"' EXIT
-trap 'exit 129' HUP INT TERM PIPE
-cat > "$stage"
-[ "$(stat -c %s -- "$stage")" = "$size" ] || { echo "the staged main.cf arrived incomplete" >&2; exit 92; }
-# Postfix waits until a just-written main.cf is about two seconds old; this complete copy need not.
-touch -d "@$(( $(date +%s) - 10 ))" -- "$stage"
-check() {
-  MAIL_CONFIG=$cfg SHELL=/bin/sh unshare --mount --propagation private -- sh -c '
-    if [ -n "$1" ]; then mount --bind -- "$1" "$MAIL_CONFIG/main.cf" || exit 93; fi
-    postconf -c "$MAIL_CONFIG" -n 2>&1 >/dev/null; rc=$?
-    script -qec "exec postfix -c \"\$MAIL_CONFIG\" check" /dev/null </dev/null 2>&1; crc=$?
-    [ $rc -eq 0 ] && [ $crc -eq 0 ]' sh "$1"
-}
-staged=$(check "$stage"); rc=$?
-printf -- '--- staged\n%s\n--- rc %s\n--- live\n' "$staged" "$rc"
-# The live file's own messages matter only to tell the change's warnings from the host's.
-case $staged in *warning:*) check "" ;; esac; echo "--- rc $?"
-"""
-
-_STAGE_AND_CHECK_MASTER = r"""
-set -u
-stage=$(mktemp -d /tmp/secure-postfix-stage.XXXXXX) || exit 90
-trap 'rm -rf -- "$stage"' EXIT
 # A session cut or killed hangs up the script: it still removes its stage on the way out.
 trap 'exit 129' HUP INT TERM PIPE
-cat > "$stage/master.cf"
-cp -p -- "$1/main.cf" "$stage/main.cf" || exit 91
-touch -d "@$(( $(date +%s) - 10 ))" "$stage/main.cf" "$stage/master.cf"
-out=$( { postconf -c "$stage" -M >/dev/null && postconf -c "$stage" -n >/dev/null && postfix -c "$stage" check; } 2>&1)
-rc=$?
-printf '%s\n' "$out" | sed "s#$stage#$1#g" | sort -u
+cat > "$stage"
+[ "$(stat -c %s -- "$stage")" = "$size" ] || { echo "the staged $name arrived incomplete" >&2; exit 92; }
+# Postfix waits until a just-written main.cf is about two seconds old; this complete copy need not.
+touch -d "@$(( $(date +%s) - 10 ))" -- "$stage"
+in_view() {
+  MAIL_CONFIG=$cfg NAME=$name SHELL=/bin/sh unshare --mount --propagation private -- sh -c '
+    if [ -n "$1" ]; then mount --bind -- "$1" "$MAIL_CONFIG/$NAME" || exit 93; fi
+    shift; "$@"' sh "$@"
+}
+check() {
+  in_view "$1" sh -c '
+    postconf -c "$MAIL_CONFIG" -n 2>&1 >/dev/null; rc=$?
+    postconf -c "$MAIL_CONFIG" -M 2>&1 >/dev/null; mrc=$?
+    script -qec "exec postfix -c \"\$MAIL_CONFIG\" check" /dev/null </dev/null 2>&1; crc=$?
+    [ $rc -eq 0 ] && [ $mrc -eq 0 ] && [ $crc -eq 0 ]'
+}
+staged=$(check "$stage"); rc=$?
+printf -- '--- staged\n%s\n--- rc %s\n' "$staged" "$rc"
+if [ "$name" = master.cf ]; then
+  echo '--- entries'; in_view "$stage" sh -c 'postconf -c "$MAIL_CONFIG" -M 2>/dev/null'; echo '--- end'
+fi
 echo '--- live'
-postconf -c "$1" -n 2>&1 >/dev/null | sort -u
-[ $rc -eq 0 ] || exit 1
+# The live file's own messages matter only to tell the change's warnings from the host's.
+case $staged in *warning:*) check "" ;; esac; echo "--- rc $?"
 """
 
 
@@ -105,6 +101,17 @@ class PostfixHost:
         data = self.s.read_file(posixpath.join(config_directory, "master.cf"))
         return None if data is None else data.decode("utf-8", errors="surrogateescape")
 
+    def master_cf_as_read(self, config_directory: str) -> str:
+        """master.cf's entries as Postfix itself reads them (`postconf -M`): one line each, comments gone,
+        continuation lines joined. What the daemons run, whatever the file's layout."""
+        result = self.s.run(
+            ["postconf", "-c", config_directory, "-M"], check=False, what="reading master.cf (postconf -M)"
+        )
+        if result.rc != 0:
+            detail = (result.err or result.out).strip() or f"exit code {result.rc}"
+            raise PostfixError(f"{self.label}: postconf -M cannot read {config_directory}/master.cf: {detail}")
+        return maincf.decode(result.stdout)
+
     def sasl_endpoint_problem(self, sasl_path: str, queue_directory: str) -> str | None:
         """Why Postfix could not reach Dovecot's auth service at `sasl_path`, or None when it can.
 
@@ -132,7 +139,8 @@ class PostfixHost:
 
     # -- validating, swapping, reloading ------------------------------------
     def check_staged(self, text: str, config_directory: str, restored: tuple[str, ...] = ()) -> None:
-        """`postconf -n` and `postfix check` on the staged copy alone; a warning it adds counts as an error.
+        """`postconf -n`, `postconf -M` and `postfix check` on the staged main.cf alone; a warning it adds
+        counts as an error.
 
         Duplicates of `restored` names are the original file's own, put back on purpose.
         """
@@ -140,38 +148,35 @@ class PostfixHost:
         if problem:
             raise PostfixError(f"{self.label}: Postfix rejects the new main.cf: {problem}")
 
-    def staged_check_report(self, text: str, config_directory: str) -> postfix_output.StagedCheck:
-        """What `postconf -n` and `postfix check` say of the live main.cf, and of `text` alone."""
+    def staged_check_report(
+        self, text: str, config_directory: str, name: str = "main.cf"
+    ) -> postfix_output.StagedCheck:
+        """What Postfix's checks say of the live config, and of it with `text` as its `name` (main.cf or
+        master.cf); for master.cf, also its entries as Postfix reads them."""
         data = maincf.encode(text)
         result = self.s.sh(
             _STAGE_AND_CHECK,
             config_directory,
+            name,
             str(len(data)),
             stdin=data,
             check=False,
-            what="the staged check of main.cf",
+            what=f"the staged check of {name}",
         )
         try:
             return postfix_output.parse_staged_check(result.out)
         except ValueError:
             detail = (result.err or result.out).strip() or f"exit code {result.rc}"
-            raise PostfixError(f"{self.label}: the staged check of main.cf could not run: {detail}") from None
+            raise PostfixError(f"{self.label}: the staged check of {name} could not run: {detail}") from None
 
-    def check_staged_master(self, text: str, config_directory: str) -> None:
-        """`postconf -M`, `postconf -n` and `postfix check` on a staged master.cf; a new warning is an error."""
-        result = self.s.sh(
-            _STAGE_AND_CHECK_MASTER,
-            config_directory,
-            stdin=maincf.encode(text),
-            check=False,
-            what="the staged check of master.cf",
-        )
-        staged, _, live = result.out.partition("\n--- live\n")
-        baseline = set(live.splitlines())
-        messages = [ln for ln in staged.splitlines() if ln.strip() and ln not in baseline]
-        if result.rc != 0 or any("warning:" in ln for ln in messages):
-            detail = "; ".join(messages) or f"exit code {result.rc}"
-            raise PostfixError(f"{self.label}: Postfix rejects the new master.cf: {detail}")
+    def check_staged_master(self, text: str, config_directory: str) -> str:
+        """The same checks with a staged master.cf; a warning it adds counts as an error. Gives back the
+        staged file's entries as Postfix reads them (`postconf -M`), one line each."""
+        report = self.staged_check_report(text, config_directory, "master.cf")
+        problem = postfix_output.rejection(report)
+        if problem:
+            raise PostfixError(f"{self.label}: Postfix rejects the new master.cf: {problem}")
+        return "".join(line + "\n" for line in report.entries)
 
     def swap_in_master(self, text: str, config_directory: str, expect_sha256: str | None = None) -> None:
         path = posixpath.join(config_directory, "master.cf")

@@ -169,12 +169,45 @@ def test_ports_of_service_names(listen, port):
     assert m.port_of(listen) == port
 
 
-def test_an_indented_comment_or_blank_line_ends_an_entry():
-    text = "relay unix - - y - - smtp\n  # indented comment\n  \n  -o stray=1\nshowq unix n - y - - showq\n"
-    relay = m.parse(text)[0]
-    assert relay.text == "relay unix - - y - - smtp\n"
+def test_comments_and_blank_lines_do_not_end_an_entry_as_for_postfixs_reader():
+    """readllines() skips blank and comment lines, indented or not: only a line that starts with text ends it."""
+    text = "relay unix - - y - - smtp\n  # indented comment\n  \n# at the margin\n  -o stray=1\n# after\nshowq x\n"
+    relay, showq = m.parse(text)
+    assert relay.text == text[: text.index("# after")]
+    assert m.one_line(relay.text) == "relay unix - - y - - smtp -o stray=1"
+    assert showq.start == text.index("showq")
     hand = m.plan_edit(text, {"relay/unix": "relay unix - - n - - smtp\n"}, {})
-    assert hand.text == text.replace("y - - smtp", "n - - smtp", 1)
+    assert hand.text == "relay unix - - n - - smtp\n# after\nshowq x\n"
+    assert m.plan_restore(hand.text, hand.originals).text == text
+
+
+DEBIAN_HALF_COMMENTED = (
+    "smtp      inet  n       -       y       -       -       smtpd\n"
+    "submission inet n       -       y       -       -       smtpd\n"
+    "  -o syslog_name=postfix/submission\n"
+    "#  -o smtpd_tls_security_level=encrypt\n"
+    "  -o smtpd_relay_restrictions=permit_mynetworks,permit\n"
+    "#  -o milter_macro_daemon_name=ORIGINATING\n"
+    "pickup    unix  n       -       y       60      1       pickup\n"
+)
+
+
+def test_a_half_commented_sample_entry_is_replaced_whole_with_no_stray_override_left_below():
+    plan = m.plan_edit(DEBIAN_HALF_COMMENTED, desired(SUBMISSION), {})
+    submission = next(e for e in m.parse(plan.text) if e.key == "submission/inet")
+    assert "permit_mynetworks,permit" not in m.one_line(submission.text)
+    assert "permit_mynetworks,permit" not in plan.text
+    assert plan.text.endswith(
+        "#  -o milter_macro_daemon_name=ORIGINATING\npickup    unix  n       -       y       60      1       pickup\n"
+    )
+    assert m.plan_restore(plan.text, plan.originals).text == DEBIAN_HALF_COMMENTED
+
+
+@pytest.mark.parametrize("odd", ["\r", "\f", "\x1c", "\x85", "\u2028"])
+def test_only_a_newline_ends_a_line(odd):
+    text = f"relay unix - - y - - smtp{odd}showq unix n - y - - showq\n  -o stray=1\n"
+    (entry,) = m.parse(text)
+    assert entry.key == "relay/unix" and entry.text == text
 
 
 def test_restore_reports_each_entry_it_gives_back():

@@ -94,7 +94,9 @@ class RecordingHost:
         self._record("facts")
         return self.recorded_facts
 
-    def staged_check_report(self, text: str, config_directory: str) -> postfix_output.StagedCheck:
+    def staged_check_report(
+        self, text: str, config_directory: str, name: str = "main.cf"
+    ) -> postfix_output.StagedCheck:
         self._record("staged_check_report", text, config_directory)
         return postfix_output.parse_staged_check(self.staged_report)
 
