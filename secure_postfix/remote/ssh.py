@@ -402,11 +402,14 @@ class Session:
         """Run a fixed shell script; values go in as positional parameters, never into the text."""
         return self.run(["sh", "-c", script, "sh", *args], stdin=stdin, check=check, what=what)
 
-    def host_lock(self, what: str, wait: float | None = None) -> HostLock:
-        """The host's own lock (see host_lock.py): applies from any controller take turns."""
-        from secure_postfix.remote.host_lock import DEFAULT_WAIT, HostLock
+    def host_lock(self, what: str, wait: float | None = None, stale_after: float | None = None) -> HostLock:
+        """The host's own lock (see host_lock.py): applies from any controller take turns. The host frees it
+        `stale_after` seconds (STALE_AFTER by default) after the last heartbeat of a controller that is gone."""
+        from secure_postfix.remote.host_lock import DEFAULT_WAIT, STALE_AFTER, HostLock
 
-        return HostLock(self, what, DEFAULT_WAIT if wait is None else wait)
+        return HostLock(
+            self, what, DEFAULT_WAIT if wait is None else wait, STALE_AFTER if stale_after is None else stale_after
+        )
 
     def read_file(self, path: str) -> bytes | None:
         result = self.sh('if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi', path, check=False, what=f"reading {path}")

@@ -5,12 +5,14 @@ Two controllers are two processes, each with its own engine and provider process
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -38,14 +40,47 @@ def lock_waiters(testbed) -> int:
     return int(out.strip() or 0)
 
 
+# Holds the lock for a minute; prints "held" and the local port of its SSH connection.
 HOLDER = """
 import sys, time
 from secure_postfix.remote.ssh import Session, SshTarget
 t = SshTarget(host=sys.argv[1], private_key=open(sys.argv[2]).read(), host_key=sys.argv[3])
-with Session(t) as s, s.host_lock("a test holder"):
-    print("held", flush=True)
+stale = float(sys.argv[4]) if len(sys.argv) > 4 else None
+with Session(t) as s, s.host_lock("a test holder", stale_after=stale):
+    print("held", s.client.get_transport().sock.getsockname()[1], flush=True)
     time.sleep(60)
 """
+
+
+def start_holder(testbed, stale_after: float | None = None) -> tuple[subprocess.Popen[str], int]:
+    """A controller of its own (another process) holding the lock on HOST: the process and its SSH source port."""
+    h = testbed.hosts[HOST]
+    extra = [] if stale_after is None else [f"{stale_after:g}"]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, h.address, str(testbed.client_key_path), h.host_key, *extra],
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    word, port = ([*holder.stdout.readline().split(), "", ""])[:2]
+    if word != "held":
+        holder.kill()
+        holder.wait(10)
+        pytest.fail("the holder process did not take the lock")
+    return holder, int(port)
+
+
+def end_holder(holder: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        holder.send_signal(signal.SIGCONT)
+    holder.kill()
+    holder.wait(10)
+
+
+def seconds_until_taken(s: Session, wait: float) -> float:
+    started = time.monotonic()
+    with s.host_lock("the next apply", wait=wait):
+        return time.monotonic() - started
 
 
 def test_lock_wait_is_bounded_and_names_host_and_holder(testbed):
@@ -64,27 +99,75 @@ def test_lock_wait_is_bounded_and_names_host_and_holder(testbed):
 
 
 def test_lock_goes_when_its_controller_dies(testbed):
-    h = testbed.hosts[HOST]
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, h.address, str(testbed.client_key_path), h.host_key],
-        cwd=PROJECT_DIR,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder, _ = start_holder(testbed)
     try:
-        assert holder.stdout.readline().strip() == "held"
         with Session(target(testbed)) as s:
             held_by = rf"a test holder from .* \(pid {holder.pid}\)"
             with pytest.raises(HostLockError, match=held_by), s.host_lock("x", 0.5):
                 pass
             holder.send_signal(signal.SIGKILL)  # no cleanup of its own: its connection just drops
             holder.wait(10)
-            started = time.monotonic()
-            with s.host_lock("after the holder died", wait=10):
-                assert time.monotonic() - started < 3
+            assert seconds_until_taken(s, wait=10) < 3
     finally:
-        holder.kill()
-        holder.wait(10)
+        end_holder(holder)
+
+
+# Short, so that the tests of a silent controller take seconds; each beat every STALE / 4 s.
+STALE = 4.0
+
+
+def test_lock_goes_when_its_controller_stops_without_closing(testbed):
+    """A frozen controller (its kernel keeps the connection open, sshd sees no close): the host frees the lock
+    STALE seconds after the last heartbeat, not when TCP gives up hours later."""
+    holder, _ = start_holder(testbed, STALE)
+    try:
+        with Session(target(testbed)) as s:
+            held_by = rf"host pid \d+, freed {STALE:g} s after its last heartbeat"
+            with pytest.raises(HostLockError, match=held_by), s.host_lock("x", 0.5):
+                pass
+            holder.send_signal(signal.SIGSTOP)
+            waited = seconds_until_taken(s, wait=STALE + 10)
+            # Not at once (the connection is still open), and no later than the stale time.
+            assert STALE - STALE / 4 - 0.5 < waited < STALE + 3, waited
+    finally:
+        end_holder(holder)
+
+
+def drop_rules(port: int, ssh_port: int) -> list[str]:
+    """Routing rules (iproute2, inside the host) that drop both directions of one TCP connection."""
+    return [
+        f"ipproto tcp sport {port} dport {ssh_port} blackhole",
+        f"ipproto tcp sport {ssh_port} dport {port} blackhole",
+    ]
+
+
+def test_lock_goes_when_the_link_to_its_controller_is_cut(testbed):
+    """The holder keeps running and beating, but nothing of its connection gets through either way (no FIN, no
+    RST): the host frees the lock STALE seconds after the last heartbeat that arrived."""
+    holder, port = start_holder(testbed, STALE)
+    rules = drop_rules(port, target(testbed).port)
+    try:
+        with Session(target(testbed)) as s:
+            for rule in rules:
+                testbed.run(HOST, f"ip rule add {rule}")
+            waited = seconds_until_taken(s, wait=STALE + 10)
+            assert STALE - STALE / 4 - 0.5 < waited < STALE + 3, waited
+            assert holder.poll() is None  # the controller itself is fine, its beats just do not arrive
+    finally:
+        for rule in rules:
+            testbed.run(HOST, f"ip rule del {rule}", check=False)
+        end_holder(holder)
+
+
+def test_a_holder_that_keeps_beating_keeps_the_lock(testbed):
+    with Session(target(testbed)) as a, Session(target(testbed)) as b:
+        before = set(threading.enumerate())
+        with a.host_lock("a long apply", stale_after=STALE):
+            time.sleep(2 * STALE)  # longer than the stale time: only the heartbeats keep it
+            with pytest.raises(HostLockError, match="a long apply"), b.host_lock("apply two", wait=1):
+                pass
+        assert set(threading.enumerate()) <= before  # the heartbeat ended with the block
+        assert seconds_until_taken(b, wait=2) < 2
 
 
 UP = """
