@@ -23,7 +23,7 @@ import pulumi.dynamic as dyn
 from secure_postfix import connection as conn
 from secure_postfix import postfix_daemon as daemon
 from secure_postfix.args import PostfixServicesArgs
-from secure_postfix.core import mastercf
+from secure_postfix.core import mastercf, smtp_endpoint
 from secure_postfix.core.problem import Problem
 from secure_postfix.core.tls_material import fingerprint
 from secure_postfix.postfix_config import Journal
@@ -281,13 +281,14 @@ def _probe(host: PostfixHost, services: Mapping[str, mastercf.Service], tls_fing
     """Port 25 still answers, and every managed listener speaks SMTP the way its type says."""
     host.probe_smtp()
     for label, service in services.items():
-        port = mastercf.port_of(service.name)
-        address = service.name.rsplit(":", 1)[0].strip("[]") if ":" in service.name else "127.0.0.1"
+        # Where Postfix listens for it: its own address, or inet_interfaces'.
+        at = smtp_endpoint.service_endpoint(service.name, host.listen_address)
+        address, port = (at.address, at.port) if at else (host.listen_address, 0)
         try:
             if service.type == "submissions" and tls_fingerprint:
-                host.probe_implicit_tls(address, int(port or 0), tls_fingerprint)
+                host.probe_implicit_tls(address, port, tls_fingerprint)
             else:
-                host.probe_smtp(address, int(port or 0), tls_fingerprint=tls_fingerprint)
+                host.probe_smtp(address, port, tls_fingerprint=tls_fingerprint)
         except RemoteError as exc:
             raise PostfixError(f"{host.label}: services.{label} ({service.name}): {exc}") from None
 

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from secure_postfix.core import smtp_endpoint
+
 _POSTFIX_SEVERITIES = ("fatal: ", "panic: ")
 _DOVECOT_SEVERITIES = ("Fatal: ", "Panic: ", "Error: Error reading configuration", "Error: service(")
 # Dovecot through syslog: "TIME HOST dovecot: SERVICE: Severity: …"; in its own log file "TIME SERVICE: Severity: …".
@@ -39,6 +41,9 @@ class PostfixFacts:
     queue_directory: str = "/var/spool/postfix"
     # SHA-256 of main.cf's bytes as read: the swap happens only if the file still has it.
     main_cf_sha256: str | None = None
+    # Where the inet services listen (inet_interfaces), and port 25's smtpd: where the probes ask.
+    listen_address: str = smtp_endpoint.LOOPBACK_V4
+    smtp: smtp_endpoint.Endpoint = smtp_endpoint.LOOPBACK_SMTP
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,9 @@ printf '%s\n' "$log"
 postconf -h queue_directory
 sum=$(sha256sum < "$cfg/main.cf" 2>/dev/null) || sum=-
 printf '%s\n' "${sum%% *}"
+postconf -xh inet_interfaces
+postconf -xh inet_protocols
+echo $(postconf -M 2>/dev/null | awk '$2 == "inet" && $8 == "smtpd" { print $1 }')
 echo '--- defaults'
 postconf -d | cut -d= -f1
 echo '--- main.cf'
@@ -76,12 +84,13 @@ cat -- "$cfg/main.cf" 2>/dev/null || echo NO-MAIN-CF
 
 
 def parse_postfix_facts(out: str) -> PostfixFacts:
-    """The Postfix facts script's output: five lines, `postconf -d` names, then main.cf itself."""
+    """The Postfix facts script's output: eight lines (an older script's five still read), `postconf -d` names,
+    then main.cf itself."""
     if out.startswith("NO-POSTFIX"):
         raise NoPostfix("postconf is not installed")
     head, _, rest = out.partition("\n--- defaults\n")
     names, found, main_cf = rest.partition("\n--- main.cf\n")
-    config_directory, version, log_file, queue_directory, digest = _head(head, 5)
+    config_directory, version, log_file, queue_directory, digest, interfaces, protocols, smtpd = _head(head, 8)
     if not found or main_cf.startswith("NO-MAIN-CF"):
         raise NoMainCf(config_directory or "/etc/postfix")
     return PostfixFacts(
@@ -92,6 +101,8 @@ def parse_postfix_facts(out: str) -> PostfixFacts:
         log_file=log_file or None,
         queue_directory=queue_directory or "/var/spool/postfix",
         main_cf_sha256=digest or None,
+        listen_address=smtp_endpoint.listen_address(interfaces, protocols),
+        smtp=smtp_endpoint.smtp_endpoint(interfaces, protocols, smtpd),
     )
 
 

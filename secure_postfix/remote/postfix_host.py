@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from paramiko import SSHException
 
-from secure_postfix.core import host_output, maincf, postfix_output
+from secure_postfix.core import host_output, maincf, postfix_output, smtp_endpoint
 from secure_postfix.core import sasl_path as sasl_paths
 from secure_postfix.core.host_output import PostfixFacts
 from secure_postfix.core.smtp import Reply
@@ -74,6 +74,9 @@ class PostfixHost:
     def __init__(self, session: Session):
         self.s = session
         self.label = session.target.label
+        # Where Postfix listens, as the last facts read say (loopback until then).
+        self.listen_address = smtp_endpoint.LOOPBACK_V4
+        self.smtp = smtp_endpoint.LOOPBACK_SMTP
 
     # -- reading ----------------------------------------------------------
     def facts(self) -> PostfixFacts:
@@ -84,11 +87,14 @@ class PostfixHost:
             ).stdout
         )
         try:
-            return host_output.parse_postfix_facts(out)
+            facts = host_output.parse_postfix_facts(out)
         except host_output.NoPostfix:
             raise PostfixError(f"{self.label}: postconf is not installed; is Postfix installed?") from None
         except host_output.NoMainCf as missing:
             raise PostfixError(f"{self.label}: {missing}/main.cf does not exist; is Postfix installed?") from None
+        # Every probe from now on asks Postfix where it listens.
+        self.listen_address, self.smtp = facts.listen_address, facts.smtp
+        return facts
 
     def read_main_cf(self, config_directory: str = "/etc/postfix") -> str:
         text = self.s.read_file(posixpath.join(config_directory, "main.cf"))
@@ -243,8 +249,8 @@ class PostfixHost:
     # -- probing ------------------------------------------------------------
     def probe_smtp(
         self,
-        address: str = "127.0.0.1",
-        port: int = 25,
+        address: str | None = None,
+        port: int | None = None,
         timeout: float = 15.0,
         while_waiting: Callable[[], None] = lambda: None,
         tls_fingerprint: str | None = None,
@@ -254,8 +260,11 @@ class PostfixHost:
         `while_waiting` runs about once a second while no reply has come, so a
         caller can give up early (for instance when the log shows smtpd died).
         With `tls_fingerprint`, the probe also runs STARTTLS and checks that the
-        server presents that certificate over TLS 1.2 or newer.
+        server presents that certificate over TLS 1.2 or newer. Without an address and port, it asks
+        port 25's smtpd where the host's Postfix has it listen.
         """
+        address = address or self.smtp.address
+        port = port or self.smtp.port
         chan = self.s.open_tcp(address, port, timeout)
         chan.settimeout(1.0)
         try:
