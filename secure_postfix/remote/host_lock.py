@@ -110,6 +110,8 @@ class HostLock:
             raise RemoteError(f"{label}: taking the host lock {LOCK_FILE} failed: {exc}") from None
         finally:
             watchdog.cancel()
+            # Gone before the lock is handed on: no thread of this lock outlives the call that made it.
+            watchdog.join(1.0)
         if locked:
             self._hold(chan)
             return self
