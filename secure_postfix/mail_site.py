@@ -139,7 +139,9 @@ class MailSite(pulumi.ComponentResource):
                     services=args.services,
                     tls_cert_pem=args.tls.cert_pem if args.tls is not None else None,
                 )
-                after_main_cf = pulumi.ResourceOptions(parent=self, depends_on=[self.postfixes[host]])
+                # Like main.cf's: the first host's entries keep their resource when the site grows.
+                grown = [pulumi.Alias(name=f"{name}-services")] if aliases else []
+                after_main_cf = pulumi.ResourceOptions(parent=self, depends_on=[self.postfixes[host]], aliases=grown)
                 self.services[host] = PostfixServices(
                     resource.removesuffix("-postfix") + "-services", services, after_main_cf
                 )

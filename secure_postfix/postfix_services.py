@@ -14,7 +14,7 @@ kept in state; destroy gives it back (or removes the entry), byte for byte.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pulumi
@@ -23,11 +23,11 @@ import pulumi.dynamic as dyn
 from secure_postfix import connection as conn
 from secure_postfix import postfix_daemon as daemon
 from secure_postfix.args import PostfixServicesArgs
-from secure_postfix.core import mastercf, smtp_endpoint
+from secure_postfix.core import ledger, mastercf, smtp_endpoint
 from secure_postfix.core.problem import Problem
 from secure_postfix.core.tls_material import fingerprint
 from secure_postfix.postfix_config import Journal
-from secure_postfix.provider import ApplyError, Change, FileJournal, HostProvider, run_change
+from secure_postfix.provider import ApplyError, Change, FileJournal, HostProvider, run_change, save_ledger
 from secure_postfix.remote.postfix_host import PostfixError, PostfixFacts, PostfixHost
 from secure_postfix.remote.ssh import RemoteError, Session
 
@@ -150,32 +150,69 @@ class PostfixServicesProvider(HostProvider):
     def remove(self, session: Session, id_: str, props: dict[str, Any]) -> None:
         host = PostfixHost(session)
         facts, journal = _settled(session, host, id_)
+        book = journal.book
         current = _read_master(host, facts.config_directory)
-        plan = mastercf.plan_restore(current, _originals_from_state(props.get("originals")))
-        if plan.changes:
-            _log(host.label, plan.changes, "restoring")
-            record = journal.master_cf_journal(facts)
-            run_change(MasterCfChange(host, facts, current, plan.text, {}, None, record, id_))
-            _end(host, record)
+        # An entry another resource still declares (a hand-over) stays: that one gives it back.
+        others = book.declared_by_others(id_)
+        originals = first_originals(book, id_, _originals_from_state(props.get("originals")))
+        plan = mastercf.plan_restore(
+            current, {k: v for k, v in originals.items() if ledger.service_key(k) not in others}
+        )
+        book.release(id_)
+        if not plan.changes:
+            save_ledger(session, journal.path, book)
+            return
+        _log(host.label, plan.changes, "restoring")
+        record = journal.master_cf_journal(facts)
+        run_change(MasterCfChange(host, facts, current, plan.text, {}, None, record, id_))
+        _end(host, record)
 
     def apply(self, session: Session, id_: str, props: dict[str, Any], olds: Mapping[str, Any] | None) -> dict:
-        originals = _originals_from_state((olds or {}).get("originals"))
         services = services_from(props)
         cert = props.get("tls_cert_pem")
         host = PostfixHost(session)
         facts, journal = _settled(session, host, id_)
+        book = journal.book
         current = _read_master(host, facts.config_directory)
         problems = mastercf.clash_problems(services, current)
         if problems:
             raise ApplyError(f"{host.label}: " + "; ".join(map(str, problems)) + ". Nothing was changed.")
-        plan = mastercf.plan_edit(current, desired_entries(props), originals)
+        desired = desired_entries(props)
+        originals = first_originals(book, id_, _originals_from_state((olds or {}).get("originals")), desired)
+        # An entry this resource no longer declares but another does is not given back here.
+        others = book.declared_by_others(id_)
+        known = {k: v for k, v in originals.items() if k in desired or ledger.service_key(k) not in others}
+        plan = mastercf.plan_edit(current, desired, known)
+        before = book.render()
+        book.claim(
+            id_,
+            [ledger.service_key(k) for k in plan.originals],
+            {ledger.service_key(k): {"text": v} for k, v in plan.originals.items()},
+        )
         if plan.changes:
             _log(host.label, plan.changes, "setting")
             tls_fingerprint = fingerprint(cert) if cert else None
             record = journal.master_cf_journal(facts)
             run_change(MasterCfChange(host, facts, current, plan.text, services, tls_fingerprint, record, id_))
             _end(host, record)
+        elif book.render() != before:
+            save_ledger(session, journal.path, book)
         return {**props, "master_cf": desired_lines(props), "originals": _originals_to_state(plan.originals)}
+
+
+def first_originals(
+    book: ledger.Ledger, owner: str, from_state: Mapping[str, str | None], desired: Iterable[str] = ()
+) -> dict[str, str | None]:
+    """Each entry's text before any resource of this project touched it: the host's ledger wins over this
+    resource's state, which after a hand-over (a rename, a site that grew, a new SSH port) holds the text the
+    other resource wrote."""
+    owned = [ledger.key_name(k) for k in book.owners.get(owner, []) if k.startswith("master.cf:")]
+    originals = dict(from_state)
+    for key in {*from_state, *desired, *owned}:
+        first = book.originals.get(ledger.service_key(key))
+        if first is not None:
+            originals[key] = first.get("text")
+    return originals
 
 
 def _settled(session: Session, host: PostfixHost, owner: str) -> tuple[PostfixFacts, Journal]:

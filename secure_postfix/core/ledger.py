@@ -15,10 +15,11 @@ beside main.cf (or in /etc/dovecot), fixes both:
   a file replaced whole), so that an apply cut off half way is undone at the next
   contact.
 
-A key names one managed thing: `main.cf:NAME`, or `path:/a/file`, or
-`path:/a/dir/`. A delete gives back only the keys no other owner declares, and
-the ledger itself goes when nothing is owned and nothing is pending, so the
-host ends byte-identical to before the first apply.
+A key names one managed thing: `main.cf:NAME`, `master.cf:NAME/TYPE` (an
+entry, whose first original is its text), `path:/a/file`, or `path:/a/dir/`.
+A delete gives back only the keys no other owner declares, and the ledger
+itself goes when nothing is owned and nothing is pending, so the host ends
+byte-identical to before the first apply.
 """
 
 from __future__ import annotations
@@ -94,6 +95,11 @@ def directive_key(name: str) -> str:
 
 def path_key(path: str) -> str:
     return f"path:{path}"
+
+
+def service_key(entry: str) -> str:
+    """A master.cf entry, by its service name and type (`submission/inet`)."""
+    return f"master.cf:{entry}"
 
 
 def key_name(key: str) -> str:

@@ -72,3 +72,17 @@ def test_drift_names_each_entry_the_host_holds_otherwise_with_its_line_there():
         {"services": {"submission": {"options": dict(sorted(options["submission"]["options"].items()))}}}
     )
     assert written != from_state and drift_of("\n".join(written.values()) + "\n", from_state) == {}
+
+
+def test_the_hosts_ledger_holds_each_entrys_first_original_over_state():
+    from secure_postfix.core import ledger
+    from secure_postfix.postfix_services import first_originals
+
+    book = ledger.Ledger()
+    book.claim("old", [ledger.service_key("submission/inet")], {ledger.service_key("submission/inet"): {"text": None}})
+    ours = "submission inet n - - - - smtpd\n  -o smtpd_tls_security_level=encrypt\n"
+    # A resource created after another wrote the entry found that text; the ledger knows it was absent.
+    assert first_originals(book, "new", {"submission/inet": ours}) == {"submission/inet": None}
+    assert first_originals(book, "new", {}, ["submission/inet"]) == {"submission/inet": None}
+    assert first_originals(ledger.Ledger(), "new", {"submission/inet": ours}) == {"submission/inet": ours}
+    assert ledger.Ledger.parse(book.render()).originals == {"master.cf:submission/inet": {"text": None}}
