@@ -168,14 +168,7 @@ class DovecotAuthServiceProvider(HostProvider):
             first = book.originals.get(_KEY)
             original = first.get("text") if first is not None else props.get("original_file") or None
             if facts.current != original:
-                host.write(original)
-                if facts.running:
-                    host.reload()
-                pulumi.log.info(
-                    f"{host.label}: removed {dc.CONFIG_FILE}"
-                    if original is None
-                    else f"{host.label}: restored {dc.CONFIG_FILE}"
-                )
+                _give_back(session, host, facts, book, original, id_)
         book.release(id_)
         save_ledger(session, LEDGER, book)
 
@@ -218,6 +211,21 @@ class DovecotAuthServiceProvider(HostProvider):
         }
 
 
+def _give_back(
+    session: Session, host: DovecotHost, facts: DovecotFacts, book: ledger.Ledger, original: str | None, owner: str
+) -> None:
+    """The file as it was before the first apply (None: no file), as any change goes: checked, recorded, swapped,
+    reloaded, the auth service answering, undone on failure. A stopped Dovecot only gets the file."""
+    if not facts.running:
+        host.write(original)
+    else:
+        journal = FileJournal(session, LEDGER, book, host.label, dc.CONFIG_FILE)
+        run_change(DovecotFileChange(host, facts, original, None, "", journal, owner))
+        # The caller's one write of the ledger records the release and ends the change's record.
+        book.pending = None
+    pulumi.log.info(f"{host.label}: {'removed' if original is None else 'restored'} {dc.CONFIG_FILE}")
+
+
 def drift_of(live: str | None, desired: str) -> str | None:
     """One line for a file that is not what the settings make (the next up writes it again)."""
     if live == desired:
@@ -247,7 +255,9 @@ def _check_on_host(label: str, facts: DovecotFacts) -> None:
 
 
 class DovecotFileChange(Change):
-    """Dovecot's file: `doveconf -n` on a staged conf.d, swap, `doveadm reload`, the listener answering."""
+    """Dovecot's file: `doveconf -n` on a staged conf.d, swap, `doveadm reload`, the listener answering.
+
+    With no text and no listener, the file goes (a destroy), and the auth service answering is the check."""
 
     daemon = "Dovecot"
     changed = dc.CONFIG_FILE
@@ -257,8 +267,8 @@ class DovecotFileChange(Change):
         self,
         host: DovecotHost,
         facts: DovecotFacts,
-        text: str,
-        listener: dc.Listener,
+        text: str | None,
+        listener: dc.Listener | None,
         mechanisms: str,
         journal: FileJournal,
         owner: str,
@@ -285,7 +295,10 @@ class DovecotFileChange(Change):
         self.host.reload()
 
     def verify(self) -> None:
-        self.host.verify(self.listener, self.mechanisms)
+        if self.listener is not None:
+            self.host.verify(self.listener, self.mechanisms)
+        elif not self.host.wait_reloaded(self.facts.log_file, self.offset):
+            raise DovecotError(f"{self.label}: Dovecot's auth service does not answer after the reload")
         errors = self.host.log_errors(self.facts.log_file, self.offset)
         if errors:
             raise DovecotError(f"{self.label}: the Dovecot log says: " + " | ".join(errors[-3:]))

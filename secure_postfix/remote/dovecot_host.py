@@ -25,7 +25,8 @@ trap 'rm -rf -- "$stage"' EXIT
 trap 'exit 129' HUP INT TERM PIPE
 cp -a /etc/dovecot/conf.d/. "$stage/" || exit 91
 rm -f -- "$stage/$1"
-cat > "$stage/$1"
+# "absent": the configuration without our file (what a destroy leaves).
+if [ "$2" = present ]; then cat > "$stage/$1"; fi
 unshare --mount --propagation private -- sh -c '
   mount --bind -- "$1" /etc/dovecot/conf.d || exit 93
   doveconf -c /etc/dovecot/dovecot.conf -n 2>&1 >/dev/null' sh "$stage"
@@ -45,10 +46,12 @@ class DovecotHost:
             ).out
         )
 
-    def check_staged(self, text: str) -> None:
+    def check_staged(self, text: str | None) -> None:
+        """`doveconf -n` with `text` as our file (None: without it)."""
+        presence = "absent" if text is None else "present"
         result = self.s.run(
-            ["bash", "-c", _STAGE_AND_CHECK, "bash", CONFIG_FILE.rsplit("/", 1)[1]],
-            stdin=text.encode(),
+            ["bash", "-c", _STAGE_AND_CHECK, "bash", CONFIG_FILE.rsplit("/", 1)[1], presence],
+            stdin=(text or "").encode(),
             check=False,
             what="the staged check of the Dovecot configuration",
         )

@@ -18,6 +18,7 @@ import hashlib
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 import paramiko
@@ -30,6 +31,9 @@ PRIVATE_KEY = "private_key"
 AUTH_METHODS = (AGENT, PRIVATE_KEY)
 # Long enough to carry one bastion connection from one resource operation of an `up` to the next.
 LINGER_SECONDS = 30.0
+# A bastion login that failed is not tried again for this long: the hosts behind it that were waiting for it fail
+# at once, each naming itself, instead of each repeating the same login and its timeout.
+RETRY_LOGIN_AFTER = 30.0
 
 
 # -- keys: the private key from stack config, an SSH agent ---------------------------------------------
@@ -156,6 +160,8 @@ _POOL: dict[tuple, _Shared] = {}
 _POOL_LOCK = threading.Lock()
 # One per bastion: a login that hangs holds back only the hosts behind that bastion.
 _LOGIN_LOCKS: dict[tuple, threading.Lock] = {}
+# Per bastion, its last failed login: (when, the failure, the host it was for).
+_FAILED: dict[tuple, tuple[float, RemoteError, str]] = {}
 
 
 def bastion_label(target: SshTarget) -> str:
@@ -216,10 +222,28 @@ def _acquire(key: tuple, target: SshTarget) -> _Shared:
             stale = _POOL.pop(key, None)
         if stale is not None:
             stale.session.__exit__(None, None, None)
-        fresh = _Shared(_open_bastion(target))
+        _raise_recent_failure(key, target)
+        try:
+            fresh = _Shared(_open_bastion(target))
+        except RemoteError as exc:
+            _FAILED[key] = (time.monotonic(), exc, target.label)
+            raise type(exc)(f"{target.label}: not reached: {exc}") from None
+        _FAILED.pop(key, None)
         with _POOL_LOCK:
             _POOL[key] = fresh
             return _take(fresh)
+
+
+def _raise_recent_failure(key: tuple, target: SshTarget) -> None:
+    """The bastion's login failed a moment ago (for another host): say so for this host, without a new try."""
+    failed = _FAILED.get(key)
+    if failed is None or time.monotonic() - failed[0] > RETRY_LOGIN_AFTER:
+        return
+    when, exc, first = failed
+    raise type(exc)(
+        f"{target.label}: not reached: {exc} (that login failed {time.monotonic() - when:.0f} s ago for {first}; "
+        f"not tried again within {RETRY_LOGIN_AFTER:.0f} s)"
+    )
 
 
 def _take(shared: _Shared) -> _Shared:

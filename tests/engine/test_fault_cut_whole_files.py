@@ -19,6 +19,7 @@ pytestmark = pytest.mark.engine
 MX, AUTH = "mx", "auth"
 PORT = 12345
 DOVECOT_LEDGER = "/etc/dovecot/secure-postfix.ledger.json"
+DOVECOT_FILE = "/etc/dovecot/conf.d/99-secure-postfix-auth.conf"
 DOVECOT_RELOAD = fs.Point("dovecot-reload", "/usr/bin/doveadm", "reload")
 # The link goes down as the reload is sent, and the reload never runs: the swap has landed, the daemon has not
 # taken it.
@@ -55,14 +56,15 @@ def project(testbed, tmp_path):
     project.destroy()
 
 
-def cut_up(testbed, project: EngineProject, host: str, point: fs.Point, monkeypatch):
-    """An `up` whose link to `host` goes down just before `point` runs there; the link back afterwards."""
+def cut_up(testbed, project: EngineProject, host: str, point: fs.Point, monkeypatch, operation: str = "up"):
+    """An `up` (or `operation`) whose link to `host` goes down just before `point` runs there; the link back
+    afterwards."""
     fs.arm(testbed, host, point, CUT_BEFORE)
     try:
         with monkeypatch.context() as short, fs.LinkKeeper(testbed, [host]):
             short.setenv("SECURE_POSTFIX_CONNECT_TIMEOUT", "2")
             short.setenv("SECURE_POSTFIX_COMMAND_TIMEOUT", "5")
-            run = project.up()
+            run = getattr(project, operation)()
         assert fs.fired(testbed, host), run.text[-2000:]
     finally:
         fs.restore(testbed, host)
@@ -109,3 +111,22 @@ def test_a_first_submission_service_cut_before_the_reload_opens_587_at_the_next_
         client.close()
     assert "was cut off before it finished; it was undone first" in again.text
     assert b'"pending"' not in testbed.read_file(MX, fs.LEDGER)
+
+
+def test_a_dovecot_destroy_cut_before_its_reload_is_undone_then_done_with_a_reload(testbed, project, monkeypatch):
+    project, _ = project
+    address = testbed.hosts[AUTH].address
+    assert not mail_client.refused(address, PORT)
+    cut = cut_up(testbed, project, AUTH, DOVECOT_RELOAD, monkeypatch, operation="destroy")
+    # The file is gone, the daemon still runs it, and the ledger says so.
+    gone = testbed.run(AUTH, f"test -e {DOVECOT_FILE}", check=False).returncode != 0
+    assert gone, cut.text[-3000:]
+    assert not mail_client.refused(address, PORT)
+    assert b'"pending"' in testbed.read_file(AUTH, DOVECOT_LEDGER)
+
+    again = project.destroy()
+    assert again.ok, again.text
+    assert "was cut off before it finished; it was undone first" in again.text
+    assert mail_client.refused(address, PORT), "Dovecot still listens with the file it no longer has"
+    left = testbed.run(AUTH, f"cat {DOVECOT_LEDGER} 2>/dev/null || true").stdout
+    assert not left, left + again.text[-3000:]

@@ -5,6 +5,7 @@ The logins are stand-ins (the pool's locking is the logic under test); the real 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -43,6 +44,7 @@ def pool(monkeypatch):
     monkeypatch.setattr(jump._Shared, "alive", alive)
     monkeypatch.setattr(jump, "_POOL", {})
     monkeypatch.setattr(jump, "_LOGIN_LOCKS", {}, raising=False)
+    monkeypatch.setattr(jump, "_FAILED", {}, raising=False)
     yield slow, opened
     slow.set()
 
@@ -86,3 +88,28 @@ def test_a_half_open_connection_is_not_handed_out_again(pool, monkeypatch):
     tunnel.close()
     jump.Tunnel(behind("fast.example")).close()
     assert opened == ["fast.example", "fast.example"]  # a fresh login for the next host
+
+
+def test_a_failed_bastion_login_is_tried_once_for_all_its_hosts_and_each_error_names_its_host(pool, monkeypatch):
+    _, opened = pool
+
+    def refused(target: SshTarget):
+        opened.append(target.bastion.host)
+        raise RemoteError(f"bastion {target.bastion.host}: connection refused")
+
+    monkeypatch.setattr(jump, "_open_bastion", refused)
+    messages = []
+    for host in ("10.0.0.7", "10.0.0.8", "10.0.0.9"):
+        target = dataclasses.replace(behind("down.example"), host=host)
+        with pytest.raises(RemoteError) as failed:
+            jump.Tunnel(target)
+        messages.append(str(failed.value))
+    assert opened == ["down.example"]
+    assert messages[0] == "10.0.0.7: not reached: bastion down.example: connection refused"
+    assert messages[2].startswith("10.0.0.9: not reached: bastion down.example: connection refused (that login failed")
+    assert "for 10.0.0.7; not tried again" in messages[2]
+    # Later, a new login is tried.
+    monkeypatch.setattr(jump, "RETRY_LOGIN_AFTER", 0.0)
+    with pytest.raises(RemoteError):
+        jump.Tunnel(behind("down.example"))
+    assert opened == ["down.example", "down.example"]
