@@ -1,10 +1,10 @@
 """The link cut at every step of a change of master.cf (PostfixServices) and of Dovecot's file (DovecotAuthService).
 
-Two sites, independent of each other, so that one `up` is two trials: on `mx` the submission service's banner (an
-option a client sees) moves between two values, so only master.cf changes; on `auth` the auth service's mechanisms move
-between two lists, so only Dovecot's file changes. Each host's link goes down at another step of its change (see
-WHOLE_FILE_POINTS: the staged copy, the staged check, the ledger's record of the change, the swap, the reload, after
-the reload and after the probe, the record's end). After each trial, with the link back:
+Three sites, independent of each other, so that one `up` is three trials: on `mx` and `edge` the submission service's
+banner (an option a client sees) moves between two values, so only master.cf changes; on `auth` the auth service's
+mechanisms move between two lists, so only Dovecot's file changes. Each host's link goes down at another step of its
+change (see WHOLE_FILE_POINTS: the staged copy, the staged check, the ledger's record of the change, the swap, the
+reload, after the reload and after the probe, the record's end). After each trial, with the link back:
 
 - master.cf and Dovecot's file are each wholly the old file or wholly the new one (SHA-256);
 - no temporary file or staged copy is left;
@@ -30,7 +30,10 @@ from tests.tls_files import make_cert
 
 pytestmark = [pytest.mark.engine, pytest.mark.long(200)]
 
-MX, AUTH = "mx", "auth"
+MX, EDGE, AUTH = "mx", "edge", "auth"
+# Each changes its own master.cf: two master.cf trials and one Dovecot trial per `up`.
+POSTFIX_HOSTS = (MX, EDGE)
+HOSTS = (*POSTFIX_HOSTS, AUTH)
 PORT = 12345
 DOVECOT_FILE = "/etc/dovecot/conf.d/99-secure-postfix-auth.conf"
 DOVECOT_LEDGER = "/etc/dovecot/secure-postfix.ledger.json"
@@ -39,7 +42,7 @@ BANNERS = ("secure-postfix-one", "secure-postfix-two")
 MECHANISMS = ("plain login", "plain")
 CLIENT_INDEX = -3
 
-# Every step of a change of master.cf (on MX), in order.
+# Every step of a change of master.cf (on MX and EDGE), in order.
 MASTER_POINTS = (
     fs.Point("master-staging", "/usr/bin/mktemp", "*.master.cf.secure-postfix-stage.*"),
     fs.Point("master-check", "/usr/sbin/postfix", "*check*"),
@@ -59,23 +62,25 @@ DOVECOT_POINTS = (
     fs.Point("dovecot-end", "/usr/bin/mktemp", "*/etc/dovecot/.secure-postfix.ledger.json.*", nth=2),
 )
 WHOLE_FILE_POINTS = MASTER_POINTS + DOVECOT_POINTS
-ROUNDS = int(os.environ.get("FAULT_ROUNDS", str(len(MASTER_POINTS))))
+# Enough rounds for every point: two master.cf points a round, one Dovecot point.
+ROUNDS = int(os.environ.get("FAULT_ROUNDS", str(max(-(-len(MASTER_POINTS) // 2), len(DOVECOT_POINTS)))))
 
 
 def config(testbed, cert: tuple[Path, Path], state: int) -> dict:
     tls = {"cert_file": str(cert[0]), "key_file": str(cert[1])}
     services = {"submission": {"options": {"smtpd_banner": BANNERS[state]}}}
     sites = {
-        "m": {
-            "postfix_hosts": [MX],
-            "dovecot_host": MX,
+        host: {
+            "postfix_hosts": [host],
+            "dovecot_host": host,
             "sasl": {"listener": "unix"},
             "tls": tls,
             "services": services,
-        },
-        "a": {"postfix_hosts": [AUTH], "auth_service": "central", "tls": tls},
+        }
+        for host in POSTFIX_HOSTS
     }
-    config = bed_config(testbed, sites, [MX, AUTH])
+    sites["a"] = {"postfix_hosts": [AUTH], "auth_service": "central", "tls": tls}
+    config = bed_config(testbed, sites, list(HOSTS))
     config["auth_services"] = {
         "central": {"dovecot_host": AUTH, "listener": "inet", "listen_port": PORT, "auth_mechanisms": MECHANISMS[state]}
     }
@@ -83,11 +88,13 @@ def config(testbed, cert: tuple[Path, Path], state: int) -> dict:
 
 
 def files(testbed) -> dict[str, str | None]:
-    return {**fs.digests(testbed, MX, (fs.MASTER_CF,)), **fs.digests(testbed, AUTH, (DOVECOT_FILE,))}
+    """Each watched file's digest, by host and path."""
+    found = {f"{h}:{p}": d for h in POSTFIX_HOSTS for p, d in fs.digests(testbed, h, (fs.MASTER_CF,)).items()}
+    return found | {f"{AUTH}:{p}": d for p, d in fs.digests(testbed, AUTH, (DOVECOT_FILE,)).items()}
 
 
 def restore(testbed) -> None:
-    for host in (MX, AUTH):
+    for host in HOSTS:
         fs.restore(testbed, host)
         programs = " ".join(sorted({p.program for p in WHOLE_FILE_POINTS}))
         testbed.run(host, f"for p in {programs}; do umount $p 2>/dev/null; done; true", check=False, timeout=10)
@@ -106,9 +113,11 @@ def trial_problems(testbed, host: str, point: fs.Point, fired: bool, cut, sets, 
     elif testbed.hosts[host].address not in cut.text:
         problems.append("the error does not name the host")
     problems += [f"left behind: {x}" for x in fs.wait_until_clean(testbed, host)]
-    now = files(testbed)
+    now = {k: d for k, d in files(testbed).items() if k.startswith(f"{host}:")}
     problems += [
-        f"{p} is neither the old nor the new file" for p in now if now[p] not in (sets[current][p], sets[target][p])
+        f"{k.split(':', 1)[1]} is neither the old nor the new file"
+        for k, d in now.items()
+        if d not in (sets[current][k], sets[target][k])
     ]
     try:
         testbed.wait_smtp(host, timeout=30)
@@ -120,16 +129,18 @@ def trial_problems(testbed, host: str, point: fs.Point, fired: bool, cut, sets, 
 def converged(testbed, target: int, sets) -> dict[str, list[str]]:
     """What is not as the next `up` must leave it, by host."""
     now = files(testbed)
-    problems: dict[str, list[str]] = {MX: [], AUTH: []}
-    for host, path in ((MX, fs.MASTER_CF), (AUTH, DOVECOT_FILE)):
-        if now[path] != sets[target][path]:
+    problems: dict[str, list[str]] = {h: [] for h in HOSTS}
+    for key, digest in now.items():
+        if digest != sets[target][key]:
+            host, path = key.split(":", 1)
             problems[host].append(f"after the next up {path} is not the new file")
-    greeting = mail_client.banner(testbed.hosts[MX].address, testbed.client_addresses[CLIENT_INDEX], port=587)
-    if greeting.text != BANNERS[target]:
-        problems[MX].append(f"587 greets with {greeting.code} {greeting.text!r}")
+    for host in POSTFIX_HOSTS:
+        greeting = mail_client.banner(testbed.hosts[host].address, testbed.client_addresses[CLIENT_INDEX], port=587)
+        if greeting.text != BANNERS[target]:
+            problems[host].append(f"587 greets with {greeting.code} {greeting.text!r}")
     if (got := offered(testbed)) != {m.upper() for m in MECHANISMS[target].split()}:
         problems[AUTH].append(f"Dovecot offers {sorted(got)}")
-    for host, ledger in ((MX, fs.LEDGER), (AUTH, DOVECOT_LEDGER)):
+    for host, ledger in ((MX, fs.LEDGER), (EDGE, fs.LEDGER), (AUTH, DOVECOT_LEDGER)):
         if "pending" in testbed.run(host, f"cat {ledger} 2>/dev/null || true", timeout=10).stdout:
             problems[host].append("the ledger still records a change under way")
     return problems
@@ -149,7 +160,8 @@ def test_link_cut_at_every_step_of_a_whole_file_change(testbed, tmp_path, monkey
         for round_ in range(ROUNDS):
             target = 1 - current
             points = {
-                MX: MASTER_POINTS[round_ % len(MASTER_POINTS)],
+                MX: MASTER_POINTS[(2 * round_) % len(MASTER_POINTS)],
+                EDGE: MASTER_POINTS[(2 * round_ + 1) % len(MASTER_POINTS)],
                 AUTH: DOVECOT_POINTS[round_ % len(DOVECOT_POINTS)],
             }
             project.configure(config(testbed, cert, target))
