@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from secure_postfix import postfix_config as pc
-from secure_postfix.core import host_output, mastercf
+from secure_postfix.core import host_output, mastercf, postfix_output
 from secure_postfix.core import postfix_features as features
 from secure_postfix.core import postfix_rules as rules
 from secure_postfix.provider import ApplyError
@@ -245,3 +245,15 @@ def test_a_check_without_a_host_accepts_a_name_any_supported_postfix_knows():
     assert [str(p) for p in rules.check_directives({"smtpd_bogus_parameter": "1"})] == [
         "smtpd_bogus_parameter: is not a parameter that Postfix knows (postconf -d); check the spelling"
     ]
+
+
+@pytest.mark.parametrize("version", ["3.5", "3.10"])
+def test_the_staged_check_of_each_version_accepts_main_cf_as_an_up_writes_it_there(version):
+    """Postfix's own check of main.cf with the sasl and tls blocks rendered for it: no error, no warning of its own.
+    With that main.cf and Dovecot's file for the same Debian in place, the project's SMTP probe had its STARTTLS
+    answered with the deployed certificate over TLS 1.2 or newer."""
+    check = postfix_output.parse_staged_check(
+        json.loads((FIXTURES / f"postfix-{version}-staged-check-tls.json").read_text())["output"]
+    )
+    assert (check.staged.rc, check.live.rc) == (0, 0)
+    assert postfix_output.rejection(check) is None
