@@ -626,14 +626,12 @@ def parameter_problems(names: Iterable[str], version: str, fields: Mapping[str, 
     for name in names:
         if name in known or name not in any_series_parameters():
             continue
-        others = " and ".join(
-            ".".join(map(str, s)) for s in PARAMETER_LISTS if name in (series_parameters(s) or frozenset())
-        )
+        others = [".".join(map(str, s)) for s in PARAMETER_LISTS if name in (series_parameters(s) or frozenset())]
         problems.append(
             Problem(
                 (fields or {}).get(name, f"directives.{name}"),
                 f"is not a parameter that Postfix {version} knows (postconf -d of {parsed[0]}.{parsed[1]} has no "
-                f"{name}; Postfix {others} has)",
+                f"{name}; Postfix {' and '.join(others)} {'has' if len(others) == 1 else 'have'} it)",
             )
         )
     return problems

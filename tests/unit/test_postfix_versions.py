@@ -206,13 +206,19 @@ def postfix_news(pair, **main_cf: str) -> dict:
             "3.7.11",
             {"smtpd_hide_client_session": "yes"},
             "10.231.17.10: directives.smtpd_hide_client_session: is not a parameter that Postfix 3.7.11 knows "
-            "(postconf -d of 3.7 has no smtpd_hide_client_session; Postfix 3.10 has)",
+            "(postconf -d of 3.7 has no smtpd_hide_client_session; Postfix 3.10 has it)",
+        ),
+        (
+            "3.5.25",
+            {"respectful_logging": "yes"},
+            "10.231.17.10: directives.respectful_logging: is not a parameter that Postfix 3.5.25 knows (postconf -d "
+            "of 3.5 has no respectful_logging; Postfix 3.7 and 3.10 have it)",
         ),
         (
             "3.10.13",
             {"postscreen_blacklist_action": "drop"},
             "10.231.17.10: directives.postscreen_blacklist_action: is not a parameter that Postfix 3.10.13 knows "
-            "(postconf -d of 3.10 has no postscreen_blacklist_action; Postfix 3.5 has)",
+            "(postconf -d of 3.10 has no postscreen_blacklist_action; Postfix 3.5 has it)",
         ),
     ],
 )
