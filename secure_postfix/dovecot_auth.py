@@ -149,13 +149,20 @@ class DovecotAuthServiceProvider(HostProvider):
 
     def refresh(self, session: Session, id_: str, props: dict[str, Any]) -> dict[str, Any]:
         host = DovecotHost(session)
-        live = resolved(session, host, host.facts(), load_ledger(session, LEDGER)).current
+        facts = resolved(session, host, host.facts(), load_ledger(session, LEDGER))
         refreshed = {k: v for k, v in props.items() if k != DRIFT}
-        refreshed["managed_file"] = live or ""
-        drift = drift_of(live, dc.render(listener_from(props), _mechanisms(props)))
+        refreshed["managed_file"] = facts.current or ""
+        # The version as the host reports it now: the next preview judges the settings against it.
+        if installed_version(facts) is not None:
+            refreshed["dovecot_version"] = facts.version_text.split()[0]
+        drift = drift_of(facts.current, dc.render(listener_from(props), _mechanisms(props), rendered_for(facts)))
         if drift:
             refreshed[DRIFT] = drift
         return refreshed
+
+    def preview_problems(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+        """The version the last up or refresh read from the host, judged against the new settings."""
+        return preview_problems(olds.get("dovecot_version"), news)
 
     def remove(self, session: Session, id_: str, props: dict[str, Any]) -> None:
         host = DovecotHost(session)
@@ -174,11 +181,10 @@ class DovecotAuthServiceProvider(HostProvider):
 
     def apply(self, session: Session, id_: str, props: dict[str, Any], olds: Mapping[str, Any] | None) -> dict:
         listener, mechanisms = listener_from(props), _mechanisms(props)
-        text = dc.render(listener, mechanisms)
         host = DovecotHost(session)
         facts = host.facts()
         book = load_ledger(session, LEDGER)
-        _check_on_host(host.label, facts)
+        text = dc.render(listener, mechanisms, _check_on_host(host.label, facts, mechanisms))
         facts = resolved(session, host, facts, book)
         original = facts.current if olds is None else olds.get("original_file") or None
         # The host's record of the file before any resource of ours wrote it wins over our own.
@@ -236,15 +242,50 @@ def drift_of(live: str | None, desired: str) -> str | None:
     return f"{dc.CONFIG_FILE} was changed on the host (sha256 {digest}…)"
 
 
-def _check_on_host(label: str, facts: DovecotFacts) -> None:
+def installed_version(facts: DovecotFacts) -> tuple[int, ...] | None:
+    """The version `dovecot --version` printed; None when Dovecot is not installed (or printed no version)."""
+    try:
+        return dc.parse_version(facts.version_text)
+    except ValueError:
+        return None
+
+
+def rendered_for(facts: DovecotFacts) -> tuple[int, ...]:
+    """The version whose syntax our file takes on this host; 2.3's when the host's cannot be rendered for."""
+    version = installed_version(facts)
+    return version if version is not None and dc.version_supported(version) else (2, 3)
+
+
+def preview_problems(version_text: Any, news: Mapping[str, Any]) -> list[str]:
+    """What the settings ask that the host's Dovecot (as last read, `version_text`) cannot do; [] when that
+    version is not known yet or a setting is still unknown."""
+    if not isinstance(version_text, str) or conn.is_unknown(news.get("auth_mechanisms")):
+        return []
+    try:
+        version = dc.parse_version(version_text)
+    except ValueError:
+        return []
+    refusal = dc.version_refusal(version)
+    if refusal:
+        return [refusal]
+    return [str(p) for p in dc.mechanism_problems(_mechanisms(news), version)]
+
+
+def _check_on_host(label: str, facts: DovecotFacts, mechanisms: str) -> tuple[int, ...]:
+    """Refuse a host our file cannot go to, before any change; returns its Dovecot version."""
     if facts.version_text in ("", "none"):
         raise ApplyError(f"{label}: Dovecot is not installed (no `dovecot --version`). Nothing was changed.")
-    version = dc.parse_version(facts.version_text)
-    if not dc.version_supported(version):
+    version = installed_version(facts)
+    if version is None:
         raise ApplyError(
-            f"{label}: Dovecot {facts.version_text.split()[0]} is not supported (only 2.3; 2.4 renamed the auth "
-            "settings). Nothing was changed."
+            f"{label}: `dovecot --version` printed {facts.version_text[:40]!r}, which is not a version. "
+            "Nothing was changed."
         )
+    problems = [p for p in [dc.version_refusal(version)] if p] or [
+        str(p) for p in dc.mechanism_problems(mechanisms, version)
+    ]
+    if problems:
+        raise ApplyError(f"{label}: " + "; ".join(problems) + ". Nothing was changed.")
     if not facts.conf_d_included:
         raise ApplyError(
             f"{label}: /etc/dovecot/dovecot.conf does not include conf.d/*.conf, so {dc.CONFIG_FILE} would not be "
@@ -252,6 +293,7 @@ def _check_on_host(label: str, facts: DovecotFacts) -> None:
         )
     if not facts.running:
         raise ApplyError(f"{label}: Dovecot is not running; start it first. Nothing was changed.")
+    return version
 
 
 class DovecotFileChange(Change):

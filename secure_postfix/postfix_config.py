@@ -179,12 +179,23 @@ class PostfixConfigProvider(HostProvider):
         journal = Journal.load(session, host, facts, id_)
         # A change cut off half way is undone first, so refresh reads what Postfix really runs.
         facts = journal.resolve(facts)
-        live = live_values(facts.main_cf, props.get("main_cf") or {})
+        declared = {k: str(v) for k, v in (props.get("main_cf") or {}).items()}
+        live = live_values(facts.main_cf, declared)
         # Pulumi drops null map values; an absent directive reads as "" so the drift still shows.
-        refreshed = {**props, "main_cf": {k: "" if v is None else maincf.printable(v) for k, v in live.items()}}
+        found = {k: "" if v is None else maincf.printable(v) for k, v in live.items()}
+        refreshed = {
+            **props,
+            "main_cf": features.as_declared(found, declared, facts.version, features.uses_tls_block(props)),
+            # The version as the host reports it now: the next preview judges the stack against it.
+            "postfix_version": facts.version,
+        }
         refreshed["host_values"] = host_values(facts.main_cf, live)
         refreshed["compliance"] = _compliance(refreshed, refreshed["host_values"])
         return refreshed
+
+    def preview_problems(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+        """The Postfix version the last up or refresh read from the host, judged against the new main_cf."""
+        return [str(p) for p in version_problems_of(olds.get("postfix_version"), news)]
 
     def remove(self, session: Session, id_: str, props: dict[str, Any]) -> None:
         host = PostfixHost(session)
@@ -220,6 +231,7 @@ class PostfixConfigProvider(HostProvider):
         journal = Journal.load(session, host, facts, id_)
         facts = journal.resolve(facts)
         book = journal.book
+        desired = features.for_version(desired, facts.version, features.uses_tls_block(props))
         _check_on_host(host.label, desired, facts)
         declared = [*files, *sorted({p.rsplit("/", 1)[0] + "/" for p in files})]
         mine = before.merged_with(book, id_, desired, declared)
@@ -437,9 +449,21 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def version_problems_of(version: Any, props: Mapping[str, Any]) -> list[rules.Problem]:
+    """What the stored inputs `props` ask that Postfix `version` cannot read, as it will be written there
+    (rendered for that version); [] while the version is not known yet."""
+    main_cf = props.get("main_cf")
+    if not isinstance(version, str) or not version or not isinstance(main_cf, Mapping):
+        return []
+    known = {k: str(v) for k, v in main_cf.items() if not conn.is_unknown(v)}
+    rendered = features.for_version(known, version, features.uses_tls_block(props))
+    return rules.version_problems(rendered, version) + rules.parameter_problems(main_cf, version)
+
+
 def _check_on_host(label: str, desired: Mapping[str, str], facts: PostfixFacts) -> None:
-    """The rules again, now with the host's own parameter list and its unmanaged limits."""
-    problems = rules.check_directives(desired, known=facts.parameters)
+    """The rules again, now with the host's own parameter list and its unmanaged limits; `desired` as rendered for
+    the host's version (features.for_version)."""
+    problems = rules.check_directives(desired, known=facts.parameters, postfix=f"Postfix {facts.version}")
     if not problems:
         current = live_values(facts.main_cf, rules.POSTFIX_DEFAULTS)
         effective = {k: v for k, v in current.items() if v is not None and v.isdigit()}

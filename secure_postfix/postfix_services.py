@@ -174,7 +174,7 @@ class PostfixServicesProvider(HostProvider):
         facts, journal = _settled(session, host, id_)
         book = journal.book
         current = _read_master(host, facts.config_directory)
-        problems = mastercf.clash_problems(services, current)
+        problems = mastercf.clash_problems(services, current) + mastercf.version_problems(services, facts.version)
         if problems:
             raise ApplyError(f"{host.label}: " + "; ".join(map(str, problems)) + ". Nothing was changed.")
         desired = desired_entries(props)

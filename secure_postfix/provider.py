@@ -218,6 +218,11 @@ class HostProvider(dyn.ResourceProvider):
     def remove(self, session: Session, id_: str, props: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def preview_problems(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+        """What the new inputs ask that the host cannot do, judged on what the last up or refresh read from it
+        (`olds`, the stored outputs: the daemon's version). No host is contacted; [] when nothing is known."""
+        return []
+
     # -- the template -------------------------------------------------------------------
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
         where = conn.host_label(news)
@@ -228,6 +233,13 @@ class HostProvider(dyn.ResourceProvider):
         return dyn.CheckResult(self.inputs(news), failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
+        # Check has only the old inputs; diff alone sees the stored outputs, where the host's version is kept.
+        problems = self.preview_problems(olds, news)
+        if problems:
+            raise ApplyError(
+                f"{conn.host_label(news)}: " + "; ".join(problems) + " (judged on the version the host reported at "
+                "the last up or refresh; `pulumi refresh` reads it again). Nothing was changed."
+            )
         replaces = conn.replaced_fields(olds, news)
         if not replaces and moved_provider_only(olds, news, self.computed):
             # The provider's code moved (a new release's module path), nothing the host gets did: no update.

@@ -1,7 +1,8 @@
 """The Dovecot side of the guide (section 8.8.3 step 1): an auth listener for Postfix.
 
 We own one file under conf.d; it renders the guide's `service auth` block with
-either the UNIX socket in Postfix's queue directory or a TCP listener.
+either the UNIX socket in Postfix's queue directory or a TCP listener, in the syntax
+of the Dovecot series the host runs (2.3 or 2.4; see docs/platforms.md).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ DEFAULT_SOCKET = "/var/spool/postfix/private/auth"
 DEFAULT_QUEUE_DIRECTORY = "/var/spool/postfix"
 DEFAULT_MECHANISMS = "plain login"
 DEFAULT_PORT = 12345
-SUPPORTED_SERIES = ((2, 3),)
+SUPPORTED_SERIES = ((2, 3), (2, 4))
 
 # Dovecot 2.3's built-in mechanisms (src/auth/mech.c and the mech plugins it ships).
 KNOWN_MECHANISMS = frozenset(
@@ -43,6 +44,13 @@ KNOWN_MECHANISMS = frozenset(
         "winbind",
     }
 )
+# Dovecot 2.4's auth process has no NTLM, RPA or winbind mechanism: each name was set in turn on Debian 13's
+# 2.4.1, and these three made the auth service exit ("Unknown authentication mechanism"); the others start
+# (or ask for a passdb that can serve them). gssapi and gss-spnego come with the dovecot-gssapi package.
+MECHANISMS_BY_SERIES: dict[tuple[int, int], frozenset[str]] = {
+    (2, 3): KNOWN_MECHANISMS,
+    (2, 4): KNOWN_MECHANISMS - {"ntlm", "rpa", "winbind"},
+}
 _MODE_RE = re.compile(r"0?[0-7]{3}")
 # A socket path is a section name in Dovecot's syntax: whitespace, braces, quotes, # (comment),
 # $ (expansion), < (read a file) or = would change the file's structure, so only these characters.
@@ -146,20 +154,27 @@ def value_problems(field: str, value: str) -> list[Problem]:
     return []
 
 
-def mechanism_problems(text: str) -> list[Problem]:
+def mechanism_problems(text: str, version: tuple[int, ...] | None = None) -> list[Problem]:
+    """The mechanisms judged against the host's Dovecot `version`; with None (no host read yet), against every
+    supported series, so that only a name no supported Dovecot knows is refused before the host is."""
     syntax = value_problems("auth_mechanisms", text)
     if syntax:
         return syntax
     found = mechanisms(text)
     if not found:
         return [Problem("auth_mechanisms", "lists no mechanism; the guide uses: plain login")]
-    unknown = [m for m in found if m not in KNOWN_MECHANISMS]
+    if version is None or version[:2] not in MECHANISMS_BY_SERIES:
+        known = frozenset().union(*MECHANISMS_BY_SERIES.values())
+        named = " or ".join(series_text(s) for s in SUPPORTED_SERIES)
+    else:
+        known, named = MECHANISMS_BY_SERIES[version[:2]], version_text(version)
+    unknown = [m for m in found if m not in known]
     if unknown:
         return [
             Problem(
                 "auth_mechanisms",
-                f"{', '.join(unknown)} not known to Dovecot 2.3 (doveconf accepts it, but the auth service then "
-                "dies and every new smtpd with it); known: " + ", ".join(sorted(KNOWN_MECHANISMS)),
+                f"{', '.join(unknown)} not known to Dovecot {named} (doveconf accepts it, but the auth service then "
+                "dies and every new smtpd with it); known: " + ", ".join(sorted(known)),
             )
         ]
     return []
@@ -184,8 +199,14 @@ def sasl_path_problems(listener: Listener, queue_directory: str) -> list[Problem
     return []
 
 
-def render(listener: Listener, mechanism_text: str) -> str:
-    """Our conf.d file. Later files win, so this one's settings override 10-auth.conf's."""
+def render(listener: Listener, mechanism_text: str, version: tuple[int, ...] = (2, 3)) -> str:
+    """Our conf.d file, for the host's Dovecot `version`. Later files win, so this one's settings override
+    10-auth.conf's.
+
+    2.3 and 2.4 read the same file but for one name: 2.4 has no `address` in an inet_listener (its doveconf
+    stops at "Unknown setting: address"); the listener's own `listen` takes the address instead.
+    """
+    address_setting = "listen" if version[:2] >= (2, 4) else "address"
     lines = [
         "# Managed by secure-postfix (DovecotAuthService): Dovecot SASL for Postfix.",
         "# Changes here are undone by the next `pulumi up`; edit the stack config instead.",
@@ -203,7 +224,7 @@ def render(listener: Listener, mechanism_text: str) -> str:
     else:
         lines += [
             "  inet_listener postfix_sasl {",
-            f"    address = {listener.address}",
+            f"    {address_setting} = {listener.address}",
             f"    port = {listener.port}",
             "  }",
         ]
@@ -221,3 +242,19 @@ def parse_version(text: str) -> tuple[int, ...]:
 
 def version_supported(version: tuple[int, ...]) -> bool:
     return version[:2] in SUPPORTED_SERIES
+
+
+def series_text(series: tuple[int, ...]) -> str:
+    return ".".join(str(part) for part in series)
+
+
+def version_text(version: tuple[int, ...]) -> str:
+    return ".".join(str(part) for part in version)
+
+
+def version_refusal(version: tuple[int, ...]) -> str | None:
+    """Why a Dovecot of this version cannot be given our file; None when it can."""
+    if version_supported(version):
+        return None
+    series = " and ".join(series_text(s) for s in SUPPORTED_SERIES)
+    return f"Dovecot {version_text(version)} is not supported (only {series}: each reads the auth settings its own way)"

@@ -2,7 +2,7 @@
 
 Each fact is a command and a pure parser of its output, side by side (the facts scripts live here
 too); the remote layer only runs the commands. tests/unit/test_facts_*.py feed the parsers outputs
-recorded from Postfix 3.7 and Dovecot 2.3 (tests/fixtures/facts/).
+recorded from Postfix 3.5, 3.7 and 3.10 and Dovecot 2.3 and 2.4 (tests/fixtures/facts/).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from secure_postfix.core import smtp_endpoint
 
@@ -116,7 +117,10 @@ DOVECOT_FACTS_SCRIPT = r"""
 dovecot --version 2>/dev/null || echo none
 include='^[[:space:]]*!include[[:space:]]+conf\.d/\*\.conf'
 if grep -Eq "$include" /etc/dovecot/dovecot.conf; then echo included; else echo missing; fi
-doveconf -h log_path 2>/dev/null || echo
+# Not `doveconf -h log_path`: Dovecot 2.4 stops there with "Multiple settings matched" (debug_log_path and the
+# like end in the same name); the `log_path = VALUE` line reads the same on 2.3 and 2.4.
+log=$(doveconf log_path 2>/dev/null | sed -n 's/^log_path = //p' | head -n 1)
+printf '%s\n' "$log"
 if doveadm service status auth >/dev/null 2>&1 || pgrep -x dovecot >/dev/null; then echo running; else echo stopped; fi
 if [ -e "$1" ]; then sum=$(sha256sum < "$1"); echo "${sum%% *}"; else echo -; fi
 if [ -e "$1" ]; then echo '--- managed file'; cat -- "$1"; fi
@@ -136,6 +140,28 @@ def parse_dovecot_facts(out: str) -> DovecotFacts:
         current=current if found else None,
         current_sha256=digest or None,
     )
+
+
+def parse_doveconf(text: str) -> dict[str, Any]:
+    """`doveconf -n` as Dovecot read its configuration: `name = value` settings, and each section (`service auth`,
+    `unix_listener PATH`) as a dict of its own under its header. Comments and blank lines are skipped."""
+    root: dict[str, Any] = {}
+    stack = [root]
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line == "}":
+            if len(stack) > 1:
+                stack.pop()
+        elif line.endswith("{"):
+            section: dict[str, Any] = {}
+            stack[-1][line[:-1].strip()] = section
+            stack.append(section)
+        else:
+            name, _, value = line.partition("=")
+            stack[-1][name.strip()] = value.strip()
+    return root
 
 
 def parse_digests(out: str) -> dict[str, str | None]:

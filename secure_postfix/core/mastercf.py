@@ -214,6 +214,19 @@ def _option_problems(where: str, options: Mapping[str, str]) -> list[Problem]:
     return problems
 
 
+def version_problems(services: Mapping[str, Service], version: str) -> list[Problem]:
+    """-o values the host's Postfix `version` cannot read (the >= protocol syntax before 3.6), named by service."""
+    return [
+        problem
+        for label, service in services.items()
+        for problem in rules.version_problems(
+            {str(k): str(v) for k, v in service.options.items()},
+            version,
+            {str(k): f"services.{label}.options.{k}" for k in service.options},
+        )
+    ]
+
+
 def clash_problems(services: Mapping[str, Service], current: str) -> list[Problem]:
     """A managed service's port already taken by another, unmanaged inet entry of the host's master.cf."""
     ours = {s.key for s in services.values()}

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from secure_postfix.core import postfix_rules as rules
 from secure_postfix.core.problem import Problem
 from secure_postfix.core.sasl_path import problems as sasl_path_problems
 
@@ -79,6 +80,42 @@ def tls_directives(tls: Mapping[str, Any]) -> dict[str, str]:
         "smtpd_tls_protocols": protocols,
         "smtpd_tls_mandatory_protocols": protocols,
         "smtp_tls_security_level": "may",
+    }
+
+
+# The directives that carry `tls.protocols`.
+TLS_PROTOCOL_DIRECTIVES = ("smtpd_tls_protocols", "smtpd_tls_mandatory_protocols")
+
+
+def uses_tls_block(props: Mapping[str, Any]) -> bool:
+    """Whether a PostfixConfig's stored inputs come with the tls block: only it stores the certificate."""
+    return bool(props.get("tls_cert_pem"))
+
+
+def for_version(main_cf: Mapping[str, str], version: str, tls_block: bool) -> dict[str, str]:
+    """main.cf values as the host's Postfix `version` must be given them.
+
+    The tls block's protocols are kept in the stack as `>=TLSv1.2` (or `>=TLSv1.3`) whatever the host; a
+    Postfix before 3.6 gets the exclusions that mean the same. What a user wrote under `directives` is written
+    as written, and refused on such a host by rules.version_problems.
+    """
+    rendered = dict(main_cf)
+    if not tls_block or not rules.needs_exclusions(version):
+        return rendered
+    for name in TLS_PROTOCOL_DIRECTIVES:
+        equivalent = rules.exclusions_for(rendered[name]) if name in rendered else None
+        if equivalent:
+            rendered[name] = equivalent
+    return rendered
+
+
+def as_declared(live: Mapping[str, str], declared: Mapping[str, str], version: str, tls_block: bool) -> dict[str, str]:
+    """The host's values, with each one that is what `for_version` writes for its declared value shown as declared:
+    a refresh then finds no drift where the host holds exactly what an up writes there."""
+    rendered = for_version(declared, version, tls_block)
+    return {
+        name: str(declared[name]) if name in declared and value == rendered.get(name) else value
+        for name, value in live.items()
     }
 
 

@@ -82,11 +82,37 @@ class ParamType:
     unit: str = "s"  # time only: the unit of a bare number
 
 
+# `postconf -d` of each Postfix series the project is tested against (Debian 11, 12 and 13), every one read with
+# Debian 12's stock master.cf: the names a master.cf service adds (maildrop_time_limit and the like) are then the
+# same in each list, and what differs between two lists is what Postfix itself added or dropped (docs/platforms.md).
+PARAMETER_LISTS: dict[tuple[int, int], str] = {
+    (3, 5): "postfix-3.5-parameters.txt",
+    (3, 7): "postfix-3.7-parameters.txt",
+    (3, 10): "postfix-3.10-parameters.txt",
+}
+
+
+@cache
+def series_parameters(series: tuple[int, ...]) -> frozenset[str] | None:
+    """Parameter names of one Postfix series (`postconf -d`); None for a series whose list is not shipped."""
+    name = PARAMETER_LISTS.get(tuple(series[:2]))
+    if name is None:
+        return None
+    text = resources.files(__package__).joinpath(name).read_text()
+    return frozenset(line.strip() for line in text.splitlines() if line.strip())
+
+
 @cache
 def known_parameters() -> frozenset[str]:
-    """Parameter names of Postfix 3.7 (`postconf -d`), for checks made without a host."""
-    text = resources.files(__package__).joinpath("postfix-3.7-parameters.txt").read_text()
-    return frozenset(line.strip() for line in text.splitlines() if line.strip())
+    """Parameter names of Postfix 3.7 (`postconf -d`), the series the types file describes."""
+    return series_parameters((3, 7)) or frozenset()
+
+
+@cache
+def any_series_parameters() -> frozenset[str]:
+    """Names some shipped series knows: what a check without a host accepts. The host's own `postconf -d` judges
+    at apply, and the series the last up or refresh read judges at preview (parameter_problems)."""
+    return frozenset().union(*(series_parameters(s) or frozenset() for s in PARAMETER_LISTS))
 
 
 @cache
@@ -179,7 +205,9 @@ def check_typed_value(name: str, text: str, types: Mapping[str, ParamType] | Non
     """
     table = parameter_types() if types is None else types
     ptype = table.get(name)
-    if ptype is None or ptype.kind == "raw":
+    # A legacy name of 3.7 is a parameter of its own in 3.5 (postscreen_blacklist_action, say), whose type the
+    # 3.7 table does not give: judged as text, as any name the table lacks.
+    if ptype is None or ptype.kind in ("raw", "legacy"):
         return []
     variants = expansion_variants(text)
     if variants is None:
@@ -493,10 +521,17 @@ def check_cross_fields(values: Mapping[str, str], unknown: Iterable[str] = ()) -
 
 
 def check_directives(
-    directives: Mapping[str, str], known: frozenset[str] | None = None, unknown: Iterable[str] = ()
+    directives: Mapping[str, str],
+    known: frozenset[str] | None = None,
+    unknown: Iterable[str] = (),
+    postfix: str = "Postfix",
 ) -> list[Problem]:
-    """Every rule for a set of main.cf directives (values already as text)."""
-    names = known_parameters() if known is None else known
+    """Every rule for a set of main.cf directives (values already as text).
+
+    `known`: the names to accept (the host's `postconf -d`; by default any shipped series'); `postfix` names the
+    Postfix that knows them in a refusal ("Postfix 3.7.11" on a host).
+    """
+    names = any_series_parameters() if known is None else known
     problems: list[Problem] = []
     for name, text in directives.items():
         text_problems = check_value_text(name, text)
@@ -504,7 +539,7 @@ def check_directives(
         if text_problems:
             continue
         if name not in names:
-            problems.append(Problem(name, "is not a parameter that Postfix knows (postconf -d); check the spelling"))
+            problems.append(Problem(name, f"is not a parameter that {postfix} knows (postconf -d); check the spelling"))
             continue
         raw = parameter_types().get(name, ParamType("text")).kind == "raw"
         value_problems = [] if raw else expansion_problems(name, text, names | legacy_parameters())
@@ -524,8 +559,12 @@ def check_directives(
     return problems
 
 
-# `smtpd_tls_protocols = >=TLSv1.2` is Postfix 3.6's syntax; older ones read it as an unknown protocol.
+# `smtpd_tls_protocols = >=TLSv1.2` is Postfix 3.6's syntax. Postfix 3.5's tools accept it without a word, and its
+# smtpd then logs 'Invalid TLS protocol list ">=TLSv1.2": disabling TLS support' and offers no STARTTLS.
 GE_PROTOCOLS_SINCE = (3, 6)
+# The protocols Postfix names, oldest first: before 3.6, `>=X` is said by excluding each one older than X.
+PROTOCOLS_IN_ORDER = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+_GE_RE = re.compile(r">=(\S+)")
 
 
 def parse_version(text: str) -> tuple[int, ...] | None:
@@ -534,15 +573,65 @@ def parse_version(text: str) -> tuple[int, ...] | None:
     return tuple(int(part) for part in match.group(1).split(".")) if match else None
 
 
-def version_problems(desired: Mapping[str, str], version: str) -> list[Problem]:
-    """What the host's Postfix version cannot read of `desired` (a version that cannot be read is not judged)."""
+def needs_exclusions(version: str) -> bool:
+    """Whether this Postfix lacks the >= and <= protocol syntax (a version that cannot be read is not judged)."""
     parsed = parse_version(version)
-    uses_ge = any(v.startswith(">=") for k, v in desired.items() if k.endswith("_protocols"))
-    if not uses_ge or parsed is None or parsed[:2] >= GE_PROTOCOLS_SINCE:
+    return parsed is not None and parsed[:2] < GE_PROTOCOLS_SINCE
+
+
+def exclusions_for(value: str) -> str | None:
+    """`>=TLSv1.2` as the list of exclusions that means the same before Postfix 3.6; None for anything else."""
+    match = _GE_RE.fullmatch(value.strip())
+    if match is None or match.group(1) not in PROTOCOLS_IN_ORDER[1:]:
+        return None
+    return ", ".join(f"!{p}" for p in PROTOCOLS_IN_ORDER[: PROTOCOLS_IN_ORDER.index(match.group(1))])
+
+
+def version_problems(
+    desired: Mapping[str, str], version: str, fields: Mapping[str, str] | None = None
+) -> list[Problem]:
+    """What the host's Postfix `version` cannot read of `desired`: the >= and <= protocol syntax before 3.6.
+
+    Each problem names the setting the directive comes from (`fields`, else directives.NAME).
+    """
+    if not needs_exclusions(version):
         return []
-    return [
-        Problem(
-            "tls.protocols",
-            f"Postfix {version} does not know the >= syntax (3.6+); use !SSLv2, !SSLv3, !TLSv1, !TLSv1.1",
+    problems = []
+    for name, value in desired.items():
+        if not name.endswith("_protocols") or (">=" not in value and "<=" not in value):
+            continue
+        equivalent = exclusions_for(value)
+        advice = f"write {equivalent!r}" if equivalent else "list the protocols to exclude, such as !SSLv2, !SSLv3"
+        problems.append(
+            Problem(
+                (fields or {}).get(name, f"directives.{name}"),
+                f"{value!r} is Postfix 3.6's syntax; Postfix {version} does not know it (its smtpd would offer no "
+                f"TLS at all): {advice}",
+            )
         )
-    ]
+    return problems
+
+
+def parameter_problems(names: Iterable[str], version: str, fields: Mapping[str, str] | None = None) -> list[Problem]:
+    """Names the host's Postfix series does not know, judged on the `postconf -d` list shipped for that series
+    (at preview, from the version the last up or refresh read; at apply the host's own list judges).
+
+    A series without a shipped list, and a name no series knows (check refused it already), are not judged here.
+    """
+    parsed = parse_version(version)
+    known = series_parameters(parsed) if parsed else None
+    if known is None:
+        return []
+    problems = []
+    for name in names:
+        if name in known or name not in any_series_parameters():
+            continue
+        others = [".".join(map(str, s)) for s in PARAMETER_LISTS if name in (series_parameters(s) or frozenset())]
+        problems.append(
+            Problem(
+                (fields or {}).get(name, f"directives.{name}"),
+                f"is not a parameter that Postfix {version} knows (postconf -d of {parsed[0]}.{parsed[1]} has no "
+                f"{name}; Postfix {' and '.join(others)} {'has' if len(others) == 1 else 'have'} it)",
+            )
+        )
+    return problems

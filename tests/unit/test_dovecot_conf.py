@@ -243,10 +243,69 @@ def test_parse_version_refuses_text_without_a_version(text):
         ((2, 3), True),
         ((2, 3, 19), True),
         ((2, 3, 21, 1), True),
-        ((2, 4, 0), False),
+        ((2, 4, 0), True),
+        ((2, 4, 1), True),
         ((2, 2, 36), False),
+        ((2, 5, 0), False),
         ((3, 0), False),
     ],
 )
-def test_only_the_2_3_series_is_supported(version, supported):
+def test_the_2_3_and_2_4_series_are_supported(version, supported):
     assert dc.version_supported(version) is supported
+    assert (dc.version_refusal(version) is None) is supported
+
+
+def test_an_unsupported_version_is_refused_by_its_number():
+    assert dc.version_refusal((2, 2, 36)) == (
+        "Dovecot 2.2.36 is not supported (only 2.3 and 2.4: each reads the auth settings its own way)"
+    )
+
+
+# -- Dovecot 2.4 -------------------------------------------------------------------------
+
+
+def test_render_inet_listener_for_dovecot_2_4_exactly():
+    """2.4 has no `address` in a listener (doveconf: "Unknown setting: address"); `listen` takes it."""
+    listener = dc.Listener("inet", address="10.0.0.5", port=12345)
+    assert dc.render(listener, "plain login", (2, 4, 1)) == HEADER + (
+        "auth_mechanisms = plain login\n"
+        "service auth {\n"
+        "  inet_listener postfix_sasl {\n"
+        "    listen = 10.0.0.5\n"
+        "    port = 12345\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+def test_render_unix_listener_is_the_same_file_on_2_3_and_2_4():
+    listener = dc.Listener("unix", path="/var/spool/postfix/private/dovecot", mode="600", user="mail", group="mail")
+    assert dc.render(listener, "plain", (2, 4, 1)) == dc.render(listener, "plain", (2, 3, 19, 1))
+    assert dc.render(listener, "plain") == dc.render(listener, "plain", (2, 3))
+
+
+@pytest.mark.parametrize("version", [(2, 3), (2, 3, 13), (2, 3, 19, 1)])
+def test_render_for_any_2_3_keeps_the_address_setting(version):
+    text = dc.render(dc.Listener("inet", address="fd00::5", port=2525), "plain", version)
+    assert "    address = fd00::5\n    port = 2525\n" in text
+
+
+@pytest.mark.parametrize("mechanism", ["ntlm", "rpa", "winbind"])
+def test_a_mechanism_dovecot_2_4_lacks_is_refused_on_2_4_only(mechanism):
+    text = f"plain {mechanism}"
+    assert dc.mechanism_problems(text) == []
+    assert dc.mechanism_problems(text, (2, 3, 19, 1)) == []
+    problems = dc.mechanism_problems(text, (2, 4, 1))
+    assert [p.field for p in problems] == ["auth_mechanisms"]
+    assert problems[0].message.startswith(f"{mechanism} not known to Dovecot 2.4.1 (doveconf accepts it, but")
+    assert "ntlm" not in problems[0].message.split("known: ")[1]
+
+
+def test_a_mechanism_no_supported_dovecot_knows_is_refused_naming_both_series():
+    problems = dc.mechanism_problems("plain bogusmech")
+    assert problems[0].message.startswith("bogusmech not known to Dovecot 2.3 or 2.4 (")
+
+
+def test_the_2_4_mechanisms_are_the_2_3_ones_less_three():
+    assert dc.MECHANISMS_BY_SERIES[(2, 4)] == dc.KNOWN_MECHANISMS - {"ntlm", "rpa", "winbind"}
+    assert dc.mechanism_problems("plain login scram-sha-256 gssapi", (2, 4, 1)) == []

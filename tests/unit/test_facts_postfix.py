@@ -1,7 +1,9 @@
-"""The Postfix facts parsers, fed what Postfix 3.7.11 on the test bed printed (tests/fixtures/facts/postfix-3.7-*).
+"""The Postfix facts parsers, fed what Postfix 3.7.11 on the test bed printed (tests/fixtures/facts/postfix-3.7-*),
+and the facts script's output of Debian 11's Postfix 3.5.25 and Debian 13's 3.10.13 (postfix-3.5-*, postfix-3.10-*).
 
 Each fixture holds the command the remote layer runs, its exit code and its output, recorded on the bed's
-`mx` host; the parsers are pure, so these tests need no host.
+`mx` host (the 3.5 and 3.10 ones on a Debian 11 and a Debian 13 install); the parsers are pure, so these tests
+need no host.
 """
 
 from __future__ import annotations
@@ -78,14 +80,16 @@ def test_postfix_versions(text, version):
 
 
 def test_the_ge_protocol_syntax_needs_postfix_3_6():
-    wanted = {"smtpd_tls_protocols": ">=TLSv1.2"}
+    wanted = {"smtp_tls_protocols": ">=TLSv1.2"}
     assert rules.version_problems(wanted, "3.7.11") == []
     assert rules.version_problems(wanted, "3.6.0") == []
     problems = rules.version_problems(wanted, "3.5.9")
-    assert [p.field for p in problems] == ["tls.protocols"]
-    assert "Postfix 3.5.9 does not know the >= syntax (3.6+)" in str(problems[0])
+    assert [str(p) for p in problems] == [
+        "directives.smtp_tls_protocols: '>=TLSv1.2' is Postfix 3.6's syntax; Postfix 3.5.9 does not know it (its "
+        "smtpd would offer no TLS at all): write '!SSLv2, !SSLv3, !TLSv1, !TLSv1.1'"
+    ]
     # The old list syntax works everywhere, and a version that cannot be read is not refused here.
-    assert rules.version_problems({"smtpd_tls_protocols": "!SSLv2, !SSLv3"}, "3.5.9") == []
+    assert rules.version_problems({"smtp_tls_protocols": "!SSLv2, !SSLv3"}, "3.5.9") == []
     assert rules.version_problems(wanted, "") == []
 
 
@@ -102,3 +106,54 @@ def test_an_inet_sasl_path_reads_back_as_it_was_written(address, port, path):
 def test_a_socket_sasl_path_is_relative_to_the_queue_directory():
     assert sasl_path.unix("/var/spool/postfix/private/auth", "/var/spool/postfix") == "private/auth"
     assert sasl_path.parse_inet("private/auth") is None
+
+
+# -- Postfix 3.5.25 (Debian 11) and 3.10.13 (Debian 13): postfix-3.5-facts.json, postfix-3.10-facts.json -------
+
+POSTFIX_35 = host_output.parse_postfix_facts(recorded("postfix-3.5-facts.json")["output"])
+POSTFIX_37 = host_output.parse_postfix_facts(recorded("postfix-3.7-facts.json")["output"])
+POSTFIX_310 = host_output.parse_postfix_facts(recorded("postfix-3.10-facts.json")["output"])
+
+
+@pytest.mark.parametrize(
+    ("facts", "version"), [(POSTFIX_35, "3.5.25"), (POSTFIX_37, "3.7.11"), (POSTFIX_310, "3.10.13")]
+)
+def test_the_postfix_facts_script_of_each_version(facts, version):
+    assert facts.version == version
+    # Debian's inet_interfaces = all: the probes ask port 25 on the loopback address.
+    assert (facts.listen_address, facts.smtp.address, facts.smtp.port) == ("127.0.0.1", "127.0.0.1", 25)
+    assert (facts.config_directory, facts.log_file, facts.queue_directory) == (
+        "/etc/postfix",
+        "/var/log/mail.log",
+        "/var/spool/postfix",
+    )
+    assert {"smtpd_sasl_path", "smtpd_tls_protocols", "smtpd_tls_mandatory_protocols"} <= facts.parameters
+    assert facts.main_cf.startswith("# See /usr/share/postfix/main.cf.dist")
+
+
+def test_the_facts_of_3_10_know_its_new_parameters_and_those_of_3_5_its_old_names():
+    assert {"smtpd_hide_client_session", "tls_required_enable"} <= POSTFIX_310.parameters
+    assert not {"smtpd_hide_client_session", "tls_required_enable"} & POSTFIX_37.parameters
+    assert "postscreen_blacklist_action" in POSTFIX_35.parameters
+    assert "postscreen_blacklist_action" not in POSTFIX_37.parameters
+    # Debian 13 sets compatibility_level = 3.9 in main.cf (Debian 12: 3.6, Debian 11: 2).
+    assert "compatibility_level = 3.9" in POSTFIX_310.main_cf
+    assert "compatibility_level = 2" in POSTFIX_35.main_cf
+
+
+@pytest.mark.parametrize(("series", "facts"), [((3, 5), POSTFIX_35), ((3, 10), POSTFIX_310)])
+def test_each_shipped_parameter_list_is_that_version_s_postconf_d(series, facts):
+    """The shipped lists were read with Debian 12's master.cf; the hosts' own with theirs, which names fewer
+    pipe services on Debian 13 (no maildrop, uucp, ...): beyond those, the two agree."""
+    shipped = rules.series_parameters(series)
+    per_service = ("bsmtp_", "ifmail_", "maildrop_", "mailman_", "scalemail-backend_", "uucp_")
+    assert {n for n in shipped ^ facts.parameters if not n.startswith(per_service)} == set()
+
+
+def test_postfix_3_10_added_parameters_and_dropped_none_of_3_7():
+    added = rules.series_parameters((3, 10)) - rules.series_parameters((3, 7))
+    assert len(added) == 26 and "smtpd_hide_client_session" in added
+    assert rules.series_parameters((3, 7)) <= rules.series_parameters((3, 10))
+    # 3.5's names that 3.6 and 3.7 renamed (the old ones still expand in 3.7's own defaults).
+    renamed = rules.series_parameters((3, 5)) - rules.series_parameters((3, 7))
+    assert renamed <= rules.legacy_parameters()
