@@ -20,7 +20,9 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 apt_packages() {
   # chromium: the tests check the compliance report's HTML page in headless Chromium.
-  local wanted=(postfix dovecot-core openssh-server iproute2 openssl procps psmisc sudo curl ca-certificates chromium)
+  # mmdebstrap: builds the root file systems of test hosts of other Debian releases (toolchain/testbed/rootfs.py).
+  local wanted=(postfix dovecot-core openssh-server iproute2 openssl procps psmisc sudo curl ca-certificates chromium
+    mmdebstrap)
   local missing=()
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
