@@ -1,4 +1,4 @@
-"""Command line: python -m toolchain.testbed up [--fleet N]|down|status [--dir DIR]."""
+"""Command line: python -m toolchain.testbed up [--fleet N] [--release SPEC]|down|status [--dir DIR]."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .layout import FLEET_FIRST_OCTET, FLEET_MAX
+from .layout import FLEET_FIRST_OCTET, FLEET_MAX, MACHINE_RELEASE, RELEASE_VARIABLE, parse_releases
 from .lifecycle import create, destroy, status
 from .model import TestBed
 
@@ -15,7 +15,8 @@ from .model import TestBed
 def _summary(bed: TestBed) -> str:
     lines = [f"test bed in {bed.dir}"]
     for host in bed.hosts.values():
-        lines.append(f"  {host.name:<5} {host.address:<12} {host.hostname:<22} pid {host.pid}")
+        release = host.release or MACHINE_RELEASE
+        lines.append(f"  {host.name:<5} {host.address:<12} {host.hostname:<22} pid {host.pid:<8} {release}")
     first, last = bed.client_addresses[0], bed.client_addresses[-1]
     lines += [
         f"  controller {bed.controller_address}, client sources {first}..{last}",
@@ -37,12 +38,28 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help=f"with up: N more Postfix hosts f001.. at .{FLEET_FIRST_OCTET} upwards (0-{FLEET_MAX}; 0 removes them)",
     )
+    parser.add_argument(
+        "--release",
+        default=None,
+        metavar="SPEC",
+        help=f"with up: the Debian release the hosts run, built once into .cache/rootfs/: RELEASE for all three "
+        f"(e.g. trixie), or HOST=RELEASE,... (e.g. mx=trixie,edge=bullseye; the others run the machine's own); "
+        f"{MACHINE_RELEASE!r} is the machine's own root. Default: ${RELEASE_VARIABLE}, else what a running bed has",
+    )
     args = parser.parse_args(argv)
     if args.fleet is not None and (args.action != "up" or not 0 <= args.fleet <= FLEET_MAX):
         parser.error(f"--fleet goes with up and takes 0 to {FLEET_MAX}")
+    releases = None
+    if args.release is not None:
+        if args.action != "up":
+            parser.error("--release goes with up")
+        try:
+            releases = parse_releases(args.release)
+        except ValueError as exc:
+            parser.error(f"--release: {exc}")
     started = time.monotonic()
     if args.action == "up":
-        bed = create(args.dir, fleet=args.fleet)
+        bed = create(args.dir, fleet=args.fleet, releases=releases)
         print(_summary(bed))
         print(f"  ready in {time.monotonic() - started:.1f}s")
         return 0
