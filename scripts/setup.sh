@@ -53,6 +53,22 @@ python_env() {
   echo "$want" > "$stamp"
 }
 
+release_trees() {
+  # Root file systems of the Debian releases the engine tests start hosts of (tests/engine/test_testbed_releases.py),
+  # built once with mmdebstrap into .cache/rootfs/ (1-2 minutes and 160-190 MB each). TESTBED_RELEASES="" skips them.
+  local releases=${TESTBED_RELEASES-trixie bullseye}
+  [ -n "$releases" ] || return 0
+  local missing
+  # shellcheck disable=SC2086  # a list of release names
+  missing=$(.venv/bin/python -c 'import sys
+from toolchain.testbed.rootfs import is_built
+print(" ".join(r for r in sys.argv[1:] if not is_built(r)))' $releases)
+  [ -n "$missing" ] || return 0
+  log "building the root file systems of Debian $missing for test hosts (once)"
+  # shellcheck disable=SC2086
+  .venv/bin/python -m toolchain.testbed rootfs $missing >/dev/null
+}
+
 # Fixes applied to the CLI's source at build time: toolchain/engine/patches/FILE.sed edits one file of the pulumi/pkg module,
 # named in PATCHED_FILES. The build uses a patched copy of the module (a `replace` in a go.mod of its own beside
 # toolchain/engine/go.mod, through -modfile); the module cache and toolchain/engine/go.mod stay as they are.
@@ -198,6 +214,7 @@ pulumi_ready() {
 
 apt_packages
 python_env
+release_trees
 # Go is needed only while the CLI, actionlint or SeaweedFS is missing.
 { pulumi_ready && actionlint_ready && weed_ready; } || go_toolchain
 pulumi_cli

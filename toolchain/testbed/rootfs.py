@@ -70,13 +70,17 @@ def ensure_rootfs(release: str) -> Path:
     """The root file system of `release`, built on first use; returns the tree's folder."""
     check_release_name(release)
     folder = CACHE_DIR / release
-    recipe = mmdebstrap_args(release)
     with _build_lock(release):
-        stamp = read_stamp(release)
-        if stamp is not None and stamp.get("recipe") == recipe and (folder / "root" / "usr").is_dir():
-            return folder / "root"
-        _build(release, folder, recipe)
+        if not is_built(release):
+            _build(release, folder, mmdebstrap_args(release))
     return folder / "root"
+
+
+def is_built(release: str) -> bool:
+    """Whether the cache holds a tree of `release` built with today's recipe (ensure_rootfs would not build)."""
+    stamp = read_stamp(release)
+    tree = CACHE_DIR / release / "root"
+    return stamp is not None and stamp.get("recipe") == mmdebstrap_args(release) and (tree / "usr").is_dir()
 
 
 def root_of(release: str | None) -> Path:
@@ -84,10 +88,9 @@ def root_of(release: str | None) -> Path:
     if release is None:
         return Path("/")
     check_release_name(release)
-    root = CACHE_DIR / release / "root"
-    if read_stamp(release) is None or not root.is_dir():
+    if not is_built(release):
         raise RuntimeError(f"no root file system built for {release}; call ensure_rootfs({release!r}) first")
-    return root
+    return CACHE_DIR / release / "root"
 
 
 def check_release_name(release: str) -> None:
