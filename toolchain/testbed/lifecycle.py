@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -308,12 +309,32 @@ def _wait_ssh(spec: HostSpec) -> None:
 
 
 def _start_daemons(bed: TestBed, host: str) -> None:
+    check_private_view(bed, host)
     bed.run(host, SYNC_CHROOT)
     bed.run(host, "postconf -n >/dev/null && postfix start </dev/null")
     # dovecot keeps inherited fds open; validate first so errors are visible.
     bed.run(host, "doveconf -n >/dev/null && dovecot </dev/null >/dev/null 2>&1")
     bed.wait_smtp(host, timeout=SMTP_WAIT)
     _wait_dovecot(bed, host)
+
+
+# The host's private folders. Where a command entered into the host does not find them mounted, it does not see the
+# host's root, and the daemons it started would write to the machine's own spool, state and /run.
+PRIVATE_MOUNTS = ("/etc/postfix", "/etc/dovecot", "/var/spool/postfix", "/var/lib/postfix", "/var/lib/dovecot", "/run")
+
+
+def check_private_view(bed: TestBed, host: str) -> None:
+    """Refuse to go on when commands entered into `host` do not see its own root file system and folders."""
+    script = f'for d in {shlex.join(PRIVATE_MOUNTS)}; do mountpoint -q "$d" || echo "$d"; done'
+    missing = bed.run(host, script, timeout=20).stdout.split()
+    if missing:
+        raise RuntimeError(f"{host}: commands entered into the host do not see its own {', '.join(missing)}")
+    release = bed.hosts[host].release
+    if release is None:
+        return
+    seen = bed.read_file(host, "/etc/debian_version")
+    if seen != (rootfs.root_of(release) / "etc/debian_version").read_bytes():
+        raise RuntimeError(f"{host}: commands entered into the host do not see {release}'s root (Debian {seen!r})")
 
 
 def _wait_dovecot(bed: TestBed, host: str) -> None:
