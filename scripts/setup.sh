@@ -20,7 +20,9 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 apt_packages() {
   # chromium: the tests check the compliance report's HTML page in headless Chromium.
-  local wanted=(postfix dovecot-core openssh-server iproute2 openssl procps psmisc sudo curl ca-certificates chromium)
+  # mmdebstrap: builds the root file systems of test hosts of other Debian releases (toolchain/testbed/rootfs.py).
+  local wanted=(postfix dovecot-core openssh-server iproute2 openssl procps psmisc sudo curl ca-certificates chromium
+    mmdebstrap)
   local missing=()
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -49,6 +51,22 @@ python_env() {
   fi
   .venv/bin/pip install -q --require-hashes -r requirements.txt -r requirements-dev.txt
   echo "$want" > "$stamp"
+}
+
+release_trees() {
+  # Root file systems of the Debian releases the engine tests start hosts of (tests/engine/test_testbed_releases.py),
+  # built once with mmdebstrap into .cache/rootfs/ (1-2 minutes and 160-190 MB each). TESTBED_RELEASES="" skips them.
+  local releases=${TESTBED_RELEASES-trixie bullseye}
+  [ -n "$releases" ] || return 0
+  local missing
+  # shellcheck disable=SC2086  # a list of release names
+  missing=$(.venv/bin/python -c 'import sys
+from toolchain.testbed.rootfs import is_built
+print(" ".join(r for r in sys.argv[1:] if not is_built(r)))' $releases)
+  [ -n "$missing" ] || return 0
+  log "building the root file systems of Debian $missing for test hosts (once)"
+  # shellcheck disable=SC2086
+  .venv/bin/python -m toolchain.testbed rootfs $missing >/dev/null
 }
 
 # Fixes applied to the CLI's source at build time: toolchain/engine/patches/FILE.sed edits one file of the pulumi/pkg module,
@@ -196,6 +214,7 @@ pulumi_ready() {
 
 apt_packages
 python_env
+release_trees
 # Go is needed only while the CLI, actionlint or SeaweedFS is missing.
 { pulumi_ready && actionlint_ready && weed_ready; } || go_toolchain
 pulumi_cli

@@ -1,17 +1,18 @@
 """Per-host folders: private copies of everything the project writes.
 
-Copies come from the root filesystem as the packages left it. The caller must
-see the root filesystem itself, not a host's bind mounts.
+Copies come from the root filesystem the host runs, as the packages left it:
+the machine's own, or the tree of another Debian release (rootfs.py). The
+caller must see the root filesystem itself, not a host's bind mounts.
 """
 
 from __future__ import annotations
 
-import grp
 import os
 import re
 import shutil
 from pathlib import Path
 
+from . import rootfs
 from .layout import CONTROLLER_ADDRESS, DOMAIN, HOST_SPECS, HostSpec
 from .proc import mount_points, run
 
@@ -38,7 +39,11 @@ def sees_pristine_files() -> bool:
 
 
 def prepare_host(spec: HostSpec, host_dir: Path, client_public_key: str) -> str:
-    """Build the host's folder; returns its public host key line."""
+    """Build the host's folder; returns its public host key line.
+
+    A host of another release needs its tree built first (rootfs.ensure_rootfs).
+    """
+    system = rootfs.root_of(spec.release)
     if host_dir.exists():
         shutil.rmtree(host_dir)
     (host_dir / "etc").mkdir(parents=True)
@@ -46,19 +51,31 @@ def prepare_host(spec: HostSpec, host_dir: Path, client_public_key: str) -> str:
     (host_dir / "lib").mkdir()
     for source, target in COPIED_DIRS:
         # cp -a keeps owners and modes (postfix/postdrop dirs, setgid bits)
-        # that shutil.copytree would drop.
-        run(["cp", "-a", "--", source, str(host_dir / target)])
+        # that shutil.copytree would drop; a tree's numeric owners are its own users'.
+        run(["cp", "-a", "--", str(system / source.lstrip("/")), str(host_dir / target)])
     _clear_pid_files(host_dir / "spool/postfix/pid")
     # The root's /var/log holds dpkg and apt history, not the host's business.
     (host_dir / "log").mkdir(mode=0o755)
     _write_name_files(host_dir)
-    _make_root_home(host_dir)
+    _make_root_home(host_dir, system)
+    if spec.release is not None:
+        _make_overlay_dirs(host_dir)
     _configure_postfix(spec, host_dir / "etc/postfix/main.cf")
-    _configure_dovecot(spec, host_dir / "etc/dovecot")
+    _configure_dovecot(spec, host_dir / "etc/dovecot", system)
     return _configure_sshd(spec, host_dir, client_public_key)
 
 
-def _make_root_home(host_dir: Path) -> None:
+def _make_overlay_dirs(host_dir: Path) -> None:
+    """Where host-init.sh lays the host's writable overlay over its release's tree and makes it the host's /.
+
+    What the host writes outside the bind-mounted folders lands in `system/upper`, so the shared tree stays as
+    built and goes with the host's folder.
+    """
+    for name in ("upper", "work", "root"):
+        (host_dir / "system" / name).mkdir(parents=True, mode=0o755)
+
+
+def _make_root_home(host_dir: Path, system: Path) -> None:
     """Root's home on the host (host-init.sh binds it over /root): Debian's fresh one, from /etc/skel.
 
     The machine's own /root may hold a shell setup (pyenv's rehash takes one lock for every shell) that every SSH
@@ -67,7 +84,7 @@ def _make_root_home(host_dir: Path) -> None:
     home = host_dir / "home"
     home.mkdir(mode=0o700)
     for name in (".bashrc", ".profile"):
-        skel = Path("/etc/skel") / name
+        skel = system / "etc/skel" / name
         if skel.is_file():
             shutil.copy(skel, home / name)
 
@@ -140,17 +157,50 @@ def _edit_exact(path: Path, old: str, new: str) -> None:
     path.write_text(text)
 
 
-def _configure_dovecot(spec: HostSpec, etc: Path) -> None:
+def _configure_dovecot(spec: HostSpec, etc: Path, system: Path) -> None:
     conf_d = etc / "conf.d"
     _edit_exact(conf_d / "10-logging.conf", "#log_path = syslog", "log_path = /var/log/dovecot.log")
     # Only passwd-file users exist: no PAM, no system accounts.
     _edit_exact(conf_d / "10-auth.conf", "!include auth-system.conf.ext", "#!include auth-system.conf.ext")
     _edit_exact(conf_d / "10-auth.conf", "#!include auth-passwdfile.conf.ext", "!include auth-passwdfile.conf.ext")
+    if is_dovecot_24(etc):
+        (conf_d / "auth-passwdfile.conf.ext").write_text(PASSWDFILE_24)
     users = etc / "users"
     users.write_text("")
-    os.chown(users, 0, grp.getgrnam("dovecot").gr_gid)
+    # The group as the host's own /etc/group numbers it, which a tree of another release may do differently.
+    os.chown(users, 0, group_id("dovecot", system))
     users.chmod(0o640)
     _make_dovecot_cert(spec, etc / "private")
+
+
+# Dovecot 2.4's package ships this file all commented out, in 2.4's syntax (named passdb/userdb blocks,
+# passwd_file_path); 2.3's ships the same two databases active. The same file, the same scheme.
+PASSWDFILE_24 = """\
+# Authentication for passwd-file users. Included from 10-auth.conf.
+passdb passwd-file {
+  default_password_scheme = crypt
+  passwd_file_path = /etc/dovecot/users
+}
+
+userdb passwd-file {
+  passwd_file_path = /etc/dovecot/users
+}
+"""
+
+
+def is_dovecot_24(etc: Path) -> bool:
+    """Dovecot 2.4 refuses a dovecot.conf that does not start with dovecot_config_version; 2.3 knows no such setting."""
+    text = (etc / "dovecot.conf").read_text()
+    return re.search(r"^dovecot_config_version\s*=", text, re.MULTILINE) is not None
+
+
+def group_id(name: str, system: Path) -> int:
+    """The id of group `name` in the /etc/group of the root file system `system` (not the machine's, via grp)."""
+    for line in (system / "etc/group").read_text().splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[0] == name:
+            return int(fields[2])
+    raise KeyError(f"no group {name!r} in {system / 'etc/group'}")
 
 
 def _make_dovecot_cert(spec: HostSpec, private: Path) -> None:
@@ -211,7 +261,25 @@ AcceptEnv LANG LC_*
 MaxSessions 64
 MaxStartups 64:30:128
 Subsystem sftp /usr/lib/openssh/sftp-server
-"""
+""" + _release_sshd_lines(spec)
+
+
+def _release_sshd_lines(spec: HostSpec) -> str:
+    """Lines for the sshd of a host of another release; none for the machine's own."""
+    if spec.release is None:
+        return ""
+    version = openssh_version(rootfs.package_versions(spec.release).get("openssh-server", ""))
+    if version < (9, 8):
+        return ""
+    # OpenSSH 9.8 and later shut out for a while a source whose logins fail; the tests refuse logins on purpose
+    # and then log in from the same controller address.
+    return "PerSourcePenalties no\n"
+
+
+def openssh_version(package_version: str) -> tuple[int, int]:
+    """(10, 0) from Debian's "1:10.0p1-7+deb13u4"; (0, 0) when there is none."""
+    match = re.match(r"^(?:\d+:)?(\d+)\.(\d+)", package_version)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
 def _configure_sshd(spec: HostSpec, host_dir: Path, client_public_key: str) -> str:

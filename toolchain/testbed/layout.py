@@ -7,7 +7,7 @@ so leftovers of an interrupted run can be found and removed by name.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 # Instance N's subnet is 10.231.(7+N).0/24; 40 instances stay inside 10.231.7.0-10.231.46.255.
@@ -60,6 +60,8 @@ SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 class HostSpec:
     name: str
     octet: int
+    # A Debian release whose root file system the host runs (rootfs.py), or None: the machine's own.
+    release: str | None = None
 
     @property
     def address(self) -> str:
@@ -88,6 +90,39 @@ class HostSpec:
 
 
 HOST_SPECS = (HostSpec("mx", 11), HostSpec("edge", 12), HostSpec("auth", 13))
+
+# What `--release` and TESTBED_RELEASE call the machine's own root file system (a host of the default bed).
+MACHINE_RELEASE = "machine"
+RELEASE_VARIABLE = "TESTBED_RELEASE"
+
+
+def parse_releases(text: str) -> dict[str, str | None]:
+    """Each of the three hosts' release from `trixie` (all three) or `mx=trixie,edge=bullseye` (the others run
+    the machine's own root); `machine` names the machine's own. None stands for the machine's own."""
+    names = [spec.name for spec in HOST_SPECS]
+    text = text.strip()
+    if "=" not in text:
+        return dict.fromkeys(names, _release_or_none(text))
+    found: dict[str, str | None] = dict.fromkeys(names)
+    for item in text.split(","):
+        host, sep, release = item.strip().partition("=")
+        if not sep or host not in names:
+            raise ValueError(f"{item.strip()!r}: expected HOST=RELEASE with HOST one of {', '.join(names)}")
+        found[host] = _release_or_none(release)
+    return found
+
+
+def _release_or_none(release: str) -> str | None:
+    release = release.strip()
+    if not release:
+        raise ValueError("empty release name")
+    return None if release == MACHINE_RELEASE else release
+
+
+def with_releases(releases: dict[str, str | None]) -> tuple[HostSpec, ...]:
+    """The three hosts, each with its release from `releases` (absent: the machine's own)."""
+    return tuple(replace(spec, release=releases.get(spec.name)) for spec in HOST_SPECS)
+
 
 # Fleet mode (`python -m toolchain.testbed up --fleet N`, the benchmark): up to 100 more Postfix hosts, f001 at .140 to
 # f100 at .239, clear of the three hosts, the controller (.1) and the client sources (.100-.139).

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fcntl
+import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -12,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import hostfs, network, proc
+from . import hostfs, network, proc, rootfs
 from .layout import (
     BRIDGE,
     CLIENT_ADDRESSES,
@@ -23,16 +25,25 @@ from .layout import (
     HOST_SPECS,
     LOCK_PATH,
     MARKER_FILE,
+    RELEASE_VARIABLE,
     SAFE_PATH,
     STATE_FILE,
     HostSpec,
     default_dir,
     fleet_specs,
+    parse_releases,
+    with_releases,
 )
 from .model import Host, TestBed, read_state
 
 SSH_WAIT = 15.0
 SMTP_WAIT = 30.0
+# configure-instance.sh is Debian's chroot sync (resolv.conf, hosts, nss libraries into the spool) that the init
+# script would run first. From trixie's Postfix on, `postfix start` runs it itself (from post-install) and the
+# script refuses the init script's old call.
+SYNC_CHROOT = (
+    "grep -qs configure-instance /usr/lib/postfix/sbin/post-install || /usr/lib/postfix/configure-instance.sh -"
+)
 
 
 @contextmanager
@@ -56,26 +67,58 @@ def load(dir: Path | None = None) -> TestBed:
     return read_state(_resolve(dir))
 
 
-def create(dir: Path | None = None, fleet: int | None = None) -> TestBed:
+def create(dir: Path | None = None, fleet: int | None = None, releases: dict[str, str | None] | None = None) -> TestBed:
     """Return a healthy bed, reusing a running one or building it anew.
 
     `fleet` (fleet mode) makes the bed carry exactly that many extra Postfix hosts; None keeps what a
     running bed has (none on a new one).
+
+    `releases` gives hosts the root file system of another Debian release ({"mx": "trixie"}; a host not named,
+    or named with None, runs the machine's own); a running bed with other releases is rebuilt. None takes
+    TESTBED_RELEASE (`trixie`, `mx=trixie,edge=bullseye`) when it is set, else keeps what a running bed
+    has (the machine's own on a new one).
     """
     bed_dir = _resolve(dir)
+    wanted = wanted_releases(releases)
+    specs = with_releases(wanted or {})
+    # Built (or found in the cache) before the bed is touched: a release that cannot be built leaves a running
+    # bed as it was.
+    for release in sorted({spec.release for spec in specs if spec.release is not None}):
+        rootfs.ensure_rootfs(release)
     with _locked():
         try:
             bed = read_state(bed_dir)
         except (OSError, ValueError, KeyError):
             bed = None
-        if bed is None or problems(bed):
+        if bed is None or problems(bed) or (wanted is not None and host_releases(bed) != wanted):
             _teardown(bed_dir)
-            bed = _build(bed_dir)
+            bed = _build(bed_dir, specs)
         if fleet is not None and len(bed.fleet) != fleet:
             from .fleet import resize_fleet
 
             resize_fleet(bed, fleet)
         return bed
+
+
+def wanted_releases(releases: dict[str, str | None] | None) -> dict[str, str | None] | None:
+    """Each host's release (None: the machine's own), or None when the caller leaves it to a running bed."""
+    if releases is None:
+        text = os.environ.get(RELEASE_VARIABLE, "").strip()
+        if not text:
+            return None
+        releases = parse_releases(text)
+    found = {spec.name: releases.get(spec.name) for spec in HOST_SPECS}
+    unknown = set(releases) - set(found)
+    if unknown:
+        raise ValueError(f"no such test-bed host: {', '.join(sorted(unknown))}")
+    for release in found.values():
+        if release is not None:
+            rootfs.check_release_name(release)
+    return found
+
+
+def host_releases(bed: TestBed) -> dict[str, str | None]:
+    return {spec.name: bed.hosts[spec.name].release if spec.name in bed.hosts else None for spec in HOST_SPECS}
 
 
 def destroy(dir: Path | None = None) -> None:
@@ -181,7 +224,7 @@ def _remove_dir(bed_dir: Path) -> None:
 # ---------------------------------------------------------------- build
 
 
-def _build(bed_dir: Path) -> TestBed:
+def _build(bed_dir: Path, specs: tuple[HostSpec, ...] = HOST_SPECS) -> TestBed:
     if not hostfs.sees_pristine_files():
         # Copies must come from the packages' files, not a host's private view.
         raise RuntimeError("create() must not run inside a test-bed host")
@@ -195,20 +238,20 @@ def _build(bed_dir: Path) -> TestBed:
     def host_dir(spec: HostSpec) -> Path:
         return bed_dir / "hosts" / spec.name
 
-    with ThreadPoolExecutor(max_workers=len(HOST_SPECS)) as pool:
-        host_keys = list(pool.map(lambda s: hostfs.prepare_host(s, host_dir(s), public_key), HOST_SPECS))
+    with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+        host_keys = list(pool.map(lambda s: hostfs.prepare_host(s, host_dir(s), public_key), specs))
 
     network.create_bridge()
-    for spec in HOST_SPECS:
+    for spec in specs:
         network.create_host_network(spec)
     network.flush_neighbours()
 
     hosts: dict[str, Host] = {}
-    for spec, host_key in zip(HOST_SPECS, host_keys, strict=True):
+    for spec, host_key in zip(specs, host_keys, strict=True):
         pid = _launch(spec, host_dir(spec), bed_dir)
-        hosts[spec.name] = Host(spec.name, spec.address, spec.hostname, host_key, pid, host_dir(spec))
+        hosts[spec.name] = Host(spec.name, spec.address, spec.hostname, host_key, pid, host_dir(spec), spec.release)
 
-    for spec in HOST_SPECS:
+    for spec in specs:
         hostfs.make_site_cert(spec, bed_dir / "tls")
     known_hosts = bed_dir / "known_hosts"
     known_hosts.write_text("".join(f"{h.address} {h.host_key}\n" for h in hosts.values()))
@@ -220,10 +263,10 @@ def _build(bed_dir: Path) -> TestBed:
         client_addresses=list(CLIENT_ADDRESSES),
         controller_address=CONTROLLER_ADDRESS,
     )
-    for spec in HOST_SPECS:
+    for spec in specs:
         _wait_ssh(spec)
-    with ThreadPoolExecutor(max_workers=len(HOST_SPECS)) as pool:
-        list(pool.map(lambda s: _start_daemons(bed, s.name), HOST_SPECS))
+    with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+        list(pool.map(lambda s: _start_daemons(bed, s.name), specs))
     bed.created_at = time.time()
     bed.save()
     remaining = problems(bed)
@@ -243,6 +286,8 @@ def _launch(spec: HostSpec, host_dir: Path, bed_dir: Path) -> int:
         "unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc", "--propagation", "private",
         "--", "/bin/bash", str(HOST_INIT), str(host_dir), spec.hostname,
     ]  # fmt: skip
+    if spec.release is not None:
+        args.append(str(rootfs.root_of(spec.release)))
     with open(host_dir / "init.log", "ab") as log:
         subprocess.run(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, check=True, timeout=30)
     netns = network.netns_path(spec.netns)
@@ -264,14 +309,32 @@ def _wait_ssh(spec: HostSpec) -> None:
 
 
 def _start_daemons(bed: TestBed, host: str) -> None:
-    # configure-instance.sh is Debian's chroot sync (resolv.conf, hosts, nss
-    # libraries into the spool) that the init script would run first.
-    bed.run(host, "/usr/lib/postfix/configure-instance.sh -")
+    check_private_view(bed, host)
+    bed.run(host, SYNC_CHROOT)
     bed.run(host, "postconf -n >/dev/null && postfix start </dev/null")
     # dovecot keeps inherited fds open; validate first so errors are visible.
     bed.run(host, "doveconf -n >/dev/null && dovecot </dev/null >/dev/null 2>&1")
     bed.wait_smtp(host, timeout=SMTP_WAIT)
     _wait_dovecot(bed, host)
+
+
+# The host's private folders. Where a command entered into the host does not find them mounted, it does not see the
+# host's root, and the daemons it started would write to the machine's own spool, state and /run.
+PRIVATE_MOUNTS = ("/etc/postfix", "/etc/dovecot", "/var/spool/postfix", "/var/lib/postfix", "/var/lib/dovecot", "/run")
+
+
+def check_private_view(bed: TestBed, host: str) -> None:
+    """Refuse to go on when commands entered into `host` do not see its own root file system and folders."""
+    script = f'for d in {shlex.join(PRIVATE_MOUNTS)}; do mountpoint -q "$d" || echo "$d"; done'
+    missing = bed.run(host, script, timeout=20).stdout.split()
+    if missing:
+        raise RuntimeError(f"{host}: commands entered into the host do not see its own {', '.join(missing)}")
+    release = bed.hosts[host].release
+    if release is None:
+        return
+    seen = bed.read_file(host, "/etc/debian_version")
+    if seen != (rootfs.root_of(release) / "etc/debian_version").read_bytes():
+        raise RuntimeError(f"{host}: commands entered into the host do not see {release}'s root (Debian {seen!r})")
 
 
 def _wait_dovecot(bed: TestBed, host: str) -> None:

@@ -23,7 +23,11 @@ class Host:
     hostname: str
     host_key: str
     pid: int
+    # The host's folder on the controller (its private copies of /etc/postfix and the rest, its sshd config):
+    # the same files the host sees, whichever root file system it runs.
     root: Path
+    # The Debian release of its root file system (toolchain.testbed.rootfs), or None: the machine's own.
+    release: str | None = None
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
@@ -39,6 +43,7 @@ class Host:
             host_key=str(data["host_key"]),
             pid=int(str(data["pid"])),
             root=Path(str(data["root"])),
+            release=str(data["release"]) if data.get("release") else None,
         )
 
 
@@ -60,8 +65,9 @@ class TestBed:
     def _nsenter(self, host: str) -> list[str]:
         pid = self.hosts[host].pid
         # -p makes nsenter fork, so the command is a member of the host's PID
-        # namespace and dies with the host.
-        return ["nsenter", "-t", str(pid), "-m", "-n", "-u", "-p", "--"]
+        # namespace and dies with the host. -r and -w take the host's root and working directory (its
+        # first process's): a host of another release runs with that release's root file system as /.
+        return ["nsenter", "-t", str(pid), "-m", "-n", "-u", "-p", "-r", "-w", "--"]
 
     def run(self, host: str, command: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run `bash -c command` inside the host.
