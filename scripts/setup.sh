@@ -65,8 +65,14 @@ from toolchain.testbed.rootfs import is_built
 print(" ".join(r for r in sys.argv[1:] if not is_built(r)))' $releases)
   [ -n "$missing" ] || return 0
   log "building the root file systems of Debian $missing for test hosts (once)"
-  # shellcheck disable=SC2086
-  .venv/bin/python -m toolchain.testbed rootfs $missing >/dev/null
+  # One build per release at once: each mostly waits on the archive, and one lock per release keeps them apart.
+  local release pids=() failed=0
+  for release in $missing; do
+    .venv/bin/python -m toolchain.testbed rootfs "$release" >/dev/null &
+    pids+=("$!")
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  [ "$failed" = 0 ] || { log "building a release's root file system failed (above)"; return 1; }
 }
 
 # Fixes applied to the CLI's source at build time: toolchain/engine/patches/FILE.sed edits one file of the pulumi/pkg module,
