@@ -183,21 +183,29 @@ class PostfixServicesProvider(HostProvider):
         others = book.declared_by_others(id_)
         known = {k: v for k, v in originals.items() if k in desired or ledger.service_key(k) not in others}
         plan = mastercf.plan_edit(current, desired, known)
-        before = book.render()
-        book.claim(
-            id_,
-            [ledger.service_key(k) for k in plan.originals],
-            {ledger.service_key(k): {"text": v} for k, v in plan.originals.items()},
-        )
         if plan.changes:
             _log(host.label, plan.changes, "setting")
             tls_fingerprint = fingerprint(cert) if cert else None
             record = journal.master_cf_journal(facts)
             run_change(MasterCfChange(host, facts, current, plan.text, services, tls_fingerprint, record, id_))
+            # Claimed once the change is live, in the write that ends its record: a change that failed (a create
+            # the engine never records) leaves no owner behind to hold the entries after the resource is gone.
+            _claim(book, id_, plan.originals)
             _end(host, record)
-        elif book.render() != before:
-            save_ledger(session, journal.path, book)
+        else:
+            before = book.render()
+            _claim(book, id_, plan.originals)
+            if book.render() != before:
+                save_ledger(session, journal.path, book)
         return {**props, "master_cf": desired_lines(props), "originals": _originals_to_state(plan.originals)}
+
+
+def _claim(book: ledger.Ledger, owner: str, originals: Mapping[str, str | None]) -> None:
+    book.claim(
+        owner,
+        [ledger.service_key(k) for k in originals],
+        {ledger.service_key(k): {"text": v} for k, v in originals.items()},
+    )
 
 
 def first_originals(

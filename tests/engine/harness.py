@@ -37,7 +37,8 @@ def log_since(bed, host: str, offset: int, path: str = "/var/log/mail.log") -> s
 
 def dovecot_password(testbed, hosts, user: str, label: str) -> str:
     """A fresh passwd-file password for `user` in /etc/dovecot/users on each of `hosts`, recorded as a secret."""
-    word = secrets.token_urlsafe(16)
+    # Never starting with "-": a command line that takes it as an argument must not read it as an option.
+    word = "p" + secrets.token_urlsafe(16)
     RECORD.secret(label, word)
     for host in hosts:
         testbed.run(
