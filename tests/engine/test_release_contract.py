@@ -13,7 +13,6 @@ leaves each host byte for byte as it was.
 from __future__ import annotations
 
 import base64
-import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -21,9 +20,9 @@ import pytest
 from tests.engine import mail_client
 from tests.engine.harness import EngineProject, bed_config, dovecot_password
 from tests.engine.lifecycle_support import SNAPSHOT
+from tests.engine.release_support import releases_bed
 from tests.tls_files import make_cert
-from toolchain.testbed import TestBed, create, rootfs
-from toolchain.testbed.lifecycle import host_releases
+from toolchain.testbed import TestBed
 
 pytestmark = [pytest.mark.engine, pytest.mark.long(150)]
 
@@ -36,23 +35,10 @@ RATE = 4
 SOURCES = iter(range(100, 130))
 
 
-def adopt(bed: TestBed, fresh: TestBed) -> None:
-    # The session fixture hands out one object; keep it pointing at live hosts.
-    for item in dataclasses.fields(TestBed):
-        setattr(bed, item.name, getattr(fresh, item.name))
-
-
 @pytest.fixture(scope="module")
 def bed(testbed: TestBed) -> Iterator[TestBed]:
-    missing = sorted({r for r in RELEASES.values() if r is not None and not rootfs.is_built(r)})
-    if missing:
-        pytest.fail(f"no root file system of {', '.join(missing)}: run scripts/setup.sh first")
-    before = host_releases(testbed)
-    try:
-        adopt(testbed, create(testbed.dir, releases=RELEASES))
-        yield testbed
-    finally:
-        adopt(testbed, create(testbed.dir, releases=before))
+    with releases_bed(testbed, RELEASES) as mixed:
+        yield mixed
 
 
 def source(bed: TestBed) -> str:

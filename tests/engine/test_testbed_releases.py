@@ -19,7 +19,8 @@ import paramiko
 import pytest
 
 from tests.engine.harness import dovecot_password
-from toolchain.testbed import TestBed, create, destroy, rootfs
+from tests.engine.release_support import releases_bed
+from toolchain.testbed import TestBed, destroy, rootfs
 from toolchain.testbed.layout import PREFIX
 from toolchain.testbed.lifecycle import host_releases, problems
 from toolchain.testbed.network import our_links, our_netns
@@ -60,24 +61,10 @@ EXPECTED = {
 }
 
 
-def adopt(bed: TestBed, fresh: TestBed) -> None:
-    # The session fixture hands out one object; keep it pointing at live hosts.
-    for item in dataclasses.fields(TestBed):
-        setattr(bed, item.name, getattr(fresh, item.name))
-
-
 @pytest.fixture(scope="module")
 def bed(testbed: TestBed) -> Iterator[TestBed]:
-    missing = sorted({r for r in RELEASES.values() if r is not None and not rootfs.is_built(r)})
-    if missing:
-        command = f"python -m toolchain.testbed rootfs {' '.join(missing)}"
-        pytest.fail(f"no root file system of {', '.join(missing)}: run scripts/setup.sh (or `{command}`) first")
-    before = host_releases(testbed)
-    try:
-        adopt(testbed, create(testbed.dir, releases=RELEASES))
-        yield testbed
-    finally:
-        adopt(testbed, create(testbed.dir, releases=before))
+    with releases_bed(testbed, RELEASES) as mixed:
+        yield mixed
 
 
 def expected(host: str) -> Expected:
