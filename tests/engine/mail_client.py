@@ -65,6 +65,24 @@ def tls_context() -> ssl.SSLContext:
     return context
 
 
+def tls_at_most_1_1(address: str, source: str, port: int = 25) -> str:
+    """What a client that offers TLS 1.0 and 1.1 only gets after STARTTLS: the version spoken, or OpenSSL's
+    reason for the failed handshake (TLSV1_ALERT_PROTOCOL_VERSION when the server refuses both)."""
+    context = tls_context()
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")  # this side's OpenSSL must not refuse them itself
+    context.minimum_version = ssl.TLSVersion.TLSv1
+    context.maximum_version = ssl.TLSVersion.TLSv1_1
+    client = connect(address, source, port)
+    try:
+        client.ehlo()
+        client.starttls(context=context)
+        return client.sock.version()
+    except ssl.SSLError as exc:
+        return exc.reason
+    finally:
+        client.close()
+
+
 def auth_mechanisms(address: str, port: int, timeout: float = 5) -> set[str]:
     """The mechanisms Dovecot's auth listener offers in its handshake, as a client on the bridge sees them.
 
