@@ -62,14 +62,17 @@ def _head(text: str, count: int) -> list[str]:
     return [line.strip() for line in [*text.splitlines(), *[""] * count][:count]]
 
 
-# The command of the Postfix facts (sh -c SCRIPT). Without maillog_file, Debian's syslog writes /var/log/mail.log.
+# The command of the Postfix facts (sh -c SCRIPT). Without maillog_file, Debian's syslog writes /var/log/mail.log,
+# RHEL's rsyslog /var/log/maillog.
 POSTFIX_FACTS_SCRIPT = r"""
 command -v postconf >/dev/null || { echo NO-POSTFIX; exit 0; }
 cfg=$(postconf -h config_directory)
 printf '%s\n' "$cfg"
 postconf -h mail_version
 log=$(postconf -h maillog_file)
-if [ -z "$log" ] && [ -f /var/log/mail.log ]; then log=/var/log/mail.log; fi
+if [ -z "$log" ]; then
+  for f in /var/log/mail.log /var/log/maillog; do if [ -f "$f" ]; then log=$f; break; fi; done
+fi
 printf '%s\n' "$log"
 postconf -h queue_directory
 sum=$(sha256sum < "$cfg/main.cf" 2>/dev/null) || sum=-

@@ -19,6 +19,29 @@ from secure_postfix.remote.ssh import ChangedMeanwhileError, RemoteError, Sessio
 MAIN_CF = "/etc/postfix/main.cf"
 BACKUP_SUFFIX = ".secure-postfix-prev"
 
+# A backup name someone else made (a symlink, say) is removed first, never written through. `--preserve=all`
+# also keeps an SELinux context (a rollback moves the backup back, so the file gets its own context back) and,
+# unlike `--preserve=context`, says nothing on a host without SELinux.
+BACKUP_SCRIPT = (
+    'for f in "$@"; do b="$f.secure-postfix-prev"; rm -f -- "$b"; '
+    'if [ -e "$f" ] || [ -L "$f" ]; then cp -P --preserve=all -- "$f" "$b"; fi; done'
+)
+# A folder this project creates (/etc/postfix/tls) gets the SELinux policy's context for its path.
+ENSURE_DIRECTORY_SCRIPT = (
+    'if [ -L "$1" ]; then echo symlink; elif [ -d "$1" ]; then echo existed; '
+    'else mkdir -m 0755 -- "$1" || exit; '
+    'if command -v selinuxenabled >/dev/null 2>&1 && selinuxenabled; then restorecon -- "$1" || exit; fi; '
+    "echo created; fi"
+)
+# Where systemd runs Postfix (RHEL, Debian with systemd), a master started from an SSH session would run outside
+# postfix.service: restart it through systemd. Elsewhere (no systemd as init: `systemctl show` fails) Postfix's own.
+RESTART_SCRIPT = (
+    "if command -v systemctl >/dev/null 2>&1 && "
+    '[ "$(systemctl show -p LoadState --value postfix.service 2>/dev/null)" = loaded ]; '
+    "then systemctl restart postfix.service; "
+    "else postfix stop >/dev/null 2>&1; postfix start </dev/null >/dev/null 2>&1; fi"
+)
+
 # `postfix check` runs postfix-script, which also reads the main.cf of the default config directory
 # (`postconf -c $def_config_directory -h multi_instance_directories`), whatever -c says: a copy
 # checked with `postfix -c STAGE` is judged together with the live file. So each check runs in a
@@ -244,7 +267,7 @@ class PostfixHost:
 
     def restart(self) -> None:
         """Stop and start: the only way to lift the master's throttle after an smtpd crash."""
-        self.s.sh("postfix stop >/dev/null 2>&1; postfix start </dev/null >/dev/null 2>&1", what="restarting Postfix")
+        self.s.sh(RESTART_SCRIPT, what="restarting Postfix")
 
     # -- probing ------------------------------------------------------------
     def probe_smtp(
@@ -282,12 +305,7 @@ class PostfixHost:
         return host_output.parse_digests(self.s.sh(script, *paths, what="reading digests").out)
 
     def backup_files(self, paths: list[str]) -> None:
-        # A backup name someone else made (a symlink, say) is removed first, never written through.
-        script = (
-            'for f in "$@"; do b="$f.secure-postfix-prev"; rm -f -- "$b"; '
-            'if [ -e "$f" ] || [ -L "$f" ]; then cp -P -p -- "$f" "$b"; fi; done'
-        )
-        self.s.sh(script, *paths, what="backing up " + ", ".join(paths))
+        self.s.sh(BACKUP_SCRIPT, *paths, what="backing up " + ", ".join(paths))
 
     def restore_files(self, paths: list[str]) -> None:
         """Put backups back; files that had none did not exist before and are removed."""
@@ -302,11 +320,7 @@ class PostfixHost:
 
     def ensure_directory(self, path: str) -> bool:
         """Create `path` (mode 0755) if missing; True when it was created here. A symlink there is refused."""
-        script = (
-            'if [ -L "$1" ]; then echo symlink; elif [ -d "$1" ]; then echo existed; '
-            'else mkdir -m 0755 -- "$1" && echo created; fi'
-        )
-        found = self.s.sh(script, path, what=f"creating {path}").out.strip()
+        found = self.s.sh(ENSURE_DIRECTORY_SCRIPT, path, what=f"creating {path}").out.strip()
         if found == "symlink":
             raise PostfixError(
                 f"{self.label}: {path} is a symlink, which this project did not make; refusing to write through it. "

@@ -37,6 +37,8 @@ logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 # The temporary file gets its final mode and owner while still empty, so a key is never readable
 # under a looser mode, not even for a moment. No symlink is followed: neither the file nor its
 # folder may be one, and the folder must be root's and writable by root alone.
+# With SELinux on, the temporary file takes the live file's context before the rename (as it takes its mode and
+# owner), and a file that did not exist gets the policy's context for its path (restorecon) after it.
 _ATOMIC_WRITE = r"""
 set -eu
 path=$1 mode=$2 owner=$3 age=$4 size=$5 digest=$6 expect=$7
@@ -59,6 +61,11 @@ if [ -e "$path" ]; then
 fi
 if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
 if [ -n "$mode" ]; then chmod -- "$mode" "$tmp"; fi
+selinux=0
+if command -v selinuxenabled >/dev/null 2>&1 && selinuxenabled; then selinux=1; fi
+new=0
+[ -e "$path" ] || new=1
+if [ "$selinux" = 1 ] && [ "$new" = 0 ]; then chcon --reference="$path" -- "$tmp"; fi
 cat > "$tmp"
 got=$(stat -c %s -- "$tmp")
 sum=$(sha256sum < "$tmp")
@@ -71,6 +78,7 @@ if [ -n "$expect" ]; then
 fi
 mv -f -- "$tmp" "$path"
 trap - EXIT
+if [ "$selinux" = 1 ] && [ "$new" = 1 ]; then restorecon -- "$path"; fi
 """
 # What one command may write back (stdout and stderr together). The one provider process serves every host:
 # a host streaming gigabytes within its time limit must not be able to fill it.
