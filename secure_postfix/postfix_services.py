@@ -32,7 +32,8 @@ from secure_postfix.remote.postfix_host import PostfixError, PostfixFacts, Postf
 from secure_postfix.remote.ssh import RemoteError, Session
 
 # `master_cf` (the rendered entries) is computed: as an input it would restate every changed option.
-COMPUTED_OUTPUTS = ("originals", "master_cf")
+# `postfix_version` is what the last up or refresh read from the host: the next preview judges the options by it.
+COMPUTED_OUTPUTS = ("originals", "master_cf", "postfix_version")
 DRIFT = "drift"
 
 
@@ -142,6 +143,7 @@ class PostfixServicesProvider(HostProvider):
         desired = desired_lines(props)
         refreshed = {k: v for k, v in props.items() if k != DRIFT}
         refreshed["master_cf"] = desired
+        refreshed["postfix_version"] = facts.version
         drift = drift_of(text, desired)
         if drift:
             refreshed[DRIFT] = drift
@@ -197,7 +199,19 @@ class PostfixServicesProvider(HostProvider):
             _claim(book, id_, plan.originals)
             if book.render() != before:
                 save_ledger(session, journal.path, book)
-        return {**props, "master_cf": desired_lines(props), "originals": _originals_to_state(plan.originals)}
+        return {
+            **props,
+            "master_cf": desired_lines(props),
+            "originals": _originals_to_state(plan.originals),
+            "postfix_version": facts.version,
+        }
+
+    def preview_problems(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+        """The services' options judged on the Postfix version the last up or refresh read from the host."""
+        version = olds.get("postfix_version")
+        if not isinstance(version, str) or not version or conn.is_unknown(news.get("services")):
+            return []
+        return [str(p) for p in mastercf.version_problems(services_from(news), version)]
 
 
 def _claim(book: ledger.Ledger, owner: str, originals: Mapping[str, str | None]) -> None:
@@ -348,7 +362,8 @@ class PostfixServices(dyn.Resource, module="postfix", name="PostfixServices"):
 
     master_cf: pulumi.Output[dict]
     originals: pulumi.Output[dict]
+    postfix_version: pulumi.Output[str]
 
     def __init__(self, resource_name: str, args: PostfixServicesArgs, opts: pulumi.ResourceOptions | None = None):
-        props = {**args.props(), "master_cf": None, "originals": None}
+        props = {**args.props(), "master_cf": None, "originals": None, "postfix_version": None}
         super().__init__(PostfixServicesProvider(), resource_name, props, opts)

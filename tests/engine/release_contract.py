@@ -118,6 +118,33 @@ class TestEveryRelease:
         run = proj.up()
         assert run.ok, run.text
 
+    def test_each_resource_stores_the_version_its_host_reported(self, bed, layout, project):
+        proj, _ = project
+        address = {bed.hosts[h].address: h for h in MX_HOSTS}
+        stored = {
+            (r["type"].rsplit(":", 1)[-1], address[r["outputs"]["host"]]): r["outputs"].get("postfix_version", "")
+            for r in proj.export()["resources"]
+            if r["type"].endswith((":PostfixConfig", ":PostfixServices"))
+        }
+        assert len(stored) == 2 * len(MX_HOSTS), stored
+        for (kind, host), version in stored.items():
+            assert version.startswith(POSTFIX[layout.releases()[host]]), (kind, host, version)
+
+    def test_an_option_debian_11s_postfix_cannot_read_is_refused_at_preview(self, bed, cert, layout, project):
+        proj, _ = project
+        old = next(h for h, release in layout.releases().items() if release == "bullseye")
+        options = {"smtpd_tls_protocols": ">=TLSv1.3"}
+        proj.configure(config(bed, cert, services={"submission": {"options": options}, "submissions": {}}))
+        try:
+            run = proj.preview()
+        finally:
+            proj.configure(config(bed, cert))
+        assert not run.ok
+        refusal = f"{old} ({bed.hosts[old].address}): services.submission.options.smtpd_tls_protocols: '>=TLSv1.3'"
+        assert refusal in run.text and "Postfix 3.5.25 does not know it" in run.text, run.text
+        others = [f"{h} ({bed.hosts[h].address}): services.submission" for h in MX_HOSTS if h != old]
+        assert not any(other in run.text for other in others), run.text
+
     @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # ssl's TLSv1 and TLSv1_1, offered on purpose
     @pytest.mark.parametrize("host", MX_HOSTS)
     def test_port_25_says_size_refuses_auth_and_speaks_tls_12_or_newer_only(self, bed, project, host):

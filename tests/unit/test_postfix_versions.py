@@ -263,3 +263,34 @@ def test_the_staged_check_of_each_version_accepts_main_cf_as_an_up_writes_it_the
     )
     assert (check.staged.rc, check.live.rc) == (0, 0)
     assert postfix_output.rejection(check) is None
+
+
+SERVICES_NEWS = {
+    "host": "10.231.17.10",
+    "port": 22,
+    "user": "root",
+    "private_key": "k",
+    "tls_cert_pem": "CERT",
+    "services": {"submission": {"options": {"smtpd_tls_protocols": ">=TLSv1.3"}}},
+}
+
+
+def test_services_preview_refuses_an_option_the_stored_version_cannot_read():
+    from secure_postfix.postfix_services import PostfixServicesProvider
+
+    olds = {**SERVICES_NEWS, "services": {"submission": {}}, "postfix_version": "3.5.25"}
+    with pytest.raises(ApplyError) as at_preview:
+        PostfixServicesProvider().diff(OWNER, olds, SERVICES_NEWS)
+    assert str(at_preview.value).startswith(
+        "10.231.17.10: services.submission.options.smtpd_tls_protocols: '>=TLSv1.3' is Postfix 3.6's syntax; "
+        "Postfix 3.5.25 does not know it"
+    )
+    assert str(at_preview.value).endswith("Nothing was changed.")
+
+
+@pytest.mark.parametrize("stored", [{"postfix_version": "3.7.11"}, {"postfix_version": "3.10.13"}, {}])
+def test_services_preview_lets_through_what_the_stored_version_can_read(stored):
+    from secure_postfix.postfix_services import PostfixServicesProvider
+
+    olds = {**SERVICES_NEWS, "services": {"submission": {}}, **stored}
+    PostfixServicesProvider().diff(OWNER, olds, SERVICES_NEWS)
