@@ -10,16 +10,18 @@ from __future__ import annotations
 import base64
 import smtplib
 import ssl
+import time
 
 import pytest
 
 from tests.engine import mail_client, tls_judges
-from tests.engine.harness import EngineProject, bed_config, dovecot_password
+from tests.engine.harness import EngineProject, bed_config, dovecot_password, log_offset, log_since
 from toolchain.testbed.layout import SUBNET
 
 pytestmark = [pytest.mark.engine, pytest.mark.long(90)]
 
 HOST = "mx"
+PARTNER = "edge"
 USER = "tess"
 SERVICES = {"submission": {}, "submissions": {}}
 # Never offered on port 25 (docs/stack-config.md): no server authentication, no encryption, or broken.
@@ -33,7 +35,12 @@ def password(testbed) -> str:
 
 @pytest.fixture(scope="module")
 def project(testbed, password, tmp_path_factory):
-    tls = {"cert_file": str(testbed.tls_dir / f"{HOST}.crt"), "key_file": str(testbed.tls_dir / f"{HOST}.key")}
+    tls = {
+        "cert_file": str(testbed.tls_dir / f"{HOST}.crt"),
+        "key_file": str(testbed.tls_dir / f"{HOST}.key"),
+        # A partner that must be reached over verified TLS: edge, whose certificate mx's Postfix cannot verify.
+        "destinations": {f"[{testbed.hosts[PARTNER].address}]": "secure"},
+    }
     config = bed_config(
         testbed, {"judged": {"postfix_hosts": [HOST], "auth_service": "own", "tls": tls, "services": SERVICES}}, [HOST]
     )
@@ -140,3 +147,19 @@ def test_no_auth_over_an_anonymous_suite(testbed, password, project, port):
             assert client.docmd("AUTH", _plain(password))[0] == 235
     finally:
         client.close()
+
+
+def test_a_destination_that_must_be_verified_gets_no_mail_without_it(testbed, project):
+    """smtp_tls_policy_maps as the SMTP client reads it: mail to a `secure` destination whose certificate does not
+    verify stays queued, where `may` would have sent it over TLS anyway."""
+    partner = testbed.hosts[PARTNER].address
+    offset = log_offset(testbed, HOST)
+    sender = f"root@{testbed.hosts[HOST].hostname}"
+    testbed.run(HOST, f"printf 'Subject: partner\\n\\nhello\\n' | sendmail -f {sender} 'someone@[{partner}]'")
+    try:
+        deadline = time.monotonic() + 20
+        while "status=" not in (log := log_since(testbed, HOST, offset)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "status=deferred (Server certificate not verified)" in log, log
+    finally:
+        testbed.run(HOST, "postsuper -d ALL deferred 2>/dev/null; postsuper -d ALL 2>/dev/null", check=False)
