@@ -53,6 +53,20 @@ python_env() {
   echo "$want" > "$stamp"
 }
 
+judges_env() {
+  # sslyze, the TLS judge the engine tests run (tests/engine/tls_judges.py), in a virtualenv of its own: sslyze
+  # 6.3.1 needs cryptography < 47, the project runs on 50.0.2. Hashed like the other locks (scripts/lock.sh).
+  local env=$CACHE/judges stamp=$CACHE/judges/.requirements.sha
+  local want
+  want=$(sha256sum < requirements-judges.txt | cut -d' ' -f1)
+  if [ -x "$env/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
+  log "creating the TLS judges' virtualenv (.cache/judges: sslyze)"
+  rm -rf "$env"
+  python3 -m venv "$env"
+  "$env/bin/pip" install -q --require-hashes -r requirements-judges.txt
+  echo "$want" > "$stamp"
+}
+
 release_trees() {
   # Root file systems of the Debian releases the engine tests start hosts of (tests/engine/test_testbed_releases.py),
   # built once with mmdebstrap into .cache/rootfs/ (1-2 minutes and 160-190 MB each). TESTBED_RELEASES="" skips them.
@@ -220,6 +234,7 @@ pulumi_ready() {
 
 apt_packages
 python_env
+judges_env
 release_trees
 # Go is needed only while the CLI, actionlint or SeaweedFS is missing.
 { pulumi_ready && actionlint_ready && weed_ready; } || go_toolchain

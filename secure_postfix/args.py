@@ -113,6 +113,20 @@ class TlsSettings:
     """smtpd_tls_protocols and smtpd_tls_mandatory_protocols: TLS 1.2 or newer only."""
     public_mx: bool = features.TLS_DEFAULTS["public_mx"]
     """Whether other mail servers deliver to this host (an MX): then TLS may not be required of them."""
+    policy: str = features.TLS_DEFAULTS["policy"]
+    """The TLS level where passwords travel, wherever TLS is required (the submission services 587 and 465, and
+    port 25 at `encrypt`): "intermediate" (Mozilla's intermediate profile: TLS 1.2+, ECDHE with AES-GCM or
+    ChaCha20-Poly1305 only; no anonymous, CBC or static-RSA suites) or "modern" (TLS 1.3 only)."""
+    mta_policy: str = features.TLS_DEFAULTS["mta_policy"]
+    """The TLS level between mail servers, where TLS is optional (port 25 at `may`, and mail this host sends):
+    "opportunistic" (TLS 1.2+, every suite that encrypts soundly: only anonymous, NULL, export, DES, 3DES, RC4
+    and MD5 suites refused, since a peer that cannot agree sends in plaintext) or "intermediate"."""
+    outbound_security_level: str = features.TLS_DEFAULTS["outbound_security_level"]
+    """smtp_tls_security_level, for mail this host sends: "may" (TLS when the server offers it) or "encrypt"
+    (never without TLS: only for a host that relays to known servers)."""
+    destinations: Mapping[str, Any] = field(default_factory=dict)
+    """Destinations that must get TLS, by domain (`.domain` for its subdomains, `[host]:port` for a next hop):
+    a level ("encrypt", "verify", "secure") or {level, match}; written to smtp_tls_policy_maps (texthash:)."""
 
     def props(self) -> dict[str, Any]:
         return _shallow(self)
@@ -229,4 +243,3 @@ PUBLIC_ARGS: Sequence[type] = (
     DovecotAuthServiceArgs,
     PostfixServicesArgs,
 )
-

@@ -26,7 +26,7 @@ import pulumi.dynamic as dyn
 from secure_postfix import connection as conn
 from secure_postfix import postfix_daemon as daemon
 from secure_postfix.args import PostfixConfigArgs, SaslWiring, TlsSettings
-from secure_postfix.core import compliance, ledger, maincf
+from secure_postfix.core import compliance, ledger, maincf, tls_policy
 from secure_postfix.core import postfix_features as features
 from secure_postfix.core import postfix_rules as rules
 from secure_postfix.core.postfix_plan import Plan, live_values, plan_edit, plan_restore
@@ -139,6 +139,8 @@ def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
         inputs["public_mx"] = False
     inputs["tls_cert_pem"] = tls.get("cert_pem") if tls else None
     inputs["tls_key_pem"] = props.get("tls_key_pem") if tls else None
+    # The per-destination table's text, deployed beside the pair file; absent without destinations.
+    inputs["tls_policy_map"] = features.tls_policy_map(TlsSettings.from_props(tls).props()) if tls else None
     return {k: v for k, v in inputs.items() if v is not None}
 
 
@@ -249,11 +251,13 @@ class PostfixConfigProvider(HostProvider):
             change = MainCfChange(host, facts, plan, changed_files, fingerprint(cert) if cert else None, journal)
             run_change(change)
             created = sorted(set(created) | set(change.made))
-        # An earlier release's separate certificate and key: nothing names them once the pair file is live.
+        # An earlier release's separate certificate and key, and a per-destination table the stack no longer has:
+        # nothing names them once the change is live.
         legacy = [p for p in created if p in features.LEGACY_TLS_FILES] if files else []
+        legacy += [p for p in created if p == tls_policy.POLICY_MAP_FILE and p not in files]
         if legacy:
             host.remove_files(legacy)
-            pulumi.log.info(f"{host.label}: removed {', '.join(legacy)}; {features.TLS_PAIR_FILE} holds both")
+            pulumi.log.info(f"{host.label}: removed {', '.join(legacy)}, which main.cf no longer names")
             created = [p for p in created if p not in legacy]
         held = Holdings(plan.originals, plan.earlier, created)
         book.claim(id_, held.keys(declared), held.ledger_originals(declared))
@@ -387,7 +391,7 @@ class Journal:
             return self._resolve_master_cf(facts)
         if not pending:
             # Backups outlive a change cut off after its record was cleared, before they were removed.
-            self.host.drop_backups([self.main_cf, features.TLS_PAIR_FILE])
+            self.host.drop_backups([self.main_cf, features.TLS_PAIR_FILE, tls_policy.POLICY_MAP_FILE])
             return facts
         label, started = self.host.label, pending.get("started", "?")
         if facts.main_cf_sha256 not in (pending.get("before"), pending.get("after")):
@@ -412,7 +416,6 @@ class Journal:
         )
         return restored
 
-
     def master_cf_journal(self, facts: PostfixFacts) -> FileJournal:
         """The record of a change of master.cf (PostfixServices), in the same ledger."""
         path = posixpath.join(facts.config_directory, "master.cf")
@@ -423,7 +426,7 @@ class Journal:
         if not journal.mine():
             raise ApplyError(
                 f"{self.host.label}: {self.path} records a change of {self.book.pending.get('path')} under way, a "
-                "file this release does not change; mend or remove the \"pending\" entry by hand. Nothing was changed."
+                'file this release does not change; mend or remove the "pending" entry by hand. Nothing was changed.'
             )
 
         def put_back(text: str | None) -> None:
@@ -442,7 +445,11 @@ def _tls_files(props: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
     cert, key = props.get("tls_cert_pem"), props.get("tls_key_pem")
     if not cert or not key:
         return {}
-    return {features.TLS_PAIR_FILE: (key.rstrip("\n") + "\n" + cert.rstrip("\n") + "\n", "0600")}
+    files = {features.TLS_PAIR_FILE: (key.rstrip("\n") + "\n" + cert.rstrip("\n") + "\n", "0600")}
+    policy_map = props.get("tls_policy_map")
+    if policy_map:
+        files[tls_policy.POLICY_MAP_FILE] = (policy_map, "0644")
+    return files
 
 
 def _sha256(text: str) -> str:
@@ -517,6 +524,9 @@ class MainCfChange(Change):
 
     def check_staged(self) -> None:
         self.host.check_staged(self.plan.text, self.facts.config_directory, self.plan.restored_duplicates)
+        table = self.files.get(tls_policy.POLICY_MAP_FILE)
+        if table is not None:
+            self.host.check_staged_table(table[0], tls_policy.POLICY_MAP_FILE)
 
     def refused(self, exc: Exception) -> Exception:
         return ApplyError(f"{exc} (changed: {self.changed}). Nothing was changed.")

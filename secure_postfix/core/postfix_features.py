@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from secure_postfix.core import postfix_rules as rules
+from secure_postfix.core import tls_policy
 from secure_postfix.core.problem import Problem
 from secure_postfix.core.sasl_path import problems as sasl_path_problems
 
@@ -26,6 +27,9 @@ TLS_DEFAULTS = {
     "security_level": "may",
     "protocols": ">=TLSv1.2",
     "public_mx": True,
+    "policy": tls_policy.POLICY_DEFAULT,
+    "mta_policy": tls_policy.MTA_POLICY_DEFAULT,
+    "outbound_security_level": tls_policy.OUTBOUND_DEFAULT,
 }
 TLS_LEVELS = ("may", "encrypt")
 
@@ -45,6 +49,7 @@ TLS_DIRECTIVES = (
     "smtpd_tls_protocols",
     "smtpd_tls_mandatory_protocols",
     "smtp_tls_security_level",
+    *tls_policy.POLICY_DIRECTIVES,
 )
 
 
@@ -70,21 +75,37 @@ def sasl_directives(sasl: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def tls_directives(tls: Mapping[str, Any]) -> dict[str, str]:
-    protocols = tls["protocols"]
+    """The certificate, STARTTLS, and the TLS policy's levels (core/tls_policy.py) for smtpd and smtp."""
     return {
         "smtpd_tls_cert_file": TLS_PAIR_FILE,
         "smtpd_tls_key_file": TLS_PAIR_FILE,
         "smtpd_tls_security_level": tls["security_level"],
         # Without it, the guide's `noplaintext` leaves no mechanism before STARTTLS and every smtpd dies.
         "smtpd_tls_auth_only": "yes",
-        "smtpd_tls_protocols": protocols,
-        "smtpd_tls_mandatory_protocols": protocols,
-        "smtp_tls_security_level": "may",
+        **tls_policy.directives(
+            str(tls["protocols"]),
+            # Settings stored before the policy existed come without its keys: they get its defaults.
+            tls.get("policy", TLS_DEFAULTS["policy"]),
+            tls.get("mta_policy", TLS_DEFAULTS["mta_policy"]),
+            tls.get("outbound_security_level", TLS_DEFAULTS["outbound_security_level"]),
+            tls.get("destinations") or {},
+        ),
     }
 
 
-# The directives that carry `tls.protocols`.
-TLS_PROTOCOL_DIRECTIVES = ("smtpd_tls_protocols", "smtpd_tls_mandatory_protocols")
+def tls_policy_map(tls: Mapping[str, Any]) -> str | None:
+    """The text of the per-destination table (tls.destinations), None without destinations."""
+    destinations = tls.get("destinations") or {}
+    return tls_policy.policy_map(destinations) if destinations else None
+
+
+# The directives that carry `tls.protocols`: the tls block's `>=TLSv1.x`, written as exclusions before Postfix 3.6.
+TLS_PROTOCOL_DIRECTIVES = (
+    "smtpd_tls_protocols",
+    "smtpd_tls_mandatory_protocols",
+    "smtp_tls_protocols",
+    "smtp_tls_mandatory_protocols",
+)
 
 
 def uses_tls_block(props: Mapping[str, Any]) -> bool:
@@ -193,6 +214,7 @@ def tls_problems(tls: Mapping[str, Any]) -> list[Problem]:
         )
     if not tls.get("cert_pem"):
         problems.append(Problem("tls.cert_pem", "is required: the PEM certificate (chain) to serve"))
+    problems += tls_policy.problems({**TLS_DEFAULTS, **tls})
     protocols = str(tls["protocols"])
     if not protocols_at_least_tls12(protocols):
         problems.append(

@@ -177,6 +177,19 @@ class PostfixHost:
         if problem:
             raise PostfixError(f"{self.label}: Postfix rejects the new main.cf: {problem}")
 
+    def check_staged_table(self, text: str, label: str) -> None:
+        """A texthash: lookup table as Postfix reads it, from a staged copy: `postmap -s` lists what it holds, and
+        any warning (a line it cannot read) refuses it before anything is changed."""
+        script = (
+            'stage=$(mktemp) || exit 90; trap \'rm -f -- "$stage"\' EXIT; cat > "$stage"; '
+            'postmap -s "texthash:$stage" 2>&1 >/dev/null'
+        )
+        result = self.s.sh(script, stdin=text.encode(), check=False, what=f"the staged check of {label}")
+        said = (result.out or "").strip()
+        if result.rc != 0 or said:
+            detail = said or (result.err or "").strip() or f"exit code {result.rc}"
+            raise PostfixError(f"{self.label}: Postfix rejects the new {label}: {detail}")
+
     def staged_check_report(
         self, text: str, config_directory: str, name: str = "main.cf"
     ) -> postfix_output.StagedCheck:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from secure_postfix.core import tls_policy
 from secure_postfix.core.defaults import SSH_AUTH_METHODS, SSH_PORT, SSH_USER
 from secure_postfix.core.dovecot_conf import DEFAULT_MECHANISMS, DEFAULT_PORT
 from secure_postfix.core.postfix_features import (
@@ -47,8 +48,6 @@ def _each(raw: Mapping[str, Any], parse_one: Callable[[str, Any], T]) -> dict[st
     if problems:
         raise ConfigError("\n".join(problems), problems)
     return parsed
-
-
 
 
 @dataclass(frozen=True)
@@ -97,6 +96,12 @@ class TlsSpec:
     key_secret: str | None = None  # name of a secret stack config key holding the PEM key
     security_level: str = TLS_DEFAULTS["security_level"]
     protocols: str = TLS_DEFAULTS["protocols"]
+    # The TLS policy's levels (core/tls_policy.py): where passwords travel, and between mail servers.
+    policy: str = TLS_DEFAULTS["policy"]
+    mta_policy: str = TLS_DEFAULTS["mta_policy"]
+    outbound_security_level: str = TLS_DEFAULTS["outbound_security_level"]
+    # Destinations that must get TLS: domain -> level, or {level, match} (smtp_tls_policy_maps).
+    destinations: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -549,7 +554,16 @@ def parse_tls(raw: Any, prefix: str) -> TlsSpec | None:
         key_secret=raw.get("key_secret"),
         security_level=str(raw.get("security_level", TlsSpec.security_level)),
         protocols=str(raw.get("protocols", TlsSpec.protocols)),
+        policy=raw.get("policy", TlsSpec.policy),
+        mta_policy=raw.get("mta_policy", TlsSpec.mta_policy),
+        outbound_security_level=raw.get("outbound_security_level", TlsSpec.outbound_security_level),
+        destinations=raw.get("destinations") or {},
     )
+    policy_problems = tls_policy.problems(spec.__dict__)
+    if policy_problems:
+        problems = [f"{prefix}.{problem}" for problem in policy_problems]
+        raise ConfigError("\n".join(problems), problems)
+    spec = replace(spec, destinations=dict(spec.destinations))
     if (spec.cert_file is None) == (spec.cert_pem is None):
         raise ConfigError(f"{prefix}.tls needs exactly one of cert_file (a PEM file) or cert_pem")
     if (spec.key_file is None) == (spec.key_secret is None):

@@ -263,6 +263,10 @@ def site_args(
             security_level=site.tls.security_level,
             protocols=site.tls.protocols,
             public_mx=site.public_mx,
+            policy=site.tls.policy,
+            mta_policy=site.tls.mta_policy,
+            outbound_security_level=site.tls.outbound_security_level,
+            destinations=dict(site.tls.destinations),
         )
     return MailSiteArgs(
         postfix_hosts={h: connection_of(hosts[h], private_key) for h in site.postfix_hosts},

@@ -6,6 +6,7 @@ import smtplib
 import socket
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 
 TIMEOUT = 15
 
@@ -57,9 +58,18 @@ def ehlo_lines(client: smtplib.SMTP) -> list[str]:
     return text.decode().splitlines()
 
 
-def tls_context() -> ssl.SSLContext:
-    """Tests check the certificate themselves; the host name is a lab name."""
+def tls_context(ca: Path | None = None) -> ssl.SSLContext:
+    """A client's TLS settings. With `ca` (a test CA's certificate, such as the bed's `testbed.ca_path`) it checks
+    the chain up to that CA and the name in subjectAltName as any current client does: the server must present a
+    certificate that CA signed for the name or address the client connects to (smtplib's `_host`).
+
+    Without `ca` the tests check the certificate themselves (its fingerprint): a self-signed one of
+    tests/tls_files.make_cert is accepted.
+    """
     context = ssl.create_default_context()
+    if ca is not None:
+        context.load_verify_locations(cafile=str(ca))
+        return context
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context

@@ -5,6 +5,7 @@ from secure_postfix.core import postfix_features as features
 from secure_postfix.core.postfix_rules import Problem
 from secure_postfix.postfix_config import fold_main_cf
 from tests.unit.settings_as_provider import sasl_directives, sasl_problems, tls_directives, tls_problems
+from tests.unit.test_tls_policy import POLICY_DEFAULTS
 
 
 def is_unknown(value):
@@ -67,6 +68,7 @@ def test_tls_directives_defaults():
         "smtpd_tls_protocols": ">=TLSv1.2",
         "smtpd_tls_mandatory_protocols": ">=TLSv1.2",
         "smtp_tls_security_level": "may",
+        **POLICY_DEFAULTS,
     }
 
 
@@ -171,9 +173,7 @@ def test_sasl_without_tls_and_with_bad_path_reports_both():
 
 @pytest.mark.parametrize("sasl", [{}, {"path": None}, {"path": ""}])
 def test_sasl_path_required(sasl):
-    assert texts(sasl_problems(sasl, GOOD_TLS, is_unknown)) == [
-        "sasl.path: is required (DovecotAuthService.sasl_path)"
-    ]
+    assert texts(sasl_problems(sasl, GOOD_TLS, is_unknown)) == ["sasl.path: is required (DovecotAuthService.sasl_path)"]
 
 
 def test_unknown_sasl_path_is_not_checked_at_preview():

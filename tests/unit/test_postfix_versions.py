@@ -64,10 +64,10 @@ def test_tls_1_3_only_is_written_as_every_older_protocol_excluded_before_3_6():
 
 
 def test_the_user_s_own_protocol_directive_is_written_as_written_and_refused_before_3_6():
-    directives = {"smtp_tls_protocols": ">=TLSv1.2", "lmtp_tls_mandatory_protocols": "<=TLSv1.3"}
+    directives = {"lmtp_tls_protocols": ">=TLSv1.2", "lmtp_tls_mandatory_protocols": "<=TLSv1.3"}
     assert features.for_version(directives, "3.5.25", tls_block=True) == directives
     assert [str(p) for p in rules.version_problems(directives, "3.5.25")] == [
-        "directives.smtp_tls_protocols: '>=TLSv1.2' is Postfix 3.6's syntax; Postfix 3.5.25 does not know it (its "
+        "directives.lmtp_tls_protocols: '>=TLSv1.2' is Postfix 3.6's syntax; Postfix 3.5.25 does not know it (its "
         f"smtpd would offer no TLS at all): write '{EXCLUSIONS}'",
         "directives.lmtp_tls_mandatory_protocols: '<=TLSv1.3' is Postfix 3.6's syntax; Postfix 3.5.25 does not know "
         "it (its smtpd would offer no TLS at all): list the protocols to exclude, such as !SSLv2, !SSLv3",
@@ -149,10 +149,10 @@ def test_postfix_apply_refuses_a_directive_3_5_cannot_read_before_any_change(mon
     monkeypatch.setattr(pc, "PostfixHost", lambda _session: RecordingHost(calls, facts=POSTFIX_35))
     with pytest.raises(ApplyError) as refused:
         pc.PostfixConfigProvider().apply(
-            RecordingSession(calls), OWNER, tls_props(pair, smtp_tls_protocols=">=TLSv1.2"), None
+            RecordingSession(calls), OWNER, tls_props(pair, lmtp_tls_protocols=">=TLSv1.2"), None
         )
     assert str(refused.value) == (
-        "mx (10.231.17.10): directives.smtp_tls_protocols: '>=TLSv1.2' is Postfix 3.6's syntax; Postfix 3.5.25 does "
+        "mx (10.231.17.10): directives.lmtp_tls_protocols: '>=TLSv1.2' is Postfix 3.6's syntax; Postfix 3.5.25 does "
         f"not know it (its smtpd would offer no TLS at all): write '{EXCLUSIONS}'. Nothing was changed."
     )
     assert [c[0] for c in calls] == ["facts", "drop_backups"]
@@ -198,8 +198,8 @@ def postfix_news(pair, **main_cf: str) -> dict:
     [
         (
             "3.5.25",
-            {"smtp_tls_protocols": ">=TLSv1.2"},
-            "10.231.17.10: directives.smtp_tls_protocols: '>=TLSv1.2' is Postfix 3.6's syntax; Postfix 3.5.25 does "
+            {"lmtp_tls_protocols": ">=TLSv1.2"},
+            "10.231.17.10: directives.lmtp_tls_protocols: '>=TLSv1.2' is Postfix 3.6's syntax; Postfix 3.5.25 does "
             "not know it",
         ),
         (
@@ -237,7 +237,7 @@ def test_postfix_preview_refuses_from_the_version_the_last_up_or_refresh_stored(
         ("3.5.25", {}),  # the tls block's >=TLSv1.2 is written as exclusions there
         ("3.10.13", {"smtpd_hide_client_session": "yes"}),
         ("3.9.1", {"smtpd_hide_client_session": "yes"}),  # no list shipped for 3.9: the host's judges at apply
-        ("", {"smtp_tls_protocols": ">=TLSv1.2"}),  # not known yet (a create)
+        ("", {"lmtp_tls_protocols": ">=TLSv1.2"}),  # not known yet (a create)
     ],
 )
 def test_postfix_preview_lets_through_what_the_stored_version_can_read(pair, version, main_cf):

@@ -13,6 +13,7 @@ from secure_postfix.core import dovecot_conf as dc
 from secure_postfix.core.postfix_rules import Problem
 from secure_postfix.remote.postfix_host import PostfixFacts
 from tests.tls_files import make_pair as make_tls_pair
+from tests.unit.test_tls_policy import POLICY_DEFAULTS
 
 
 def make_pair():
@@ -81,6 +82,7 @@ def test_fold_main_cf_is_the_whole_main_cf(pair):
         "smtpd_tls_protocols": ">=TLSv1.2",
         "smtpd_tls_mandatory_protocols": ">=TLSv1.2",
         "smtp_tls_security_level": "may",
+        **POLICY_DEFAULTS,
     }
 
 

@@ -26,6 +26,7 @@ from secure_postfix.core import host_output, postfix_output
 from secure_postfix.core.postfix_features import TLS_DIR, TLS_PAIR_FILE
 from secure_postfix.core.postfix_plan import Plan, plan_edit
 from secure_postfix.core.smtp import Reply
+from secure_postfix.core.tls_policy import POLICY_MAP_FILE
 from secure_postfix.provider import ApplyError, run_change
 from secure_postfix.remote.postfix_host import PostfixError, PostfixFacts, PostfixHost
 from secure_postfix.remote.ssh import ChangedMeanwhileError, Result, Session
@@ -405,7 +406,7 @@ def test_a_first_apply_goes_from_facts_to_the_checked_swap_and_commits_the_origi
     outputs = provider_apply(monkeypatch, host, session)
     ops = [c[0] for c in calls]
     assert ops[:3] == ["facts", "drop_backups", "staged_check_report"]
-    assert calls[1] == ("drop_backups", (MAIN_CF, TLS_PAIR_FILE))
+    assert calls[1] == ("drop_backups", (MAIN_CF, TLS_PAIR_FILE, POLICY_MAP_FILE))
     assert ops[ops.index("swap_in") :] == [
         "swap_in",
         "reload",
@@ -429,7 +430,7 @@ def test_an_apply_on_a_host_that_already_holds_the_value_neither_checks_nor_swap
     outputs = provider_apply(monkeypatch, host, session)
     assert calls == [
         ("facts",),
-        ("drop_backups", (MAIN_CF, TLS_PAIR_FILE)),
+        ("drop_backups", (MAIN_CF, TLS_PAIR_FILE, POLICY_MAP_FILE)),
         ("session.write_file_atomic", LEDGER),
     ]
     # The host's own definition is the original now, kept byte for byte (its line end too) for destroy to put back.

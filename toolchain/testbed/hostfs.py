@@ -12,7 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
-from . import rootfs
+from . import certs, rootfs
 from .layout import CONTROLLER_ADDRESS, DOMAIN, HOST_SPECS, HostSpec
 from .proc import mount_points, run
 
@@ -214,13 +214,25 @@ def _make_dovecot_cert(spec: HostSpec, private: Path) -> None:
     pem.chmod(0o644)
 
 
-def make_site_cert(spec: HostSpec, tls_dir: Path) -> None:
-    """A certificate and key for the host's Postfix, kept on the controller side.
+def make_site_cert(spec: HostSpec, tls_dir: Path, authority: certs.Authority | None = None) -> None:
+    """A certificate and key for the host's Postfix, kept on the controller side: NAME.crt and NAME.key.
 
-    The local stack deploys these with PostfixConfig (tls.cert_file/key_file).
+    The local stack deploys these with PostfixConfig (tls.cert_file/key_file). They are signed by the bed's CA
+    (`tls/ca.crt`, made by `make_authority`) and name the host as a client may reach it: its host name, its short
+    name and its address, so that a client checking chain and name accepts them.
     """
     tls_dir.mkdir(mode=0o700, exist_ok=True)
-    _self_signed(spec, tls_dir / f"{spec.name}.crt", tls_dir / f"{spec.name}.key", days=30)
+    authority = authority or certs.Authority.read(tls_dir)
+    cert_pem, key_pem = certs.issue(authority, (spec.hostname, spec.name, spec.address))
+    certs.write_pair(tls_dir, spec.name, cert_pem, key_pem)
+
+
+def make_authority(tls_dir: Path) -> certs.Authority:
+    """The bed's own CA, new with each bed (`tls/ca.crt`, its key `tls/ca.key`), which the tests trust."""
+    tls_dir.mkdir(mode=0o700, exist_ok=True)
+    authority = certs.make_authority()
+    authority.write(tls_dir)
+    return authority
 
 
 def _self_signed(spec: HostSpec, pem: Path, key: Path, days: int) -> None:

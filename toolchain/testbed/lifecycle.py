@@ -251,8 +251,9 @@ def _build(bed_dir: Path, specs: tuple[HostSpec, ...] = HOST_SPECS) -> TestBed:
         pid = _launch(spec, host_dir(spec), bed_dir)
         hosts[spec.name] = Host(spec.name, spec.address, spec.hostname, host_key, pid, host_dir(spec), spec.release)
 
+    authority = hostfs.make_authority(bed_dir / "tls")
     for spec in specs:
-        hostfs.make_site_cert(spec, bed_dir / "tls")
+        hostfs.make_site_cert(spec, bed_dir / "tls", authority)
     known_hosts = bed_dir / "known_hosts"
     known_hosts.write_text("".join(f"{h.address} {h.host_key}\n" for h in hosts.values()))
     bed = TestBed(

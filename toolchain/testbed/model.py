@@ -62,6 +62,16 @@ class TestBed:
     # Names of the fleet hosts (fleet mode), also in `hosts`; empty on the default bed.
     fleet: list[str] = field(default_factory=list)
 
+    @property
+    def tls_dir(self) -> Path:
+        """The hosts' certificates (NAME.crt, NAME.key) and the CA that signed them (ca.crt, ca.key)."""
+        return self.dir / "tls"
+
+    @property
+    def ca_path(self) -> Path:
+        """The bed's CA certificate: what a test's client trusts, as a real client trusts a public CA."""
+        return self.tls_dir / "ca.crt"
+
     def _nsenter(self, host: str) -> list[str]:
         pid = self.hosts[host].pid
         # -p makes nsenter fork, so the command is a member of the host's PID
