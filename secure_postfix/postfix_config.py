@@ -171,9 +171,9 @@ def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
 def _tls_inputs(tls: Mapping[str, Any], key: Any) -> dict[str, Any]:
     """Where the certificate comes from, as the engine stores and diffs it.
 
-    An uploaded PEM is kept under a key the engine's diff display leaves out; `tls_certificate`, one line (its
-    expiry, names and fingerprint), stands for it, so a new certificate is one line of a preview. A certificate on
-    the host is named by its paths: a renewal there changes no input.
+    An uploaded PEM's diff is hidden (PostfixConfig's `hide_diffs`): `tls_certificate`, one line (its expiry, names
+    and fingerprint), stands for it, so a new certificate reads as old expiry => new expiry. A certificate on the
+    host is named by its paths: a renewal there changes no input.
     """
     settings = TlsSettings.from_props(tls)
     inputs: dict[str, Any] = {}
@@ -192,8 +192,8 @@ def _tls_inputs(tls: Mapping[str, Any], key: Any) -> dict[str, Any]:
 
 
 def uploaded_pem(props: Mapping[str, Any]) -> str | None:
-    """The PEM chain to upload, as this release or an earlier one stored it."""
-    cert = props.get(UPLOADED_PEM) or props.get("tls_cert_pem")
+    """The PEM chain to upload."""
+    cert = props.get(UPLOADED_PEM)
     return cert if isinstance(cert, str) and cert else None
 
 
@@ -752,4 +752,6 @@ class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
     def __init__(self, resource_name: str, args: PostfixConfigArgs, opts: pulumi.ResourceOptions | None = None):
         outputs = ("main_cf", *COMPUTED_OUTPUTS)
         props = {**args.props(), **dict.fromkeys(outputs)}
-        super().__init__(PostfixConfigProvider(), resource_name, props, opts)
+        # A new certificate's PEM would fill a preview line by line; `tls_certificate` says it in one line.
+        hidden = pulumi.ResourceOptions(hide_diffs=[UPLOADED_PEM])
+        super().__init__(PostfixConfigProvider(), resource_name, props, pulumi.ResourceOptions.merge(hidden, opts))

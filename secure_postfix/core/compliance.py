@@ -66,9 +66,9 @@ DEFAULTS: dict[str, str] = {
 COMPUTED_DEFAULTS = ("mynetworks", "myhostname", "mydomain")
 
 PENDING = "(computed at apply)"
-# Where a PostfixConfig's properties keep the PEM chain to upload (a key the engine's diff display leaves out:
-# the one-line `tls_certificate` stands for it) and the days a certificate must still be valid.
-UPLOADED_PEM = "__tls_cert_pem"
+# Where a PostfixConfig's properties keep the PEM chain to upload (its diff hidden: the one-line `tls_certificate`
+# stands for it) and the days a certificate must still be valid.
+UPLOADED_PEM = "tls_cert_pem"
 MIN_DAYS_KEY = "tls_min_days_left"
 
 

@@ -90,8 +90,8 @@ TLS_PROTOCOL_DIRECTIVES = ("smtpd_tls_protocols", "smtpd_tls_mandatory_protocols
 
 def uses_tls_block(props: Mapping[str, Any]) -> bool:
     """Whether a PostfixConfig's stored inputs come with the tls block: only it stores the certificate (its PEM,
-    under the key of this release or of earlier ones, or the path of the one on the host)."""
-    return any(props.get(k) for k in ("__tls_cert_pem", "tls_cert_pem", "tls_host_cert_file"))
+    or the path of the one on the host)."""
+    return any(props.get(k) for k in ("tls_cert_pem", "tls_host_cert_file"))
 
 
 def for_version(main_cf: Mapping[str, str], version: str, tls_block: bool) -> dict[str, str]:

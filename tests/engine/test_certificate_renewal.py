@@ -25,7 +25,7 @@ from tests.engine.harness import EngineProject, bed_config, planned
 from tests.tls_files import make_pair
 from toolchain.testbed.layout import SUBNET
 
-pytestmark = [pytest.mark.engine, pytest.mark.long(75)]
+pytestmark = pytest.mark.engine
 
 HOST = "mx"
 ACME = "/root/letsencrypt"
