@@ -686,13 +686,14 @@ class MainCfChange(Change):
         self.journal.begin(facts, self.plan.text, self.paths, self.made)
 
     def swap(self) -> None:
+        # A file whose write failed is as it was (each write is one rename): only written ones are put back.
         if self.pair is not None:
-            self.written.append(features.TLS_PAIR_FILE)
             pair = self.pair
             self.host.assemble_pair(features.TLS_PAIR_FILE, pair.key_file, pair.cert_file, pair.sha256)
+            self.written.append(features.TLS_PAIR_FILE)
         for path, (content, mode) in self.files.items():
-            self.written.append(path)
             self.host.write_file(path, content, mode)
+            self.written.append(path)
         self.host.swap_in(self.plan.text, self.facts.config_directory, expect_sha256=self.facts.main_cf_sha256)
 
     def load(self) -> None:
