@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from secure_postfix.core.compliance import Finding, judge, public_mx_of_props
+from secure_postfix.core.compliance import (
+    Finding,
+    certificate_of_props,
+    judge,
+    min_days_of_props,
+    public_mx_of_props,
+)
 
 POSTFIX_TYPE = "pulumi-python:dynamic/postfix:PostfixConfig"
 
@@ -29,5 +35,12 @@ def report_from_deployment(exported: Mapping[str, Any]) -> dict[str, list[Findin
         values = {str(k): v for k, v in main_cf.items() if isinstance(v, str)}
         host = outputs.get("host_values")
         host = {str(k): v for k, v in host.items() if isinstance(v, str)} if isinstance(host, Mapping) else None
-        report[f"{outputs.get('host', '?')} ({name})"] = judge(values, public_mx_of_props(outputs), host=host)
+        # The certificate as the last up or refresh read it, judged against today's date.
+        report[f"{outputs.get('host', '?')} ({name})"] = judge(
+            values,
+            public_mx_of_props(outputs),
+            host=host,
+            certificate=certificate_of_props(outputs),
+            min_days=min_days_of_props(outputs),
+        )
     return dict(sorted(report.items()))

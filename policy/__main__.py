@@ -23,13 +23,16 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
+from secure_postfix.core.compliance import MIN_DAYS_KEY, UPLOADED_PEM
 from secure_postfix.core.compliance_policy import POLICY_RULES, Judged, findings_for, violation
 
 
 def _plain(props) -> tuple[dict, list[str]]:
     """The properties the rules read, with main.cf names whose value is unknown at preview set apart."""
     plain, pending = {}, []
-    for key in ("host", "public_mx", "compliance", "listener", "socket_mode", "socket_user", "socket_group"):
+    # The certificate to upload (its PEM) and the days it must still be valid: the certificate rules judge them.
+    keys = ("host", "public_mx", "compliance", "listener", "socket_mode", "socket_user", "socket_group")
+    for key in (*keys, UPLOADED_PEM, MIN_DAYS_KEY):
         with contextlib.suppress(UnknownValueError):
             if key in props:
                 plain[key] = props.get(key)

@@ -22,6 +22,8 @@ import pulumi
 from secure_postfix import connection as conn
 from secure_postfix.core import dovecot_conf as dc
 from secure_postfix.core import postfix_features as features
+from secure_postfix.core.certificates import MIN_DAYS_LEFT
+from secure_postfix.core.renewal_hook import DEFAULT_HOOK
 
 # A Connection, pulumi_command's ConnectionArgs, or a dict with the same field names.
 ConnectionInput = conn.Connection | Mapping[str, Any] | Any
@@ -106,7 +108,8 @@ class TlsSettings:
     (`PostfixConfigArgs.tls_key_pem`)."""
 
     cert_pem: pulumi.Input[str] | None = None
-    """The PEM certificate chain to serve, leaf first. Required."""
+    """The PEM certificate chain to serve, leaf first, uploaded from the controller with `tls_key_pem`. Give this
+    or `host_cert_file`."""
     security_level: str = features.TLS_DEFAULTS["security_level"]
     """smtpd_tls_security_level: "may" (STARTTLS offered) or "encrypt" (required; refused on a public MX)."""
     protocols: str = features.TLS_DEFAULTS["protocols"]
@@ -127,6 +130,20 @@ class TlsSettings:
     destinations: Mapping[str, Any] = field(default_factory=dict)
     """Destinations that must get TLS, by domain (`.domain` for its subdomains, `[host]:port` for a next hop):
     a level ("encrypt", "verify", "secure") or {level, match}; written to smtp_tls_policy_maps (texthash:)."""
+    host_cert_file: str | None = None
+    """A PEM certificate chain that already lives on the host, leaf first (an ACME client's, such as
+    /etc/letsencrypt/live/NAME/fullchain.pem), instead of `cert_pem`; needs `host_key_file`. Nothing is uploaded:
+    `up` builds Postfix's pair file from it on the host and installs `renewal_hook`, which does the same after each
+    renewal."""
+    host_key_file: str | None = None
+    """The private key of `host_cert_file`, on the host (privkey.pem); it never leaves the host."""
+    renewal_hook: str = DEFAULT_HOOK
+    """Where `up` installs the renewal hook with `host_cert_file`: a path certbot runs
+    (/etc/letsencrypt/renewal-hooks/deploy/secure-postfix), or one to give lego's --renew-hook or a systemd .path
+    unit."""
+    min_days_left: int = MIN_DAYS_LEFT
+    """The compliance rule tls-certificate-expiry fails when the served certificate expires within this many
+    days."""
 
     def props(self) -> dict[str, Any]:
         return _shallow(self)
@@ -212,13 +229,18 @@ class PostfixServicesArgs:
     """Entries by label ("submission", "submissions"): `type`, `listen` (port or address:port) and `options`
     (the -o overrides); a submission service gets the guide's TLS and AUTH overrides by default."""
     tls_cert_pem: pulumi.Input[str] | None = None
-    """The certificate the services present, so the probe after a change knows the one to expect."""
+    """The certificate main.cf's tls block uploads (or give `tls_host_cert_file`): the services need TLS. The probe
+    after a change expects the certificate Postfix serves, read from the host."""
+    tls_host_cert_file: str | None = None
+    """The certificate main.cf's tls block takes from the host (`TlsSettings.host_cert_file`), instead of
+    `tls_cert_pem`."""
 
     def props(self) -> dict[str, Any]:
         return {
             **conn.connection_props(self.connection),
             "services": {k: dict(v or {}) for k, v in self.services.items()},
             "tls_cert_pem": self.tls_cert_pem,
+            "tls_host_cert_file": self.tls_host_cert_file,
         }
 
 

@@ -138,6 +138,7 @@ class MailSite(pulumi.ComponentResource):
                     connection=args.postfix_hosts[host],
                     services=args.services,
                     tls_cert_pem=args.tls.cert_pem if args.tls is not None else None,
+                    tls_host_cert_file=args.tls.host_cert_file if args.tls is not None else None,
                 )
                 # Like main.cf's: the first host's entries keep their resource when the site grows.
                 grown = [pulumi.Alias(name=f"{name}-services")] if aliases else []

@@ -29,8 +29,17 @@ from secure_postfix.args import PostfixConfigArgs, SaslWiring, TlsSettings
 from secure_postfix.core import compliance, ledger, maincf, tls_policy
 from secure_postfix.core import postfix_features as features
 from secure_postfix.core import postfix_rules as rules
+from secure_postfix.core.certificates import (
+    MIN_DAYS_LEFT,
+    CertificateError,
+    CertificateFacts,
+    host_material_problem,
+    read_leaf,
+    summary_of,
+)
 from secure_postfix.core.postfix_plan import Plan, live_values, plan_edit, plan_restore
-from secure_postfix.core.tls_material import certificate_problems, fingerprint
+from secure_postfix.core.renewal_hook import HookSpec
+from secure_postfix.core.tls_material import certificate_problems
 from secure_postfix.provider import (
     ApplyError,
     Change,
@@ -45,7 +54,17 @@ from secure_postfix.remote.ssh import RemoteError, Session
 
 # `compliance` is computed, not an input: a verdict restating a directive would double every diff line,
 # and a new rule version would plan an update of every host.
-COMPUTED_OUTPUTS = ("originals", "overridden", "created_files", "postfix_version", "compliance", "host_values")
+COMPUTED_OUTPUTS = (
+    "originals",
+    "overridden",
+    "created_files",
+    "postfix_version",
+    "compliance",
+    "host_values",
+    "certificate",
+)
+UPLOADED_PEM = compliance.UPLOADED_PEM
+HOOK_DRIFT = " (changed or removed on the host)"
 
 
 def originals_to_state(originals: Mapping[str, str | None]) -> dict[str, str]:
@@ -119,7 +138,14 @@ def check_props(props: Mapping[str, Any]) -> list[rules.Problem]:
     if tls:
         problems += features.tls_problems(TlsSettings.from_props(tls).props())
         cert, key = tls.get("cert_pem"), props.get("tls_key_pem")
-        if not key:
+        if tls.get("host_cert_file") is not None:
+            if tls.get("host_key_file") is None:
+                problems.append(rules.Problem("tls.host_key_file", "is required with host_cert_file: its key's path"))
+            if key:
+                problems.append(
+                    rules.Problem("tls_key_pem", "goes with cert_pem; with host_cert_file the key stays on the host")
+                )
+        elif not key:
             problems.append(rules.Problem("tls_key_pem", "is required with tls: the private key (a Pulumi secret)"))
         elif isinstance(cert, str) and isinstance(key, str) and cert:
             problems += [rules.Problem(f, m) for f, m in certificate_problems(cert, key)]
@@ -137,18 +163,98 @@ def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
     # Stored only when it is not the default, so a public MX's inputs carry no line for it.
     if tls.get("public_mx") is False:
         inputs["public_mx"] = False
-    inputs["tls_cert_pem"] = tls.get("cert_pem") if tls else None
-    inputs["tls_key_pem"] = props.get("tls_key_pem") if tls else None
+    if tls:
+        inputs.update(_tls_inputs(tls, props.get("tls_key_pem")))
     # The per-destination table's text, deployed beside the pair file; absent without destinations.
     inputs["tls_policy_map"] = features.tls_policy_map(TlsSettings.from_props(tls).props()) if tls else None
     return {k: v for k, v in inputs.items() if v is not None}
 
 
+def _tls_inputs(tls: Mapping[str, Any], key: Any) -> dict[str, Any]:
+    """Where the certificate comes from, as the engine stores and diffs it.
+
+    An uploaded PEM's diff is hidden (PostfixConfig's `hide_diffs`): `tls_certificate`, one line (its expiry, names
+    and fingerprint), stands for it, so a new certificate reads as old expiry => new expiry. A certificate on the
+    host is named by its paths: a renewal there changes no input.
+    """
+    settings = TlsSettings.from_props(tls)
+    inputs: dict[str, Any] = {}
+    if settings.host_cert_file is not None:
+        inputs["tls_host_cert_file"] = settings.host_cert_file
+        inputs["tls_host_key_file"] = settings.host_key_file
+        inputs["tls_renewal_hook"] = settings.renewal_hook
+    else:
+        cert = tls.get("cert_pem")
+        inputs[UPLOADED_PEM] = cert
+        inputs["tls_certificate"] = summary_of(cert) if isinstance(cert, str) and cert else cert
+        inputs["tls_key_pem"] = key
+    if settings.min_days_left != MIN_DAYS_LEFT:
+        inputs[compliance.MIN_DAYS_KEY] = settings.min_days_left
+    return inputs
+
+
+def uploaded_pem(props: Mapping[str, Any]) -> str | None:
+    """The PEM chain to upload."""
+    cert = props.get(UPLOADED_PEM)
+    return cert if isinstance(cert, str) and cert else None
+
+
+@dataclass(frozen=True)
+class OnHost:
+    """A certificate and key that live on the host, and where the renewal hook goes."""
+
+    cert_file: str
+    key_file: str
+    hook: str
+
+    @classmethod
+    def of(cls, props: Mapping[str, Any]) -> OnHost | None:
+        cert, key = props.get("tls_host_cert_file"), props.get("tls_host_key_file")
+        if not cert or not key:
+            return None
+        hook = str(props.get("tls_renewal_hook") or "").removesuffix(HOOK_DRIFT)
+        return cls(str(cert), str(key), hook or TlsSettings.renewal_hook)
+
+    def hook_text(self, host: PostfixHost) -> str:
+        spec = HookSpec(self.cert_file, self.key_file, features.TLS_PAIR_FILE, host.smtp.address, host.smtp.port)
+        return spec.render()
+
+
+@dataclass(frozen=True)
+class PairFromHost:
+    """The pair file, built on the host from its own certificate and key (only the pair whose digest was checked)."""
+
+    cert_file: str
+    key_file: str
+    sha256: str
+
+
 def _compliance(props: Mapping[str, Any], host: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The verdicts on the resource's main_cf values (planned at apply, the host's own at refresh)."""
+    """The verdicts on the resource's main_cf values (planned at apply, the host's own at refresh) and on the
+    certificate it serves."""
     main_cf = props.get("main_cf") or {}
     pending = [k for k, v in main_cf.items() if conn.is_unknown(v)]
-    return compliance.report(main_cf, compliance.public_mx_of_props(props), pending=pending, host=host)
+    return compliance.report(
+        main_cf,
+        compliance.public_mx_of_props(props),
+        pending=pending,
+        host=host,
+        certificate=compliance.certificate_of_props(props),
+        min_days=compliance.min_days_of_props(props),
+    )
+
+
+def served_certificate(host: PostfixHost, facts: PostfixFacts) -> dict[str, str]:
+    """The leaf of the chain main.cf's smtpd_tls_cert_file names on the host, as the `certificate` output
+    ({} when there is none to read)."""
+    path = live_values(facts.main_cf, ["smtpd_tls_cert_file"]).get("smtpd_tls_cert_file") or ""
+    path = path.strip()
+    if not path.startswith("/") or "$" in path:
+        return {}
+    try:
+        return read_leaf(host.certificate_blocks(path)).record()
+    except CertificateError:
+        return {}
 
 
 def host_values(main_cf_text: str, managed: Iterable[str]) -> dict[str, str]:
@@ -173,7 +279,8 @@ class PostfixConfigProvider(HostProvider):
     inputs = staticmethod(checked_inputs)
 
     def apply(self, session: Session, id_: str, props: dict[str, Any], olds: Mapping[str, Any] | None) -> dict:
-        return self._apply(session, id_, props, Holdings.from_state(olds or {}))
+        old_hook = OnHost.of(olds or {})
+        return self._apply(session, id_, props, Holdings.from_state(olds or {}), old_hook.hook if old_hook else None)
 
     def refresh(self, session: Session, id_: str, props: dict[str, Any]) -> dict[str, Any]:
         host = PostfixHost(session)
@@ -192,6 +299,15 @@ class PostfixConfigProvider(HostProvider):
             "postfix_version": facts.version,
         }
         refreshed["host_values"] = host_values(facts.main_cf, live)
+        if features.uses_tls_block(props):
+            # What Postfix serves now: after a renewal on the host, the new certificate, with no input changed.
+            refreshed["certificate"] = served_certificate(host, facts)
+        on_host = OnHost.of(props)
+        if on_host is not None:
+            # A renewal hook changed or removed on the host would let the next renewal pass Postfix by: one line.
+            digest = host.file_digests([on_host.hook]).get(on_host.hook)
+            if digest != _sha256(on_host.hook_text(host)):
+                refreshed["tls_renewal_hook"] = on_host.hook + HOOK_DRIFT
         refreshed["compliance"] = _compliance(refreshed, refreshed["host_values"])
         return refreshed
 
@@ -224,10 +340,13 @@ class PostfixConfigProvider(HostProvider):
         journal.commit(plan.changes, "restored")
 
     # -- the apply -------------------------------------------------------------
-    def _apply(self, session: Session, id_: str, props: dict[str, Any], before: Holdings) -> dict:
+    def _apply(
+        self, session: Session, id_: str, props: dict[str, Any], before: Holdings, old_hook: str | None = None
+    ) -> dict:
         desired = {k: str(v) for k, v in (props.get("main_cf") or {}).items()}
         files = _tls_files(props)
-        cert = props.get("tls_cert_pem")
+        cert = uploaded_pem(props)
+        on_host = OnHost.of(props)
         host = PostfixHost(session)
         facts = host.facts()
         journal = Journal.load(session, host, facts, id_)
@@ -235,26 +354,40 @@ class PostfixConfigProvider(HostProvider):
         book = journal.book
         desired = features.for_version(desired, facts.version, features.uses_tls_block(props))
         _check_on_host(host.label, desired, facts)
-        declared = [*files, *sorted({p.rsplit("/", 1)[0] + "/" for p in files})]
+        pair: PairFromHost | None = None
+        leaf = read_leaf(cert) if cert else None
+        if on_host is not None:
+            pair, leaf = _checked_on_host(host, on_host)
+            files[on_host.hook] = (on_host.hook_text(host), "0700")
+        paths = [*files, *([features.TLS_PAIR_FILE] if pair else [])]
+        declared = [*paths, *sorted({p.rsplit("/", 1)[0] + "/" for p in paths})]
         mine = before.merged_with(book, id_, desired, declared)
         others = book.declared_by_others(id_)
         # A name this resource leaves that another still declares is not given back here.
         known = {n: r for n, r in mine.originals.items() if n in desired or ledger.directive_key(n) not in others}
         plan = plan_edit(facts.main_cf, desired, known, {n: e for n, e in mine.earlier.items() if n in known})
         _check_sasl_endpoint(host, facts, plan)
-        digests = host.file_digests(list(files)) if files else {}
+        digests = host.file_digests(paths) if paths else {}
         changed_files = {p: f for p, f in files.items() if digests.get(p) != _sha256(f[0])}
-        created = sorted(set(mine.created) | {p for p in changed_files if digests.get(p) is None})
-        for file_path in changed_files:
+        if pair is not None and digests.get(features.TLS_PAIR_FILE) == pair.sha256:
+            pair = None
+        changed = [*changed_files, *([features.TLS_PAIR_FILE] if pair else [])]
+        created = sorted(set(mine.created) | {p for p in changed if digests.get(p) is None})
+        for file_path in changed:
             pulumi.log.info(f"{host.label}: deploying {file_path}")
-        if not plan.empty or changed_files:
-            change = MainCfChange(host, facts, plan, changed_files, fingerprint(cert) if cert else None, journal)
+        if not plan.empty or changed:
+            tls_fingerprint = leaf.fingerprint if leaf else None
+            change = MainCfChange(host, facts, plan, changed_files, tls_fingerprint, journal, pair)
             run_change(change)
             created = sorted(set(created) | set(change.made))
         # An earlier release's separate certificate and key, and a per-destination table the stack no longer has:
         # nothing names them once the change is live.
-        legacy = [p for p in created if p in features.LEGACY_TLS_FILES] if files else []
+        legacy = [p for p in created if p in features.LEGACY_TLS_FILES] if paths else []
         legacy += [p for p in created if p == tls_policy.POLICY_MAP_FILE and p not in files]
+        # A renewal hook this resource installed elsewhere before (or before the certificate was uploaded instead):
+        # left there, it would build the pair from the host's files again at the next renewal.
+        if old_hook and old_hook not in files and old_hook in created:
+            legacy.append(old_hook)
         if legacy:
             host.remove_files(legacy)
             pulumi.log.info(f"{host.label}: removed {', '.join(legacy)}, which main.cf no longer names")
@@ -269,7 +402,8 @@ class PostfixConfigProvider(HostProvider):
             "created_files": created,
             "postfix_version": facts.version,
             "host_values": (found := host_values(facts.main_cf, desired)),
-            "compliance": _compliance(props, found),
+            "certificate": (served := leaf.record() if leaf else {}),
+            "compliance": _compliance({**props, "certificate": served}, found),
         }
 
 
@@ -440,12 +574,31 @@ class Journal:
         return self.host.facts()
 
 
+def _checked_on_host(host: PostfixHost, on_host: OnHost) -> tuple[PairFromHost, CertificateFacts]:
+    """The host's certificate and key, checked there (they belong together, the certificate is in date) before
+    anything is written; the key never leaves the host."""
+    material = host.host_material(on_host.cert_file, on_host.key_file)
+    problem = host_material_problem(material, on_host.cert_file, on_host.key_file)
+    if problem is None:
+        try:
+            leaf = read_leaf(material.chain)
+        except CertificateError as why:
+            problem = f"tls.host_cert_file: {on_host.cert_file} {why}"
+        else:
+            if leaf.days_left() < 0:
+                problem = f"tls.host_cert_file: the certificate in {on_host.cert_file} expired on {leaf.expiry()}"
+    if problem is not None:
+        raise ApplyError(f"{host.label}: {problem}. Nothing was changed.")
+    return PairFromHost(on_host.cert_file, on_host.key_file, material.pair_sha256), leaf
+
+
 def _tls_files(props: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
     """path -> (content, mode) of the files the tls block deploys: the key and its certificate chain, one file."""
-    cert, key = props.get("tls_cert_pem"), props.get("tls_key_pem")
-    if not cert or not key:
-        return {}
-    files = {features.TLS_PAIR_FILE: (key.rstrip("\n") + "\n" + cert.rstrip("\n") + "\n", "0600")}
+    cert, key = uploaded_pem(props), props.get("tls_key_pem")
+    files = {}
+    if cert and key:
+        files[features.TLS_PAIR_FILE] = (key.rstrip("\n") + "\n" + cert.rstrip("\n") + "\n", "0600")
+    # The per-destination table goes with either source of the certificate (uploaded, or on the host).
     policy_map = props.get("tls_policy_map")
     if policy_map:
         files[tls_policy.POLICY_MAP_FILE] = (policy_map, "0644")
@@ -512,11 +665,13 @@ class MainCfChange(Change):
         files: Mapping[str, tuple[str, str]],
         tls_fingerprint: str | None,
         journal: Journal,
+        pair: PairFromHost | None = None,
     ):
         self.host, self.facts, self.plan, self.files = host, facts, plan, files
-        self.tls_fingerprint, self.journal = tls_fingerprint, journal
+        self.tls_fingerprint, self.journal, self.pair = tls_fingerprint, journal, pair
         self.label = host.label
-        self.changed = ", ".join([c.name for c in plan.changes] + list(files)) or "nothing"
+        self.paths = [*files, *([features.TLS_PAIR_FILE] if pair else [])]
+        self.changed = ", ".join([c.name for c in plan.changes] + self.paths) or "nothing"
         self.made: list[str] = []  # directories created, as "path/"
         self.written: list[str] = []
         self.offset: int | None = None
@@ -536,12 +691,17 @@ class MainCfChange(Change):
         self.offset = host.log_size(facts.log_file)
         self.failing_before = daemon.failure_before(host, facts, self.offset)
         host.expect_unchanged(facts)
-        for directory in sorted({p.rsplit("/", 1)[0] for p in self.files}):
+        for directory in sorted({p.rsplit("/", 1)[0] for p in self.paths}):
             if host.ensure_directory(directory):
                 self.made.append(directory + "/")
-        self.journal.begin(facts, self.plan.text, list(self.files), self.made)
+        self.journal.begin(facts, self.plan.text, self.paths, self.made)
 
     def swap(self) -> None:
+        # A file whose write failed is as it was (each write is one rename): only written ones are put back.
+        if self.pair is not None:
+            pair = self.pair
+            self.host.assemble_pair(features.TLS_PAIR_FILE, pair.key_file, pair.cert_file, pair.sha256)
+            self.written.append(features.TLS_PAIR_FILE)
         for path, (content, mode) in self.files.items():
             self.host.write_file(path, content, mode)
             self.written.append(path)
@@ -581,7 +741,7 @@ class MainCfChange(Change):
         return ApplyError(
             f"{self.label}: the change of {self.changed} was cut off ({reason}) and could not be undone now "
             f"({str(again).removeprefix(self.label + ': ')}). The host may hold the new main.cf"
-            f"{' and TLS files' if self.files else ''} without Postfix having loaded them; {self.journal.path} "
+            f"{' and TLS files' if self.paths else ''} without Postfix having loaded them; {self.journal.path} "
             "records the change, and the next operation on this host (up, refresh or destroy) undoes it first."
         )
 
@@ -598,8 +758,12 @@ class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
     postfix_version: pulumi.Output[str]
     compliance: pulumi.Output[dict]
     host_values: pulumi.Output[dict]
+    certificate: pulumi.Output[dict]
+    """The certificate Postfix serves (subject, sans, issuer, not_after, fingerprint), read at up and refresh."""
 
     def __init__(self, resource_name: str, args: PostfixConfigArgs, opts: pulumi.ResourceOptions | None = None):
         outputs = ("main_cf", *COMPUTED_OUTPUTS)
         props = {**args.props(), **dict.fromkeys(outputs)}
-        super().__init__(PostfixConfigProvider(), resource_name, props, opts)
+        # A new certificate's PEM would fill a preview line by line; `tls_certificate` says it in one line.
+        hidden = pulumi.ResourceOptions(hide_diffs=[UPLOADED_PEM])
+        super().__init__(PostfixConfigProvider(), resource_name, props, pulumi.ResourceOptions.merge(hidden, opts))

@@ -25,8 +25,7 @@ from secure_postfix import postfix_daemon as daemon
 from secure_postfix.args import PostfixServicesArgs
 from secure_postfix.core import ledger, mastercf, smtp_endpoint
 from secure_postfix.core.problem import Problem
-from secure_postfix.core.tls_material import fingerprint
-from secure_postfix.postfix_config import Journal
+from secure_postfix.postfix_config import Journal, served_certificate
 from secure_postfix.provider import ApplyError, Change, FileJournal, HostProvider, run_change, save_ledger
 from secure_postfix.remote.postfix_host import PostfixError, PostfixFacts, PostfixHost
 from secure_postfix.remote.ssh import RemoteError, Session
@@ -64,7 +63,7 @@ def check_props(props: Mapping[str, Any]) -> list[Problem]:
         return problems
     if not props.get("services"):
         problems.append(Problem("services", "is empty: name at least one of submission, submissions"))
-    if not props.get("tls_cert_pem"):
+    if not props.get("tls_cert_pem") and not props.get("tls_host_cert_file"):
         problems.append(Problem("tls_cert_pem", "is required: the submission services need TLS (PostfixConfig tls)"))
     return problems + mastercf.service_problems(services_from(props))
 
@@ -74,9 +73,11 @@ def desired_entries(props: Mapping[str, Any]) -> dict[str, str]:
 
 
 def checked_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
-    """The connection, the services and the certificate: the rendered entries are an output (they would
-    restate every changed option in the diff), and a hand edit comes back as the `drift` input."""
-    inputs = {k: props.get(k) for k in (*conn.CONNECTION_FIELDS, *conn.OPTION_FIELDS, "services", "tls_cert_pem")}
+    """The connection and the services: the rendered entries are an output (they would restate every changed
+    option in the diff), and a hand edit comes back as the `drift` input. The certificate is not stored: the
+    probe expects the one Postfix serves (read from the host), so a new certificate is a line of PostfixConfig's
+    preview alone."""
+    inputs = {k: props.get(k) for k in (*conn.CONNECTION_FIELDS, *conn.OPTION_FIELDS, "services")}
     return {k: v for k, v in inputs.items() if v is not None}
 
 
@@ -171,7 +172,6 @@ class PostfixServicesProvider(HostProvider):
 
     def apply(self, session: Session, id_: str, props: dict[str, Any], olds: Mapping[str, Any] | None) -> dict:
         services = services_from(props)
-        cert = props.get("tls_cert_pem")
         host = PostfixHost(session)
         facts, journal = _settled(session, host, id_)
         book = journal.book
@@ -187,7 +187,8 @@ class PostfixServicesProvider(HostProvider):
         plan = mastercf.plan_edit(current, desired, known)
         if plan.changes:
             _log(host.label, plan.changes, "setting")
-            tls_fingerprint = fingerprint(cert) if cert else None
+            served = served_certificate(host, facts)
+            tls_fingerprint = served.get("fingerprint") or None
             record = journal.master_cf_journal(facts)
             run_change(MasterCfChange(host, facts, current, plan.text, services, tls_fingerprint, record, id_))
             # Claimed once the change is live, in the write that ends its record: a change that failed (a create

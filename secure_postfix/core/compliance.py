@@ -19,12 +19,14 @@ b3a2cca, 2026-08-21, which carries DISA's XCCDF files and the CIS mappings):
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
 from secure_postfix.core import client_networks
+from secure_postfix.core.certificates import MIN_DAYS_LEFT, CertificateError, CertificateFacts, read_leaf
 from secure_postfix.core.postfix_expand import Unresolved, expand, references
 from secure_postfix.core.postfix_rules import POSTFIX_DEFAULTS, time_seconds
 
@@ -64,6 +66,10 @@ DEFAULTS: dict[str, str] = {
 COMPUTED_DEFAULTS = ("mynetworks", "myhostname", "mydomain")
 
 PENDING = "(computed at apply)"
+# Where a PostfixConfig's properties keep the PEM chain to upload (its diff hidden: the one-line `tls_certificate`
+# stands for it) and the days a certificate must still be valid.
+UPLOADED_PEM = "tls_cert_pem"
+MIN_DAYS_KEY = "tls_min_days_left"
 
 
 class NotJudged(Exception):
@@ -75,12 +81,23 @@ class Values:
 
     `host`: the host's own values of names the stack does not manage ("" where main.cf does not
     set them), as apply and refresh read them; None where they are not known (a preview).
+    `certificate`: the leaf of the chain Postfix serves (None where it is not known), judged `now` against
+    `min_days` left.
     """
 
-    def __init__(self, main_cf: Mapping[str, str], pending: Iterable[str] = (), host: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        main_cf: Mapping[str, str],
+        pending: Iterable[str] = (),
+        host: Mapping[str, str] | None = None,
+        certificate: CertificateFacts | None = None,
+        min_days: int = MIN_DAYS_LEFT,
+        now: dt.datetime | None = None,
+    ):
         self.pending = set(pending)
         self.managed = {k: v for k, v in main_cf.items() if k not in self.pending}
         self.host = None if host is None else {k: v for k, v in host.items() if k not in self.managed}
+        self.certificate, self.min_days, self.now = certificate, min_days, now
 
     def is_managed(self, name: str) -> bool:
         return name in self.managed or name in self.pending
@@ -316,6 +333,37 @@ def _banner_plain(v: Values) -> tuple[bool, str]:
     return (not told, f"{shown}: names the MTA ({', '.join(dict.fromkeys(told))})" if told else shown)
 
 
+_NO_CERTIFICATE = "the certificate is read from the host at up and refresh (or from the stack's PEM)"
+
+
+def _certificate(v: Values) -> CertificateFacts:
+    if v.certificate is None:
+        raise NotJudged(_NO_CERTIFICATE)
+    return v.certificate
+
+
+def _certificate_lasts(v: Values) -> tuple[bool, str]:
+    cert = _certificate(v)
+    left = cert.days_left(v.now)
+    shown = f"{cert.subject}, issuer {cert.issuer}: expires {cert.expiry()}"
+    if left < 0:
+        return False, f"{shown}: EXPIRED {-left} days ago"
+    told = f"{shown} ({left} days left; at least {v.min_days} wanted)"
+    return left >= v.min_days, told if left >= v.min_days else f"{told}: renew it now"
+
+
+def _certificate_names_host(v: Values) -> tuple[bool, str]:
+    cert = _certificate(v)
+    try:
+        name = expand(v.partner("myhostname"), v.resolve).strip()
+    except Unresolved as why:
+        raise NotJudged(f"myhostname: {why}") from None
+    shown = f"myhostname = {name}; certificate names {cert.sans or cert.subject + ' (no subjectAltName)'}"
+    if not cert.dns_names and not cert.ip_addresses:
+        return False, f"{shown}: clients check only the subjectAltName, and this certificate has none"
+    return cert.names(name), shown if cert.names(name) else f"{shown}: {name} is not among them"
+
+
 # -- the rules ------------------------------------------------------------------------------
 
 GUIDE = "RHEL security hardening guide, 8.8 Securing the Postfix service"
@@ -331,6 +379,7 @@ _PUBLIC_MX_RELAY = (
     "public MX: permit_mynetworks, reject would refuse all inbound mail; smtpd_relay_restrictions bounds relaying"
 )
 _PACKAGES = "needs the host's package database, not main.cf"
+WATCH = "secure-postfix: certificates watched"
 _ALIASES = "needs /etc/aliases and postmap -q on the host, not main.cf"
 
 RULES: tuple[Rule, ...] = (
@@ -417,6 +466,20 @@ RULES: tuple[Rule, ...] = (
         "the SMTP server uses encryption: smtpd_tls_security_level may or encrypt, with a certificate and key",
         ("smtpd_tls_security_level", "smtpd_tls_cert_file", "smtpd_tls_key_file"),
         _tls_in_use,
+    ),
+    Rule(
+        "tls-certificate-expiry",
+        f"{WATCH} (ACME clients renew 30 days ahead; RFC 8555)",
+        "the certificate Postfix serves is valid for at least the wanted days (tls.min_days_left, 21 by default)",
+        ("smtpd_tls_cert_file",),
+        _certificate_lasts,
+    ),
+    Rule(
+        "tls-certificate-names-host",
+        f"{WATCH} (RFC 6125 section 6: the subjectAltName names the server)",
+        "the certificate Postfix serves names the host (myhostname) in its subjectAltName",
+        ("smtpd_tls_cert_file",),
+        _certificate_names_host,
     ),
     Rule(
         "RHEL-08-040290",
@@ -549,14 +612,18 @@ def judge(
     public_mx: bool = True,
     pending: Iterable[str] = (),
     host: Mapping[str, str] | None = None,
+    certificate: CertificateFacts | None = None,
+    min_days: int = MIN_DAYS_LEFT,
+    now: dt.datetime | None = None,
 ) -> list[Finding]:
     """Every rule against one host's main.cf values.
 
     `main_cf` is the managed map (planned, or read from the host where "" means absent);
     `pending` names managed directives whose value another resource computes at apply;
-    `host` the host's own values of the names in HOST_NAMES the stack does not manage, when known.
+    `host` the host's own values of the names in HOST_NAMES the stack does not manage, when known;
+    `certificate` the leaf Postfix serves (or will serve), judged `now` against `min_days` left.
     """
-    values = Values(main_cf, pending, host)
+    values = Values(main_cf, pending, host, certificate, min_days, now)
     return [judge_rule(rule, values, public_mx) for rule in RULES]
 
 
@@ -607,9 +674,36 @@ def report(
     public_mx: bool = True,
     pending: Iterable[str] = (),
     host: Mapping[str, str] | None = None,
+    certificate: CertificateFacts | None = None,
+    min_days: int = MIN_DAYS_LEFT,
 ) -> dict[str, str]:
     """What the PostfixConfig provider returns as its `compliance` output."""
-    return cells(judge(main_cf, public_mx, pending, host), public_mx)
+    return cells(judge(main_cf, public_mx, pending, host, certificate, min_days), public_mx)
+
+
+def certificate_of_props(props: Mapping[str, object]) -> CertificateFacts | None:
+    """The certificate a PostfixConfig's properties know of: the one read from the host (the `certificate`
+    output of up and refresh), else the PEM the stack uploads."""
+    record = props.get("certificate")
+    if isinstance(record, Mapping):
+        found = CertificateFacts.from_record(record)
+        if found is not None:
+            return found
+    pem = props.get(UPLOADED_PEM)
+    if isinstance(pem, str) and pem:
+        try:
+            return read_leaf(pem)
+        except CertificateError:
+            return None
+    return None
+
+
+def min_days_of_props(props: Mapping[str, object]) -> int:
+    """tls.min_days_left as stored (only when not the default), else the default."""
+    value = props.get(MIN_DAYS_KEY)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return MIN_DAYS_LEFT
+    return int(value)
 
 
 def records(table: Mapping[str, str]) -> dict[str, dict[str, str]]:

@@ -34,7 +34,8 @@ def findings_for(resource_type: str, props: Mapping[str, Any], pending: Iterable
     """`pending`: main.cf names whose value is not known yet (another resource computes it)."""
     if resource_type == POSTFIX_TYPE:
         main_cf = {k: str(v) for k, v in (props.get("main_cf") or {}).items() if v is not None}
-        return c.judge(main_cf, c.public_mx_of_props(props), pending)
+        certificate, days = c.certificate_of_props(props), c.min_days_of_props(props)
+        return c.judge(main_cf, c.public_mx_of_props(props), pending, certificate=certificate, min_days=days)
     if resource_type == DOVECOT_TYPE:
         return c.judge_dovecot({k: props.get(k) for k in DOVECOT_SETTINGS})
     return []

@@ -9,6 +9,7 @@ from typing import Any
 from secure_postfix.core import postfix_rules as rules
 from secure_postfix.core import tls_policy
 from secure_postfix.core.problem import Problem
+from secure_postfix.core.renewal_hook import path_problems
 from secure_postfix.core.sasl_path import problems as sasl_path_problems
 
 TLS_DIR = "/etc/postfix/tls"
@@ -109,8 +110,9 @@ TLS_PROTOCOL_DIRECTIVES = (
 
 
 def uses_tls_block(props: Mapping[str, Any]) -> bool:
-    """Whether a PostfixConfig's stored inputs come with the tls block: only it stores the certificate."""
-    return bool(props.get("tls_cert_pem"))
+    """Whether a PostfixConfig's stored inputs come with the tls block: only it stores the certificate (its PEM,
+    or the path of the one on the host)."""
+    return any(props.get(k) for k in ("tls_cert_pem", "tls_host_cert_file"))
 
 
 def for_version(main_cf: Mapping[str, str], version: str, tls_block: bool) -> dict[str, str]:
@@ -212,8 +214,7 @@ def tls_problems(tls: Mapping[str, Any]) -> list[Problem]:
                 "tls.public_mx: false for a submission-only host",
             )
         )
-    if not tls.get("cert_pem"):
-        problems.append(Problem("tls.cert_pem", "is required: the PEM certificate (chain) to serve"))
+    problems += certificate_source_problems(tls)
     problems += tls_policy.problems({**TLS_DEFAULTS, **tls})
     protocols = str(tls["protocols"])
     if not protocols_at_least_tls12(protocols):
@@ -224,6 +225,34 @@ def tls_problems(tls: Mapping[str, Any]) -> list[Problem]:
                 "!SSLv2, !SSLv3, !TLSv1, !TLSv1.1",
             )
         )
+    return problems
+
+
+def certificate_source_problems(tls: Mapping[str, Any]) -> list[Problem]:
+    """Exactly one source: a PEM uploaded from the controller, or files that live on the host (an ACME client's)."""
+    uploaded, on_host = bool(tls.get("cert_pem")), tls.get("host_cert_file") is not None
+    if uploaded == on_host:
+        return [
+            Problem(
+                "tls.cert_pem",
+                "give exactly one of cert_pem (uploaded from the controller) or host_cert_file (a file that already "
+                "lives on the host, such as an ACME client's fullchain.pem)",
+            )
+        ]
+    problems = []
+    days = tls.get("min_days_left")
+    # Numbers reach a provider as floats (protobuf): 21.0 is 21 days.
+    whole = isinstance(days, int | float) and not isinstance(days, bool) and float(days).is_integer()
+    if days is not None and not (whole and 0 <= days <= 366):
+        problems.append(Problem("tls.min_days_left", f"must be a whole number of days from 0 to 366, got {days!r}"))
+    if not on_host:
+        return problems
+    problems += path_problems("tls.host_cert_file", tls.get("host_cert_file"))
+    problems += path_problems("tls.host_key_file", tls.get("host_key_file"))
+    problems += path_problems("tls.renewal_hook", tls.get("renewal_hook"))
+    hook = tls.get("renewal_hook")
+    if isinstance(hook, str) and hook in (TLS_PAIR_FILE, *LEGACY_TLS_FILES):
+        problems.append(Problem("tls.renewal_hook", f"{hook} is the project's own TLS file; name another path"))
     return problems
 
 

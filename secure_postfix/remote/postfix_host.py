@@ -10,7 +10,9 @@ from paramiko import SSHException
 
 from secure_postfix.core import host_output, maincf, postfix_output, smtp_endpoint
 from secure_postfix.core import sasl_path as sasl_paths
+from secure_postfix.core.certificates import HostMaterial, parse_host_material
 from secure_postfix.core.host_output import PostfixFacts
+from secure_postfix.core.renewal_hook import ASSEMBLE
 from secure_postfix.core.smtp import Reply
 from secure_postfix.remote import smtp_client
 from secure_postfix.remote.auth_client import DovecotError, auth_handshake
@@ -87,6 +89,46 @@ case $staged in *warning:*) check "" ;; esac; echo "--- rc $?"
 
 
 ENDPOINT_ATTEMPTS = 3
+
+# Only the certificate blocks of a file leave the host: a key in the same file (the pair file) never does.
+_CERT_BLOCKS = r"""[ ! -r "$1" ] || sed -n '/^-----BEGIN CERTIFICATE-----/,/^-----END CERTIFICATE-----/p' -- "$1"
+"""
+
+# A certificate and key that live on the host: whether they belong together (openssl compares the public keys
+# there), the digest of the pair built from them, and the certificate's blocks. The key stays on the host.
+_HOST_MATERIAL = (
+    ASSEMBLE
+    + r"""
+set -u
+cert=$1 key=$2
+if [ ! -r "$cert" ]; then echo missing-cert; exit 0; fi
+if [ ! -r "$key" ]; then echo missing-key; exit 0; fi
+want=$(openssl x509 -in "$cert" -noout -pubkey 2>/dev/null) || { echo bad-cert; exit 0; }
+have=$(openssl pkey -in "$key" -pubout 2>/dev/null) || { echo bad-key; exit 0; }
+if [ "$want" = "$have" ]; then echo match; else echo mismatch; fi
+assemble "$key" "$cert" | sha256sum | cut -d' ' -f1
+sed -n '/^-----BEGIN CERTIFICATE-----/,/^-----END CERTIFICATE-----/p' -- "$cert"
+"""
+)
+
+# The pair file built on the host from its own certificate and key, mode 0600 before its first byte, put in place
+# by one rename, and only if it is the pair that was checked (an ACME client may renew in between).
+_ASSEMBLE_PAIR = (
+    ASSEMBLE
+    + r"""
+set -u
+pair=$1 key=$2 cert=$3 want=$4
+[ -L "$pair" ] && { echo "$pair is a symlink" >&2; exit 93; }
+umask 077
+tmp=$(mktemp -- "$pair.secure-postfix-new.XXXXXX") || exit 90
+trap 'rm -f -- "$tmp"' EXIT
+trap 'exit 129' HUP INT TERM PIPE
+assemble "$key" "$cert" > "$tmp" || exit 91
+got=$(sha256sum < "$tmp" | cut -d' ' -f1)
+[ "$got" = "$want" ] || { echo "$cert or $key changed on the host since they were checked" >&2; exit 92; }
+chown root:root -- "$tmp" && mv -f -- "$tmp" "$pair"
+"""
+)
 
 
 class PostfixError(RemoteError):
@@ -267,6 +309,24 @@ class PostfixHost:
     def write_file(self, path: str, content: str, mode: str) -> None:
         """A file of ours (a TLS file), root's, put in place atomically and given `mode` before its first byte."""
         self.s.write_file_atomic(path, content.encode(), mode=mode, owner="root:root")
+
+    def certificate_blocks(self, path: str) -> str:
+        """The PEM certificate blocks of a file on the host ("" when it is absent); nothing else of it."""
+        return self.s.sh(_CERT_BLOCKS, path, what=f"reading the certificates in {path}").out
+
+    def host_material(self, cert_file: str, key_file: str) -> HostMaterial:
+        """What `up` needs to know of a certificate and key that live on the host, the key never leaving it."""
+        out = self.s.sh(_HOST_MATERIAL, cert_file, key_file, what=f"reading {cert_file} and {key_file}").out
+        return parse_host_material(out)
+
+    def assemble_pair(self, pair_file: str, key_file: str, cert_file: str, digest: str) -> None:
+        """Build the pair file from the host's own key and certificate, atomically; only the pair checked."""
+        result = self.s.sh(
+            _ASSEMBLE_PAIR, pair_file, key_file, cert_file, digest, check=False, what=f"building {pair_file}"
+        )
+        if result.rc != 0:
+            detail = (result.err or result.out).strip() or f"exit code {result.rc}"
+            raise PostfixError(f"{self.label}: building {pair_file} from {cert_file} and {key_file} failed: {detail}")
 
     def put_back_backup(self, path: str) -> None:
         """Move `path`'s backup (if any) over it: what an interrupted change left is undone."""

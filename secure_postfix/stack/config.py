@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from secure_postfix.core import tls_policy
+from secure_postfix.core.certificates import MIN_DAYS_LEFT
 from secure_postfix.core.defaults import SSH_AUTH_METHODS, SSH_PORT, SSH_USER
 from secure_postfix.core.dovecot_conf import DEFAULT_MECHANISMS, DEFAULT_PORT
 from secure_postfix.core.postfix_features import (
@@ -24,6 +25,7 @@ from secure_postfix.core.postfix_features import (
     relay_problems,
 )
 from secure_postfix.core.problem import InputError
+from secure_postfix.core.renewal_hook import DEFAULT_HOOK, path_problems
 
 T = TypeVar("T")
 
@@ -102,6 +104,11 @@ class TlsSpec:
     outbound_security_level: str = TLS_DEFAULTS["outbound_security_level"]
     # Destinations that must get TLS: domain -> level, or {level, match} (smtp_tls_policy_maps).
     destinations: dict[str, Any] = field(default_factory=dict)
+    # A certificate and key that already live on each host (an ACME client's), instead of uploading them.
+    host_cert_file: str | None = None
+    host_key_file: str | None = None
+    renewal_hook: str = DEFAULT_HOOK
+    min_days_left: int = MIN_DAYS_LEFT
 
 
 @dataclass(frozen=True)
@@ -558,20 +565,56 @@ def parse_tls(raw: Any, prefix: str) -> TlsSpec | None:
         mta_policy=raw.get("mta_policy", TlsSpec.mta_policy),
         outbound_security_level=raw.get("outbound_security_level", TlsSpec.outbound_security_level),
         destinations=raw.get("destinations") or {},
+        host_cert_file=_host_path(raw, "host_cert_file", prefix),
+        host_key_file=_host_path(raw, "host_key_file", prefix),
+        renewal_hook=_host_path(raw, "renewal_hook", prefix) or TlsSpec.renewal_hook,
+        min_days_left=_days(raw.get("min_days_left", MIN_DAYS_LEFT), f"{prefix}.tls.min_days_left"),
     )
     policy_problems = tls_policy.problems(spec.__dict__)
     if policy_problems:
         problems = [f"{prefix}.{problem}" for problem in policy_problems]
         raise ConfigError("\n".join(problems), problems)
     spec = replace(spec, destinations=dict(spec.destinations))
-    if (spec.cert_file is None) == (spec.cert_pem is None):
-        raise ConfigError(f"{prefix}.tls needs exactly one of cert_file (a PEM file) or cert_pem")
+    sources = [k for k in ("cert_file", "cert_pem", "host_cert_file") if getattr(spec, k) is not None]
+    if len(sources) != 1:
+        raise ConfigError(
+            f"{prefix}.tls needs exactly one of cert_file (a PEM file), cert_pem, or host_cert_file (a file that "
+            f"already lives on each host, such as an ACME client's fullchain.pem), got {', '.join(sources) or 'none'}"
+        )
+    if spec.host_cert_file is not None:
+        if spec.host_key_file is None:
+            raise ConfigError(f"{prefix}.tls.host_cert_file needs host_key_file: its key's path on the host")
+        if spec.key_file is not None or spec.key_secret is not None:
+            raise ConfigError(
+                f"{prefix}.tls: with host_cert_file the key stays on the host (host_key_file); drop key_file and "
+                "key_secret"
+            )
+        return spec
+    if spec.host_key_file is not None or "renewal_hook" in raw:
+        raise ConfigError(f"{prefix}.tls.host_key_file and renewal_hook go with host_cert_file")
     if (spec.key_file is None) == (spec.key_secret is None):
         raise ConfigError(
             f"{prefix}.tls needs exactly one of key_file (a PEM file) or key_secret (the name of a secret "
             f"config key: pulumi config set --secret NAME < key.pem)"
         )
     return spec
+
+
+def _host_path(raw: Mapping[str, Any], key: str, prefix: str) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    problems = path_problems(key, value)
+    if problems:
+        raise ConfigError(f"{prefix}.tls.{problems[0]}")
+    return str(value)
+
+
+def _days(value: Any, key: str) -> int:
+    days = _whole_number(value, key)
+    if days > 366:
+        raise ConfigError(f"{key} must be a number of days from 0 to 366, got {value!r}")
+    return days
 
 
 def _boolean(raw: Mapping[str, Any], key: str, default: bool, where: str) -> bool:

@@ -257,7 +257,17 @@ def site_args(
             offer_auth=site.sasl.offer_auth,
         )
     tls_settings = None
-    if site.tls is not None and tls is not None:
+    if site.tls is not None and site.tls.host_cert_file is not None:
+        tls_settings = TlsSettings(
+            security_level=site.tls.security_level,
+            protocols=site.tls.protocols,
+            public_mx=site.public_mx,
+            host_cert_file=site.tls.host_cert_file,
+            host_key_file=site.tls.host_key_file,
+            renewal_hook=site.tls.renewal_hook,
+            min_days_left=site.tls.min_days_left,
+        )
+    elif site.tls is not None and tls is not None:
         tls_settings = TlsSettings(
             cert_pem=tls[0],
             security_level=site.tls.security_level,
@@ -267,6 +277,7 @@ def site_args(
             mta_policy=site.tls.mta_policy,
             outbound_security_level=site.tls.outbound_security_level,
             destinations=dict(site.tls.destinations),
+            min_days_left=site.tls.min_days_left,
         )
     return MailSiteArgs(
         postfix_hosts={h: connection_of(hosts[h], private_key) for h in site.postfix_hosts},
@@ -285,7 +296,7 @@ def site_args(
 def _tls_key(config: pulumi.Config, site: SiteSpec) -> tuple[str, pulumi.Input[str]] | None:
     """The site's certificate and its key (a secret)."""
     tls = site.tls
-    if tls is None:
+    if tls is None or tls.host_cert_file is not None:
         return None
     where = f"{NAMESPACE}:sites.{site.name}.tls"
     cert = tls.cert_pem if tls.cert_pem is not None else _read(tls.cert_file, f"{where}.cert_file")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from secure_postfix.core.certificates import read_leaf
 from secure_postfix.core.dovecot_conf import CONFIG_FILE
 from tests.engine.harness import EngineProject, bed_config, planned
 from tests.tls_files import make_cert
@@ -57,6 +58,27 @@ def test_a_limit_change_plans_one_property_of_one_resource(testbed, bed):
         changed = [line for line in run.stdout.splitlines() if "=>" in line]
         assert len(changed) == 1 and "message_size_limit" in changed[0], run.stdout
         assert "compliance" not in run.stdout.split("Resources:")[0], run.stdout
+    finally:
+        project.configure(bed_config(testbed, sites(cert, key), [HOST]))
+
+
+def test_a_new_certificate_is_one_line_old_to_new_expiry(testbed, bed, tmp_path):
+    """The PEM is not restated line by line: one line says which certificate goes and which comes; the PEM's own
+    diff is marked hidden, and its key, a secret, is the other changed line."""
+    project, cert, key = bed
+    new_cert, new_key = make_cert(tmp_path, testbed.hosts[HOST].hostname, days=60)
+    old_expiry, new_expiry = (read_leaf(p.read_text()).expiry() for p in (cert, new_cert))
+    project.configure(bed_config(testbed, sites(new_cert, new_key), [HOST]))
+    try:
+        run = project.preview()
+        assert run.ok, run.text
+        assert "BEGIN CERTIFICATE" not in run.stdout and "MII" not in run.stdout, run.stdout
+        changed = [line.strip() for line in run.stdout.splitlines() if "=>" in line]
+        assert len(changed) == 2, run.stdout
+        assert [ln.split() for ln in run.stdout.splitlines() if "(hidden)" in ln] == [["~", "tls_cert_pem", "(hidden)"]]
+        (line,) = [c for c in changed if c.startswith("~ tls_certificate")]
+        assert f'"expires {old_expiry} (' in line and f'=> "expires {new_expiry} (' in line, line
+        assert any(c.startswith("~ tls_key_pem") and "[secret] => [secret]" in c for c in changed), changed
     finally:
         project.configure(bed_config(testbed, sites(cert, key), [HOST]))
 

@@ -198,7 +198,10 @@ def test_tls_defaults_have_no_problems():
 
 
 def test_tls_needs_a_certificate():
-    assert texts(tls_problems({})) == ["tls.cert_pem: is required: the PEM certificate (chain) to serve"]
+    assert texts(tls_problems({})) == [
+        "tls.cert_pem: give exactly one of cert_pem (uploaded from the controller) or host_cert_file (a file that "
+        "already lives on the host, such as an ACME client's fullchain.pem)"
+    ]
 
 
 @pytest.mark.parametrize("level", ["none", "dane", "verify", "MAY"])

@@ -200,11 +200,14 @@ def test_checked_inputs_store_connection_main_cf_and_tls_material(pair):
             "use_sudo",
             "main_cf",
             "tls_cert_pem",
+            "tls_certificate",
             "tls_key_pem",
         ]
     )
     assert inputs["main_cf"] == pc.fold_main_cf(props)
+    # The PEM, and the one line that stands for it in a diff (PostfixConfig hides the PEM's own).
     assert inputs["tls_cert_pem"] == pair[0]
+    assert inputs["tls_certificate"].startswith("expires ") and "\n" not in inputs["tls_certificate"]
     assert inputs["tls_key_pem"] == pair[1]
     # The user-facing blocks are folded into main_cf, not stored twice.
     assert not {"limits", "directives", "sasl", "tls"} & set(inputs)
@@ -212,7 +215,7 @@ def test_checked_inputs_store_connection_main_cf_and_tls_material(pair):
 
 def test_checked_inputs_drop_the_key_without_tls(pair):
     inputs = pc.checked_inputs(postfix_props(pair, sasl=None, tls=None))
-    assert "tls_cert_pem" not in inputs
+    assert "tls_cert_pem" not in inputs and "tls_certificate" not in inputs
     assert "tls_key_pem" not in inputs
     assert "smtpd_tls_auth_only" not in inputs["main_cf"]
 

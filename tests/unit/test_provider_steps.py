@@ -23,6 +23,7 @@ import pytest
 from secure_postfix import postfix_config as pc
 from secure_postfix import postfix_daemon as daemon
 from secure_postfix.core import host_output, postfix_output
+from secure_postfix.core.certificates import certificate_blocks
 from secure_postfix.core.postfix_features import TLS_DIR, TLS_PAIR_FILE
 from secure_postfix.core.postfix_plan import Plan, plan_edit
 from secure_postfix.core.smtp import Reply
@@ -84,6 +85,8 @@ class RecordingHost:
         self.failures = dict(failures or {})
         self.digests = dict(DIGESTS)
         self.mail_log: list[str] = []
+        # What write_file put on the "host": the certificate reads see only that.
+        self.files: dict[str, str] = {}
 
     def _record(self, *call: object) -> None:
         self.calls.append(call)
@@ -135,6 +138,11 @@ class RecordingHost:
 
     def write_file(self, path: str, content: str, mode: str) -> None:
         self._record("write_file", path, mode)
+        self.files[path] = content
+
+    # Not recorded: a read of what the host serves changes nothing there.
+    def certificate_blocks(self, path: str) -> str:
+        return "".join(certificate_blocks(self.files.get(path, "")))
 
     def swap_in(self, text: str, config_directory: str, expect_sha256: str | None = None) -> None:
         self._record("swap_in", text, config_directory, expect_sha256)
