@@ -44,7 +44,9 @@ END_CHANGE_SCRIPT = (
     "ledger=$1 size=$2 digest=$3 write=$4; shift 4\n"
     'if [ "$size" = - ]; then rm -f -- "$ledger" || exit; '
     'else sh -c "$write" sh "$ledger" 0600 root:root 0 "$size" "$digest" "" || exit; fi\n'
-    'for f in "$@"; do rm -f -- "$f.secure-postfix-prev"; done\n'
+    # One rm for all of them, as drop_backups.
+    'n=$#; for f in "$@"; do set -- "$@" "$f.secure-postfix-prev"; done; shift "$n"\n'
+    '[ "$#" -eq 0 ] || rm -f -- "$@"\n'
 )
 MAIN_CF_CHANGED = 68
 # A folder this project creates (/etc/postfix/tls) gets the SELinux policy's context for its path.
