@@ -45,12 +45,13 @@ from secure_postfix.provider import (
     Change,
     FileJournal,
     HostProvider,
+    ledger_from,
     load_ledger,
     run_change,
     save_ledger,
 )
 from secure_postfix.remote.postfix_host import BACKUP_SUFFIX, PostfixError, PostfixFacts, PostfixHost
-from secure_postfix.remote.ssh import RemoteError, Session
+from secure_postfix.remote.ssh import ChangedMeanwhileError, RemoteError, Session
 
 # `compliance` is computed, not an input: a verdict restating a directive would double every diff line,
 # and a new rule version would plan an update of every host.
@@ -481,10 +482,16 @@ class Journal:
     def load(cls, session: Session, host: PostfixHost, facts: PostfixFacts, owner: str) -> Journal:
         path = ledger_path(facts.config_directory)
         main_cf = posixpath.join(facts.config_directory, "main.cf")
-        return cls(session, host, path, main_cf, load_ledger(session, path), owner)
+        if facts.ledger_read:  # read with the facts, under the same lock: no round trip of its own
+            data = None if facts.ledger is None else maincf.encode(facts.ledger)
+            book = ledger_from(host.label, path, data)
+        else:
+            book = load_ledger(session, path)
+        return cls(session, host, path, main_cf, book, owner)
 
     def begin(self, facts: PostfixFacts, new_text: str, files: list[str], made: list[str]) -> None:
-        self.host.backup_files([self.main_cf, *files])
+        """Record the change as pending, with main.cf and `files` backed up beside themselves: one round trip,
+        which first makes sure main.cf is still the file `facts` read (ChangedMeanwhileError, nothing written)."""
         self.book.pending = {
             "owner": self.owner,
             "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -493,14 +500,17 @@ class Journal:
             "files": files,
             "made": made,
         }
-        save_ledger(self.session, self.path, self.book)
+        try:
+            self.host.begin_change(facts, [self.main_cf, *files], self.path, self.book.render())
+        except RemoteError:
+            self.book.pending = None
+            raise
 
     def end(self) -> None:
-        """The change is over (applied, or rolled back): forget it, drop the backups."""
+        """The change is over (applied, or rolled back): forget it, drop the backups (one round trip)."""
         pending, self.book.pending = self.book.pending, None
-        save_ledger(self.session, self.path, self.book)
-        if pending:
-            self.host.drop_backups([self.main_cf, *pending.get("files", [])])
+        backups = [self.main_cf, *pending.get("files", [])] if pending else []
+        self.host.end_change(self.path, None if self.book.empty else self.book.render(), backups)
 
     def commit(self, changes: list, verb: str) -> None:
         """Record the result; past the point of no return, so a failure here says the change is live."""
@@ -524,8 +534,12 @@ class Journal:
         if pending and pending.get("path"):
             return self._resolve_master_cf(facts)
         if not pending:
-            # Backups outlive a change cut off after its record was cleared, before they were removed.
-            self.host.drop_backups([self.main_cf, features.TLS_PAIR_FILE, tls_policy.POLICY_MAP_FILE])
+            # Backups outlive a change cut off after its record was cleared, before they were removed. Facts that
+            # came with the ledger say which there are: mostly none, and then no command is needed.
+            every = [self.main_cf, features.TLS_PAIR_FILE, tls_policy.POLICY_MAP_FILE]
+            leftovers = list(facts.backed_up) if facts.ledger_read else every
+            if leftovers:
+                self.host.drop_backups(leftovers)
             return facts
         label, started = self.host.label, pending.get("started", "?")
         if facts.main_cf_sha256 not in (pending.get("before"), pending.get("after")):
@@ -678,7 +692,10 @@ class MainCfChange(Change):
         self.failing_before: str | None = None
 
     def check_staged(self) -> None:
-        self.host.check_staged(self.plan.text, self.facts.config_directory, self.plan.restored_duplicates)
+        # The mail log's size comes with the check's report: the offset the reload's verdict reads from.
+        self.offset = self.host.check_staged(
+            self.plan.text, self.facts.config_directory, self.plan.restored_duplicates, self.facts.log_file
+        )
         table = self.files.get(tls_policy.POLICY_MAP_FILE)
         if table is not None:
             self.host.check_staged_table(table[0], tls_policy.POLICY_MAP_FILE)
@@ -688,13 +705,17 @@ class MainCfChange(Change):
 
     def prepare(self) -> None:
         host, facts = self.host, self.facts
-        self.offset = host.log_size(facts.log_file)
+        if self.offset is None:
+            self.offset = host.log_size(facts.log_file)
         self.failing_before = daemon.failure_before(host, facts, self.offset)
-        host.expect_unchanged(facts)
         for directory in sorted({p.rsplit("/", 1)[0] for p in self.paths}):
             if host.ensure_directory(directory):
                 self.made.append(directory + "/")
-        self.journal.begin(facts, self.plan.text, self.paths, self.made)
+        try:
+            self.journal.begin(facts, self.plan.text, self.paths, self.made)
+        except ChangedMeanwhileError:
+            host.remove_files(self.made)  # the folder made a moment ago: nothing is left of this change
+            raise
 
     def swap(self) -> None:
         # A file whose write failed is as it was (each write is one rename): only written ones are put back.

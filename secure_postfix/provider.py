@@ -80,12 +80,16 @@ def host_session(props: Mapping[str, Any], holder: str | None) -> Iterator[Sessi
 
 
 def load_ledger(session: Session, path: str) -> ledger.Ledger:
-    data = session.read_file(path)
+    return ledger_from(session.target.label, path, session.read_file(path))
+
+
+def ledger_from(label: str, path: str, data: bytes | None) -> ledger.Ledger:
+    """The ledger in `data` (None: no ledger yet), or an error that says how to mend it."""
     try:
         return ledger.Ledger.parse(data.decode("ascii") if data else None)
     except (ledger.LedgerError, UnicodeDecodeError) as exc:
         raise ApplyError(
-            f"{session.target.label}: {path}, the project's record of first originals, {exc}; mend or remove it "
+            f"{label}: {path}, the project's record of first originals, {exc}; mend or remove it "
             "by hand. Nothing was changed."
         ) from None
 
@@ -171,7 +175,7 @@ class FileJournal:
             raise ApplyError(
                 f"{self.label}: a change of {self.path} started at {started} was cut off, and {self.path} was changed "
                 f'since by something else; its text before that change is the "text" of the "pending" entry in '
-                f'{self.ledger_path}. Put {self.path} right by hand, then remove that entry. Nothing was changed.'
+                f"{self.ledger_path}. Put {self.path} right by hand, then remove that entry. Nothing was changed."
             )
         if current != before:
             put_back(before)

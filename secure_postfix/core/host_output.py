@@ -12,7 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from secure_postfix.core import smtp_endpoint
+from secure_postfix.core import ledger, smtp_endpoint
+from secure_postfix.core.postfix_features import TLS_PAIR_FILE
+from secure_postfix.core.tls_policy import POLICY_MAP_FILE
 
 _POSTFIX_SEVERITIES = ("fatal: ", "panic: ")
 _DOVECOT_SEVERITIES = ("Fatal: ", "Panic: ", "Error: Error reading configuration", "Error: service(")
@@ -45,6 +47,12 @@ class PostfixFacts:
     # Where the inet services listen (inet_interfaces), and port 25's smtpd: where the probes ask.
     listen_address: str = smtp_endpoint.LOOPBACK_V4
     smtp: smtp_endpoint.Endpoint = smtp_endpoint.LOOPBACK_SMTP
+    # The project's ledger beside main.cf, read in the same round trip (None: absent). `ledger_read` is False for
+    # facts that did not carry it (an earlier script's output): then the ledger is read on its own.
+    ledger: str | None = None
+    ledger_read: bool = False
+    # The files (main.cf, the TLS pair) that have a backup beside them, read with the ledger.
+    backed_up: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,8 @@ def _head(text: str, count: int) -> list[str]:
 
 # The command of the Postfix facts (sh -c SCRIPT). Without maillog_file, Debian's syslog writes /var/log/mail.log,
 # RHEL's rsyslog /var/log/maillog.
-POSTFIX_FACTS_SCRIPT = r"""
+POSTFIX_FACTS_SCRIPT = (
+    r"""
 command -v postconf >/dev/null || { echo NO-POSTFIX; exit 0; }
 cfg=$(postconf -h config_directory)
 printf '%s\n' "$cfg"
@@ -82,9 +91,24 @@ postconf -xh inet_protocols
 echo $(postconf -M 2>/dev/null | awk '$2 == "inet" && $8 == "smtpd" { print $1 }')
 echo '--- defaults'
 postconf -d | cut -d= -f1
+# Backups a change left beside main.cf, the TLS pair and the TLS policy table: cleared before the next change
+# only when there are some.
+echo '--- backups'
+for f in "$cfg/main.cf" @PAIR@ @MAP@; do
+  if [ -e "$f.secure-postfix-prev" ] || [ -L "$f.secure-postfix-prev" ]; then printf '%s\n' "$f"; fi
+done
+# The project's ledger, in the same round trip. No line of its JSON reads '--- main.cf'; one byte past its limit
+# is enough to show that it is too long.
+echo '--- ledger'
+led="$cfg/@LEDGER@"
+if [ -e "$led" ]; then head -c @LIMIT@ -- "$led"; echo; else echo NO-LEDGER; fi
 echo '--- main.cf'
 cat -- "$cfg/main.cf" 2>/dev/null || echo NO-MAIN-CF
-"""
+""".replace("@LEDGER@", ledger.FILE_NAME)
+    .replace("@LIMIT@", str(ledger.MAX_BYTES + 1))
+    .replace("@PAIR@", TLS_PAIR_FILE)
+    .replace("@MAP@", POLICY_MAP_FILE)
+)
 
 
 def parse_postfix_facts(out: str) -> PostfixFacts:
@@ -94,6 +118,8 @@ def parse_postfix_facts(out: str) -> PostfixFacts:
         raise NoPostfix("postconf is not installed")
     head, _, rest = out.partition("\n--- defaults\n")
     names, found, main_cf = rest.partition("\n--- main.cf\n")
+    names, has_ledger, ledger_text = names.partition("\n--- ledger\n")
+    names, _, backups = names.partition("\n--- backups\n")
     config_directory, version, log_file, queue_directory, digest, interfaces, protocols, smtpd = _head(head, 8)
     if not found or main_cf.startswith("NO-MAIN-CF"):
         raise NoMainCf(config_directory or "/etc/postfix")
@@ -107,6 +133,9 @@ def parse_postfix_facts(out: str) -> PostfixFacts:
         main_cf_sha256=digest or None,
         listen_address=smtp_endpoint.listen_address(interfaces, protocols),
         smtp=smtp_endpoint.smtp_endpoint(interfaces, protocols, smtpd),
+        ledger=None if not has_ledger or ledger_text == "NO-LEDGER" else ledger_text.removesuffix("\n"),
+        ledger_read=bool(has_ledger),
+        backed_up=tuple(line for line in backups.splitlines() if line),
     )
 
 

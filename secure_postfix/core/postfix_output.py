@@ -29,12 +29,15 @@ class StagedCheck:
     live: CheckRun
     staged: CheckRun
     entries: tuple[str, ...] = ()  # a staged master.cf's entries as `postconf -M` prints them
+    # The mail log's size when the check ended (asked with a log file): where the change's own lines will start.
+    log_size: int | None = None
 
 
 def parse_staged_check(text: str) -> StagedCheck:
     """The report printed by the staged-check script: `--- staged`, lines, `--- rc N`, then the same for `live`;
-    for master.cf, the staged entries between `--- entries` and `--- end`."""
+    for master.cf, the staged entries between `--- entries` and `--- end`; with a log file, `--- log SIZE` last."""
     runs: dict[str, CheckRun] = {}
+    log_size: int | None = None
     current: str | None = None
     lines: list[str] = []
     for raw in text.replace("\r", "").split("\n"):
@@ -44,6 +47,8 @@ def parse_staged_check(text: str) -> StagedCheck:
             rc = raw[7:].strip()
             runs[current] = CheckRun(tuple(lines), int(rc) if rc.lstrip("-").isdigit() else -1)
             current = None
+        elif raw.startswith("--- log ") and current is None and raw[8:].strip().isdigit():
+            log_size = int(raw[8:].strip())
         elif raw == "--- end" and current == "entries":
             runs[current] = CheckRun(tuple(lines), 0)
             current = None
@@ -53,7 +58,7 @@ def parse_staged_check(text: str) -> StagedCheck:
     if missing:
         raise ValueError(f"the staged check's report lacks its {' and '.join(missing)} part")
     entries = runs["entries"].lines if "entries" in runs else ()
-    return StagedCheck(runs["live"], runs["staged"], entries)
+    return StagedCheck(runs["live"], runs["staged"], entries, log_size)
 
 
 def rejection(check: StagedCheck, restored: Iterable[str] = ()) -> str | None:

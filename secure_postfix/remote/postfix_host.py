@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from secure_postfix.core.renewal_hook import ASSEMBLE
 from secure_postfix.core.smtp import Reply
 from secure_postfix.remote import smtp_client
 from secure_postfix.remote.auth_client import DovecotError, auth_handshake
-from secure_postfix.remote.ssh import ChangedMeanwhileError, RemoteError, Session
+from secure_postfix.remote.ssh import ATOMIC_WRITE, ChangedMeanwhileError, RemoteError, Session
 
 MAIN_CF = "/etc/postfix/main.cf"
 BACKUP_SUFFIX = ".secure-postfix-prev"
@@ -26,8 +27,30 @@ BACKUP_SUFFIX = ".secure-postfix-prev"
 # unlike `--preserve=context`, says nothing on a host without SELinux.
 BACKUP_SCRIPT = (
     'for f in "$@"; do b="$f.secure-postfix-prev"; rm -f -- "$b"; '
-    'if [ -e "$f" ] || [ -L "$f" ]; then cp -P --preserve=all -- "$f" "$b"; fi; done'
+    'if [ -e "$f" ] || [ -L "$f" ]; then cp -P --preserve=all -- "$f" "$b" || exit; fi; done'
 )
+# Before the first byte of a main.cf change lands, in one round trip: main.cf is still the file the facts read
+# (else exit 68 and nothing is written), each file the change replaces is backed up beside itself, and the ledger
+# with the change's pending record (stdin) is written atomically. $1 main.cf, $2 its digest as read ("" skips the
+# compare), $3 the ledger, $4 its size, $5 its digest, $6 the atomic write (ssh.ATOMIC_WRITE); then the files.
+BEGIN_CHANGE_SCRIPT = (
+    "main=$1 expect=$2 ledger=$3 size=$4 digest=$5 write=$6; shift 6\n"
+    'if [ -n "$expect" ]; then\n'
+    '  if [ -e "$main" ]; then cur=$(sha256sum < "$main") || exit; cur=${cur%% *}; else cur=-; fi\n'
+    '  [ "$cur" = "$expect" ] || { echo "$main changed since it was read" >&2; exit 68; }\n'
+    "fi\n" + BACKUP_SCRIPT + ' || exit\nexec sh -c "$write" sh "$ledger" 0600 root:root 0 "$size" "$digest" ""\n'
+)
+# When the change is over, in one round trip: the ledger without its pending record is written ("-" for its size:
+# removed, nothing left in it), then the change's backups go. $1 ledger, $2 size, $3 digest, $4 the atomic write.
+END_CHANGE_SCRIPT = (
+    "ledger=$1 size=$2 digest=$3 write=$4; shift 4\n"
+    'if [ "$size" = - ]; then rm -f -- "$ledger" || exit; '
+    'else sh -c "$write" sh "$ledger" 0600 root:root 0 "$size" "$digest" "" || exit; fi\n'
+    # One rm for all of them, as drop_backups.
+    'n=$#; for f in "$@"; do set -- "$@" "$f.secure-postfix-prev"; done; shift "$n"\n'
+    '[ "$#" -eq 0 ] || rm -f -- "$@"\n'
+)
+MAIN_CF_CHANGED = 68
 # A folder this project creates (/etc/postfix/tls) gets the SELinux policy's context for its path.
 ENSURE_DIRECTORY_SCRIPT = (
     'if [ -L "$1" ]; then echo symlink; elif [ -d "$1" ]; then echo existed; '
@@ -85,6 +108,8 @@ fi
 echo '--- live'
 # The live file's own messages matter only to tell the change's warnings from the host's.
 case $staged in *warning:*) check "" ;; esac; echo "--- rc $?"
+# The mail log's size now, for the reload's verdict: what the change causes is appended after it.
+if [ -n "${4:-}" ]; then echo "--- log $(stat -c %s -- "$4" 2>/dev/null || echo 0)"; fi
 """
 
 
@@ -209,15 +234,19 @@ class PostfixHost:
         return None
 
     # -- validating, swapping, reloading ------------------------------------
-    def check_staged(self, text: str, config_directory: str, restored: tuple[str, ...] = ()) -> None:
+    def check_staged(
+        self, text: str, config_directory: str, restored: tuple[str, ...] = (), log_file: str | None = None
+    ) -> int | None:
         """`postconf -n`, `postconf -M` and `postfix check` on the staged main.cf alone; a warning it adds
-        counts as an error.
+        counts as an error. Gives back `log_file`'s size after the check (None without one).
 
         Duplicates of `restored` names are the original file's own, put back on purpose.
         """
-        problem = postfix_output.rejection(self.staged_check_report(text, config_directory), restored)
+        report = self.staged_check_report(text, config_directory, log_file=log_file)
+        problem = postfix_output.rejection(report, restored)
         if problem:
             raise PostfixError(f"{self.label}: Postfix rejects the new main.cf: {problem}")
+        return report.log_size
 
     def check_staged_table(self, text: str, label: str) -> None:
         """A texthash: lookup table as Postfix reads it, from a staged copy: `postmap -s` lists what it holds, and
@@ -233,7 +262,7 @@ class PostfixHost:
             raise PostfixError(f"{self.label}: Postfix rejects the new {label}: {detail}")
 
     def staged_check_report(
-        self, text: str, config_directory: str, name: str = "main.cf"
+        self, text: str, config_directory: str, name: str = "main.cf", log_file: str | None = None
     ) -> postfix_output.StagedCheck:
         """What Postfix's checks say of the live config, and of it with `text` as its `name` (main.cf or
         master.cf); for master.cf, also its entries as Postfix reads them."""
@@ -243,6 +272,7 @@ class PostfixHost:
             config_directory,
             name,
             str(len(data)),
+            log_file or "",
             stdin=data,
             check=False,
             what=f"the staged check of {name}",
@@ -285,16 +315,6 @@ class PostfixHost:
         # `postfix reload` does not stall for 1.6 s.
         path = posixpath.join(config_directory, "main.cf")
         self.s.write_file_atomic(path, maincf.encode(text), age=5, expect_sha256=expect_sha256)
-
-    def expect_unchanged(self, facts: PostfixFacts) -> None:
-        """Stop before anything is written when main.cf is no longer the file `facts` read."""
-        path = posixpath.join(facts.config_directory, "main.cf")
-        now = self.file_digests([path]).get(path) or "-"
-        if facts.main_cf_sha256 and now != facts.main_cf_sha256:
-            raise ChangedMeanwhileError(
-                f"{self.label}: {path} was changed on the host after this operation read it (by hand or by another "
-                "tool); it was left as it is and nothing was written. Check the change, then run again."
-            )
 
     def log_size(self, log_file: str | None) -> int | None:
         """The mail log's size now: what is appended later is read alone (None without a log file)."""
@@ -379,6 +399,30 @@ class PostfixHost:
 
     def backup_files(self, paths: list[str]) -> None:
         self.s.sh(BACKUP_SCRIPT, *paths, what="backing up " + ", ".join(paths))
+
+    def begin_change(self, facts: PostfixFacts, backups: list[str], ledger_path: str, ledger_text: str) -> None:
+        """Stop before anything is written when main.cf is no longer the file `facts` read; else back up
+        `backups` beside themselves and write the ledger (`ledger_text`, the change's pending record in it)."""
+        main_cf = posixpath.join(facts.config_directory, "main.cf")
+        data = ledger_text.encode("ascii")
+        args = [main_cf, facts.main_cf_sha256 or "", ledger_path, str(len(data)), hashlib.sha256(data).hexdigest()]
+        what = f"backing up {', '.join(backups)} and recording the change in {ledger_path}"
+        result = self.s.sh(BEGIN_CHANGE_SCRIPT, *args, ATOMIC_WRITE, *backups, stdin=data, check=False, what=what)
+        if result.rc == MAIN_CF_CHANGED:
+            raise ChangedMeanwhileError(
+                f"{self.label}: {main_cf} was changed on the host after this operation read it (by hand or by another "
+                "tool); it was left as it is and nothing was written. Check the change, then run again."
+            )
+        self.s.raise_for_write(ledger_path, result)
+
+    def end_change(self, ledger_path: str, ledger_text: str | None, backups: list[str]) -> None:
+        """Write the ledger (`ledger_text`; None: remove it, nothing is left in it), then drop `backups`' backups."""
+        data = (ledger_text or "").encode("ascii")
+        size, digest = ("-", "-") if ledger_text is None else (str(len(data)), hashlib.sha256(data).hexdigest())
+        what = f"recording the change's end in {ledger_path}"
+        result = self.s.sh(END_CHANGE_SCRIPT, ledger_path, size, digest, ATOMIC_WRITE, *backups, stdin=data,
+                           check=False, what=what)  # fmt: skip
+        self.s.raise_for_write(ledger_path, result)
 
     def restore_files(self, paths: list[str]) -> None:
         """Put backups back; files that had none did not exist before and are removed."""

@@ -39,7 +39,7 @@ logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 # folder may be one, and the folder must be root's and writable by root alone.
 # With SELinux on, the temporary file takes the live file's context before the rename (as it takes its mode and
 # owner), and a file that did not exist gets the policy's context for its path (restorecon) after it.
-_ATOMIC_WRITE = r"""
+ATOMIC_WRITE = r"""
 set -eu
 path=$1 mode=$2 owner=$3 age=$4 size=$5 digest=$6 expect=$7
 dir=$(dirname -- "$path")
@@ -458,6 +458,10 @@ class Session:
         digest = hashlib.sha256(data).hexdigest()
         argv = atomic_write_argv(path, len(data), digest, mode, owner, age, expect_sha256 or "")
         result = self.run(argv, stdin=data, check=False, what=f"writing {path}")
+        self.raise_for_write(path, result)
+
+    def raise_for_write(self, path: str, result: Result) -> None:
+        """The error for an atomic write of `path` that ended with `result` (see ATOMIC_WRITE); none if it worked."""
         if result.rc == _CUT_SHORT:
             raise RemoteError(
                 f"{self.target.label}: the upload of {path} was cut short ({result.err.strip()}); "
@@ -489,8 +493,8 @@ class Session:
 def atomic_write_argv(
     path: str, size: int, sha256: str, mode: str = "", owner: str = "", age: int = 0, expect: str = ""
 ) -> list[str]:
-    """The host-side write of `size` bytes with digest `sha256` to `path` (see _ATOMIC_WRITE)."""
-    return ["sh", "-c", _ATOMIC_WRITE, "sh", path, mode, owner, str(age), str(size), sha256, expect]
+    """The host-side write of `size` bytes with digest `sha256` to `path` (see ATOMIC_WRITE)."""
+    return ["sh", "-c", ATOMIC_WRITE, "sh", path, mode, owner, str(age), str(size), sha256, expect]
 
 
 class _PinnedKeyPolicy(paramiko.MissingHostKeyPolicy):

@@ -122,7 +122,7 @@ def postfix_apply(monkeypatch, facts, props) -> tuple[dict, list[tuple]]:
     host = RecordingHost(calls, facts=facts)
     # main.cf is still the file the facts read.
     host.digests["/etc/postfix/main.cf"] = facts.main_cf_sha256
-    monkeypatch.setattr(pc, "PostfixHost", lambda _session: host)
+    monkeypatch.setattr(pc, "PostfixHost", host.on)
     outputs = pc.PostfixConfigProvider().apply(RecordingSession(calls), OWNER, props, None)
     return outputs, calls
 
@@ -146,7 +146,7 @@ def test_postfix_apply_writes_the_protocols_the_host_s_version_reads_and_keeps_t
 
 def test_postfix_apply_refuses_a_directive_3_5_cannot_read_before_any_change(monkeypatch, pair):
     calls: list[tuple] = []
-    monkeypatch.setattr(pc, "PostfixHost", lambda _session: RecordingHost(calls, facts=POSTFIX_35))
+    monkeypatch.setattr(pc, "PostfixHost", RecordingHost(calls, facts=POSTFIX_35).on)
     with pytest.raises(ApplyError) as refused:
         pc.PostfixConfigProvider().apply(
             RecordingSession(calls), OWNER, tls_props(pair, lmtp_tls_protocols=">=TLSv1.2"), None
@@ -160,7 +160,7 @@ def test_postfix_apply_refuses_a_directive_3_5_cannot_read_before_any_change(mon
 
 def test_postfix_apply_names_the_host_s_version_for_a_parameter_it_does_not_know(monkeypatch, pair):
     calls: list[tuple] = []
-    monkeypatch.setattr(pc, "PostfixHost", lambda _session: RecordingHost(calls, facts=POSTFIX_37))
+    monkeypatch.setattr(pc, "PostfixHost", RecordingHost(calls, facts=POSTFIX_37).on)
     with pytest.raises(ApplyError, match=r"smtpd_hide_client_session: is not a parameter that Postfix 3\.7\.11 knows"):
         pc.PostfixConfigProvider().apply(
             RecordingSession(calls), OWNER, tls_props(pair, smtpd_hide_client_session="yes"), None
@@ -182,7 +182,7 @@ def test_postfix_refresh_reads_the_rendering_back_as_the_stack_s_value_and_store
     main_cf = facts.main_cf + f"smtpd_tls_protocols = {live}\n"
     calls: list[tuple] = []
     host = RecordingHost(calls, facts=dataclasses.replace(facts, main_cf=main_cf))
-    monkeypatch.setattr(pc, "PostfixHost", lambda _session: host)
+    monkeypatch.setattr(pc, "PostfixHost", host.on)
     stored = {**tls_props(pair), "postfix_version": "3.0.0"}
     refreshed = pc.PostfixConfigProvider().refresh(RecordingSession(calls), OWNER, stored)
     assert refreshed["main_cf"]["smtpd_tls_protocols"] == shown

@@ -51,7 +51,10 @@ def recorded(name: str) -> dict:
     return json.loads((FIXTURES / name).read_text())
 
 
-FACTS = host_output.parse_postfix_facts(recorded("postfix-3.7-facts.json")["output"])
+# What the facts script printed on a bed host with no ledger yet: the ledger and the backups come with the facts.
+FACTS = host_output.parse_postfix_facts(recorded("postfix-3.7-facts-ledger.json")["output"])
+# An earlier script's output, without them: the ledger is then read on its own, leftover backups cleared blindly.
+EARLIER_FACTS = host_output.parse_postfix_facts(recorded("postfix-3.7-facts.json")["output"])
 DIGESTS = host_output.parse_digests(recorded("postfix-3.7-digests.json")["output"])
 
 
@@ -62,9 +65,8 @@ class RecordingHost:
     `failures`: operation -> the error its first call raises; `after_reload`: mail log lines the reload causes.
     """
 
-    # PostfixHost's own logic over the operations below: the refusal and the meanwhile check are the real ones.
+    # PostfixHost's own logic over the operations below: the refusal of a staged copy is the real one.
     check_staged = PostfixHost.check_staged
-    expect_unchanged = PostfixHost.expect_unchanged
     log_fatals = PostfixHost.log_fatals
 
     def __init__(
@@ -87,6 +89,12 @@ class RecordingHost:
         self.mail_log: list[str] = []
         # What write_file put on the "host": the certificate reads see only that.
         self.files: dict[str, str] = {}
+        # The session the ledger goes through (the real host writes it over its own session): see `on`.
+        self.s: RecordingSession | None = None
+
+    def on(self, session: RecordingSession) -> RecordingHost:
+        self.s = session
+        return self
 
     def _record(self, *call: object) -> None:
         self.calls.append(call)
@@ -99,10 +107,11 @@ class RecordingHost:
         return self.recorded_facts
 
     def staged_check_report(
-        self, text: str, config_directory: str, name: str = "main.cf"
+        self, text: str, config_directory: str, name: str = "main.cf", log_file: str | None = None
     ) -> postfix_output.StagedCheck:
         self._record("staged_check_report", text, config_directory)
-        return postfix_output.parse_staged_check(self.staged_report)
+        report = postfix_output.parse_staged_check(self.staged_report)
+        return dataclasses.replace(report, log_size=len(self.mail_log) if log_file else None)
 
     # Reads of the mail log are not recorded: the wait for the master's line polls them as often as timing allows.
     # A "size" here is a count of lines, which is all an offset is used for.
@@ -135,6 +144,23 @@ class RecordingHost:
 
     def backup_files(self, paths: list[str]) -> None:
         self._record("backup_files", tuple(paths))
+
+    def begin_change(self, facts: PostfixFacts, backups: list[str], ledger_path: str, ledger_text: str) -> None:
+        """As PostfixHost's: main.cf compared with the facts' digest first, then backups and the ledger."""
+        self._record("begin_change", tuple(backups))
+        main_cf = f"{facts.config_directory}/main.cf"
+        if facts.main_cf_sha256 and (self.digests.get(main_cf) or "-") != facts.main_cf_sha256:
+            raise ChangedMeanwhileError(f"{self.label}: {main_cf} was changed on the host after this operation read it")
+        assert self.s is not None, "RecordingHost(...).on(session): the ledger needs a session"
+        self.s.files[ledger_path] = ledger_text.encode("ascii")
+
+    def end_change(self, ledger_path: str, ledger_text: str | None, backups: list[str]) -> None:
+        self._record("end_change", tuple(backups))
+        assert self.s is not None, "RecordingHost(...).on(session): the ledger needs a session"
+        if ledger_text is None:
+            self.s.files.pop(ledger_path, None)
+        else:
+            self.s.files[ledger_path] = ledger_text.encode("ascii")
 
     def write_file(self, path: str, content: str, mode: str) -> None:
         self._record("write_file", path, mode)
@@ -233,7 +259,7 @@ def change_for(
     files: dict[str, tuple[str, str]] | None = None,
     tls_fingerprint: str | None = None,
 ) -> pc.MainCfChange:
-    journal = pc.Journal.load(session, host, host.recorded_facts, OWNER)
+    journal = pc.Journal.load(session, host.on(session), host.recorded_facts, OWNER)
     return pc.MainCfChange(host, host.recorded_facts, plan, files or {}, tls_fingerprint, journal)
 
 
@@ -248,7 +274,8 @@ def signature_shape(function: Callable) -> list[tuple[str, object, bool]]:
 @pytest.mark.parametrize(("fake", "real"), [(RecordingHost, PostfixHost), (RecordingSession, Session)])
 def test_every_operation_of_the_fakes_is_one_of_the_real_class_with_the_same_parameters(fake, real):
     """A fake that drifted from PostfixHost or Session would let these tests pass on calls the real one lacks."""
-    own = {n: f for n, f in vars(fake).items() if callable(f) and not n.startswith("_")}
+    # `on` gives a fake host its session, which the real one is built with.
+    own = {n: f for n, f in vars(fake).items() if callable(f) and not n.startswith("_") and n != "on"}
     assert own
     for name, function in own.items():
         assert hasattr(real, name), f"{real.__name__} has no {name}"
@@ -262,9 +289,8 @@ def test_a_change_checks_the_staged_copy_then_backs_up_journals_swaps_reloads_an
     assert calls == [
         ("staged_check_report", plan.text, CONFIG_DIRECTORY),
         ("probe_smtp", None),  # did Postfix serve before the change? (decides reload or restart)
-        ("file_digests", (MAIN_CF,)),  # is main.cf still the file the facts read?
-        ("backup_files", (MAIN_CF,)),
-        ("session.write_file_atomic", LEDGER),  # the journal: the change is pending from here on
+        # One command: is main.cf still the file the facts read? backups; the journal: pending from here on.
+        ("begin_change", (MAIN_CF,)),
         ("swap_in", plan.text, CONFIG_DIRECTORY, FACTS.main_cf_sha256),
         ("reload",),
         ("probe_smtp", None),
@@ -307,9 +333,11 @@ def test_main_cf_changed_since_the_facts_were_read_stops_before_the_backup_and_t
     """A hand edit made meanwhile must be neither overwritten nor backed up over."""
     host = RecordingHost(calls)
     host.digests[MAIN_CF] = sha256("someone edited main.cf meanwhile\n")
+    session = RecordingSession(calls)
     with pytest.raises(ChangedMeanwhileError, match="was changed on the host after this operation read it"):
-        run_change(change_for(host, RecordingSession(calls), planned()))
-    assert [c[0] for c in calls] == ["staged_check_report", "probe_smtp", "file_digests"]
+        run_change(change_for(host, session, planned()))
+    assert [c[0] for c in calls] == ["staged_check_report", "probe_smtp", "begin_change"]
+    assert ledger_of(session) is None
 
 
 def test_a_swap_that_fails_ends_the_journal_without_reloading_or_restarting(calls):
@@ -323,8 +351,8 @@ def test_a_swap_that_fails_ends_the_journal_without_reloading_or_restarting(call
         "meanwhile. main.cf was not changed and Postfix was not reloaded."
     )
     ops = [c[0] for c in calls]
-    assert ops[ops.index("swap_in") :] == ["swap_in", "session.run", "drop_backups"]
-    assert calls[-2:] == [("session.run", ("rm", "-f", "--", LEDGER)), ("drop_backups", (MAIN_CF,))]
+    assert ops[ops.index("swap_in") :] == ["swap_in", "end_change"]
+    assert calls[-1] == ("end_change", (MAIN_CF,))  # the record cleared (the ledger removed) and the backups
     assert ledger_of(session) is None
 
 
@@ -340,8 +368,7 @@ def test_a_probe_that_fails_after_the_reload_puts_main_cf_back_restarts_and_quot
         ("swap_in", FACTS.main_cf, CONFIG_DIRECTORY, None),
         ("restart",),
         ("probe_smtp", None),  # answered
-        ("session.run", ("rm", "-f", "--", LEDGER)),
-        ("drop_backups", (MAIN_CF,)),
+        ("end_change", (MAIN_CF,)),
     ]
     assert str(raised.value) == (
         f"{LABEL}: Postfix failed after the change of message_size_limit: smtpd cannot start; the mail log says: "
@@ -367,10 +394,8 @@ def test_tls_files_are_backed_up_with_main_cf_written_before_it_and_probed_for_t
     assert calls == [
         ("staged_check_report", plan.text, CONFIG_DIRECTORY),
         ("probe_smtp", None),
-        ("file_digests", (MAIN_CF,)),
         ("ensure_directory", TLS_DIR),
-        ("backup_files", (MAIN_CF, TLS_PAIR_FILE)),
-        ("session.write_file_atomic", LEDGER),
+        ("begin_change", (MAIN_CF, TLS_PAIR_FILE)),
         ("write_file", TLS_PAIR_FILE, "0600"),
         ("swap_in", plan.text, CONFIG_DIRECTORY, FACTS.main_cf_sha256),
         ("reload",),
@@ -393,8 +418,7 @@ def test_a_rollback_with_tls_files_puts_them_back_and_removes_the_directory_it_m
         ("swap_in", FACTS.main_cf, CONFIG_DIRECTORY, None),
         ("restart",),
         ("probe_smtp", None),
-        ("session.run", ("rm", "-f", "--", LEDGER)),
-        ("drop_backups", (MAIN_CF, TLS_PAIR_FILE)),
+        ("end_change", (MAIN_CF, TLS_PAIR_FILE)),
     ]
 
 
@@ -403,24 +427,23 @@ def provider_apply(monkeypatch, host: RecordingHost, session: RecordingSession) 
 
     The one substitution is pytest's monkeypatch of `postfix_config.PostfixHost`, the class that would talk SSH.
     """
-    monkeypatch.setattr(pc, "PostfixHost", lambda _session: host)
+    monkeypatch.setattr(pc, "PostfixHost", host.on)
     props = {"host": "10.231.17.10", "main_cf": dict(DESIRED)}
     return pc.PostfixConfigProvider().apply(session, OWNER, props, None)
 
 
 def test_a_first_apply_goes_from_facts_to_the_checked_swap_and_commits_the_original(monkeypatch, calls):
-    """The provider reads the facts once, clears leftover backups, runs the change, and records the first original."""
+    """The provider reads the facts (the ledger and any leftover backups with them) once, runs the change, and
+    records the first original."""
     host, session = RecordingHost(calls), RecordingSession(calls)
     outputs = provider_apply(monkeypatch, host, session)
     ops = [c[0] for c in calls]
-    assert ops[:3] == ["facts", "drop_backups", "staged_check_report"]
-    assert calls[1] == ("drop_backups", (MAIN_CF, TLS_PAIR_FILE, POLICY_MAP_FILE))
+    assert ops[:2] == ["facts", "staged_check_report"]
     assert ops[ops.index("swap_in") :] == [
         "swap_in",
         "reload",
         "probe_smtp",
-        "session.write_file_atomic",  # the commit: result recorded, pending cleared, in one write
-        "drop_backups",
+        "end_change",  # the commit: result recorded, pending cleared, backups dropped, in one command
     ]
     book = ledger_of(session)
     assert "pending" not in book
@@ -436,10 +459,28 @@ def test_an_apply_on_a_host_that_already_holds_the_value_neither_checks_nor_swap
     facts = dataclasses.replace(FACTS, main_cf=holding, main_cf_sha256=sha256(holding))
     host, session = RecordingHost(calls, facts=facts), RecordingSession(calls)
     outputs = provider_apply(monkeypatch, host, session)
-    assert calls == [
-        ("facts",),
-        ("drop_backups", (MAIN_CF, TLS_PAIR_FILE, POLICY_MAP_FILE)),
-        ("session.write_file_atomic", LEDGER),
-    ]
+    assert calls == [("facts",), ("end_change", ())]  # the ledger records the ownership
     # The host's own definition is the original now, kept byte for byte (its line end too) for destroy to put back.
     assert outputs["originals"] == {"message_size_limit": "message_size_limit = 10240000\n"}
+
+
+def test_leftover_backups_the_facts_show_are_cleared_before_the_change(monkeypatch, calls):
+    """A change cut off after its record was cleared leaves backups: the facts list them, and only they go."""
+    host = RecordingHost(calls, facts=dataclasses.replace(FACTS, backed_up=(MAIN_CF,)))
+    provider_apply(monkeypatch, host, RecordingSession(calls))
+    assert calls[:3] == [
+        ("facts",),
+        ("drop_backups", (MAIN_CF,)),
+        ("staged_check_report", planned().text, "/etc/postfix"),
+    ]
+
+
+def test_facts_of_an_earlier_script_read_the_ledger_on_their_own_and_clear_every_backup(monkeypatch, calls):
+    """Facts without the ledger's section (an earlier release's script) still find the ledger and the leftovers."""
+    session = RecordingSession(calls)
+    session.files[LEDGER] = b'{"originals": {}, "owners": {}, "version": 1}\n'
+    host = RecordingHost(calls, facts=EARLIER_FACTS)
+    assert not EARLIER_FACTS.ledger_read and FACTS.ledger_read
+    provider_apply(monkeypatch, host, session)
+    assert [c[0] for c in calls][:3] == ["facts", "drop_backups", "staged_check_report"]
+    assert calls[1] == ("drop_backups", (MAIN_CF, TLS_PAIR_FILE, POLICY_MAP_FILE))
