@@ -30,7 +30,7 @@ from secure_postfix.postfix_config import PostfixConfig
 from secure_postfix.postfix_services import PostfixServices
 from secure_postfix.provider import ApplyError
 
-__version__ = "0.9.0"
+__version__ = "0.10.0"
 
 __all__ = [
     "ApplyError",

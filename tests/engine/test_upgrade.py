@@ -1,6 +1,6 @@
 """State written by the previous release, then this release's code: no replace, no delete, and on the hosts only
-what this release does differently: smtpd_relay_restrictions managed by default, and the TLS key and certificate in
-one pair file instead of two."""
+what this release does differently: smtpd_relay_restrictions managed by default, the TLS key and certificate in
+one pair file instead of two, and the TLS policy's default levels written for smtpd and smtp."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import tarfile
 
 import pytest
 
-from secure_postfix.core.postfix_features import RELAY_RESTRICTIONS_DEFAULT
+from secure_postfix.core.postfix_features import RELAY_RESTRICTIONS_DEFAULT, TLS_DEFAULTS, tls_directives
 from tests.engine import fault_support as fs
 from tests.engine.harness import bed_config
 from tests.engine.test_pulumi_cli import CliProject
@@ -74,16 +74,27 @@ def test_previous_state_updates_in_place_and_leaves_hosts_as_they_were(testbed, 
         # main.cf: the relay directive this release manages by default is set (Debian's own line for it, ending in
         # defer_unauth_destination, gives way) and both TLS file names point at the pair file; every other line as
         # it was.
+        # The TLS policy's default levels (a previous state has no policy keys: they get the defaults).
         lines = testbed.read_file(host, fs.MAIN_CF).decode().splitlines()
         added = sorted(ln for ln in lines if ln not in main_cf[host])
         removed = [ln for ln in main_cf[host] if ln not in lines]
+        pair = ("smtpd_tls_cert_file", "smtpd_tls_key_file")
+        policy = {k: v for k, v in tls_directives(TLS_DEFAULTS).items() if k not in pair}
         changed = ("smtpd_relay_restrictions =", "smtpd_tls_cert_file =", "smtpd_tls_key_file =")
+        changed += tuple(f"{k} =" for k in policy)
         assert all(ln.startswith(changed) for ln in removed), removed
-        assert added == [
-            f"smtpd_relay_restrictions = {RELAY_RESTRICTIONS_DEFAULT}",
-            f"smtpd_tls_cert_file = {fs.PAIR}",
-            f"smtpd_tls_key_file = {fs.PAIR}",
-        ], added
+        wanted = {
+            "smtpd_relay_restrictions": RELAY_RESTRICTIONS_DEFAULT,
+            "smtpd_tls_cert_file": fs.PAIR,
+            "smtpd_tls_key_file": fs.PAIR,
+            **policy,
+        }
+        # A value the host already had (Debian writes `smtp_tls_security_level=may`) keeps its own line.
+        before = dict(
+            (name.strip(), value.strip())
+            for name, _, value in (ln.partition("=") for ln in main_cf[host] if ln[:1].isalpha())
+        )
+        assert added == sorted(f"{k} = {v}" for k, v in wanted.items() if before.get(k) != v), added
     # Then a plain run: nothing left to change.
     again = json.loads(cli.ok("preview", "--json"))
     assert {step["op"] for step in again.get("steps", [])} <= {"same"}, again.get("steps")

@@ -1,5 +1,6 @@
 """State written before the resources became the `secure_postfix` package, then this release's code: the same
-resources, no change planned, refresh and destroy work, and the hosts end byte-identical to where they started.
+resources, nothing replaced (only this release's new main.cf lines planned), refresh and destroy work, and the hosts
+end byte-identical to where they started.
 
 Each resource's state names its provider's class by the path it had (`components.postfix_config.…`); the
 `components` shim at the project's root keeps those references loading."""
@@ -55,11 +56,20 @@ def test_state_from_the_components_package_plans_nothing_and_destroys_to_the_sam
     assert set(types) == {"central-dovecot", "pkg-postfix", "pkg-services"}, types
 
     this_release(cli.root)
-    # The provider reference in state is all that differs: no resource plans an update, let alone a replace.
-    cli.ok("preview", "--expect-no-changes", "--diff")
+    # The provider reference in state moved: nothing is replaced, created or deleted, and Dovecot's resource plans
+    # nothing. What this release writes that the old one did not (the TLS policy's main.cf lines, the certificate's
+    # one-line summary) is an update in place, on main.cf alone.
+    preview = json.loads(cli.ok("preview", "--json"))
+    ops = {step["urn"].rsplit("::", 1)[1]: step["op"] for step in preview.get("steps", [])}
+    assert set(ops.values()) <= {"same", "update"}, ops
+    assert ops.get("central-dovecot", "same") == "same", ops
+    cli.ok("up", "--yes")
+    upgraded = digests(testbed)
+    assert [f for f in FILES if upgraded[MX][f] != applied[MX][f]] == [fs.MAIN_CF], (applied, upgraded)
+    assert upgraded[AUTH] == applied[AUTH]
     cli.ok("refresh", "--yes", "--expect-no-changes")
     cli.ok("up", "--yes", "--expect-no-changes")
     assert resource_types(cli) == types
-    assert digests(testbed) == applied
+    assert digests(testbed) == upgraded
     cli.ok("destroy", "--yes")
     assert digests(testbed) == pristine
