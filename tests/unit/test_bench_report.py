@@ -61,9 +61,12 @@ def test_table_lines_up_and_marks_missing_values():
     lines = text.splitlines()
     assert lines[0].split("  ")[0] == "N" and "median s" in lines[0]
     assert (
-        "up: 8 limits (first)" in lines[2] and "12.35" in lines[2] and "0/300" in lines[2] and lines[2].endswith("ok")
+        "up: 8 limits (first)" in lines[2]
+        and "12.35" in lines[2]
+        and "0/300" in lines[2]
+        and lines[2].split()[-2] == "ok"
     )
-    assert lines[3].endswith("MISSING")
+    assert lines[3].split()[-2] == "MISSING"
     # Figures are right-aligned under their header.
     assert lines[2].index("12.35") + len("12.35") == lines[0].index("median s") + len("median s")
 
@@ -87,7 +90,7 @@ def test_ratios_against_the_baseline_and_growth():
     assert rows["20"] == ("1.10x", "0.37x", "1.40x", "-")
     lines = report.growth_lines(results)
     assert lines[0] == "growth 20 -> 100 hosts (linear: 5.0x):"
-    assert any(line.split() == ["baseline:", "change,", "N", "threads", "4.50x"] for line in lines)
+    assert any(line.split()[:5] == ["baseline:", "change,", "N", "threads", "4.50x"] for line in lines)
     assert report.growth_lines(results, small=5) == []
 
 
