@@ -7,7 +7,7 @@ import json
 import pytest
 
 from toolchain.bench import report
-from toolchain.bench.__main__ import rhel_role_line, sizes
+from toolchain.bench.__main__ import sizes
 from toolchain.bench.baseline import change_commands, read_command
 from toolchain.bench.fleet import all_set, limits
 
@@ -117,11 +117,6 @@ def test_sizes_flag():
     for bad in ("0", "101", "a,b", ""):
         with pytest.raises(Exception, match=r"size|whole"):
             sizes(bad)
-
-
-def test_rhel_role_column_says_why_it_is_absent(monkeypatch):
-    monkeypatch.setattr("shutil.which", lambda name: None)
-    assert rhel_role_line() == "RHEL System Role: not measured (ansible-core is not on PATH)"
 
 
 def test_baseline_commands_and_the_values_check():
