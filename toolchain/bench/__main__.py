@@ -79,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         "at each fleet size); empty: none",
     )
     parser.add_argument(
+        "--floor-payload",
+        type=int,
+        default=0,
+        help="bytes of filler in each floor resource's inputs and outputs (a state as large as the project's)",
+    )
+    parser.add_argument(
         "--floor-only", action="store_true", help="only the engine floor at --floor-sizes: no test hosts at all"
     )
     parser.add_argument(
@@ -130,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                 results = fleet.run(plan, Path(work), save)
         took = time.monotonic() - started
         print(
-            f"fleet benchmark: sizes {[] if args.floor_only else args.sizes}, floor {args.floor_sizes}, "
+            f"fleet benchmark: sizes {[] if args.floor_only else args.sizes}, floor {args.floor_sizes} "
+            f"(payload {args.floor_payload} B), "
             f"{args.rounds} rounds, engine --parallel {args.parallel}, provider threads {threads}, "
             f"{os.cpu_count()} CPUs, {took / 60:.1f} min"
         )
@@ -156,11 +163,16 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     measured = sorted(report.sizes_of(results, report.ROLE_FIRST))
     line = rhel_role_line(role.not_measured_line(), [] if args.floor_only else args.role_sizes, measured)
-    if line and not args.floor_only:
+    if line and fleet_rows:
         print(line)
     if fleet_rows:
         report.write_plot(results, args.plot, f"secure-postfix fleet benchmark ({os.cpu_count()} CPUs)")
         print(f"plot: {args.plot}")
+    if report.floor_rows(results):
+        floor_plot = args.plot.with_name(args.plot.stem + "-floor.png")
+        title = f"engine floor: N resources whose provider does nothing ({os.cpu_count()} CPUs)"
+        report.write_plot(results, floor_plot, title, report.FLOOR_OPERATIONS)
+        print(f"plot: {floor_plot}")
     if not args.from_json:
         print(f"samples: {raw}")
     return 0
@@ -172,7 +184,17 @@ def floor_only(args: argparse.Namespace, work: Path, save) -> report.Results:
 
     results = report.Results()
     with floor.ProviderTimings(work / "provider-timings.txt") as timings:
-        floor.run(args.floor_sizes, args.rounds, args.parallel, work, limits("192.0.2.1"), results, timings, save)
+        floor.run(
+            args.floor_sizes,
+            args.rounds,
+            args.parallel,
+            work,
+            limits("192.0.2.1"),
+            results,
+            timings,
+            save,
+            args.floor_payload,
+        )
     return results
 
 

@@ -49,16 +49,19 @@ class Declared:
         return timed
 
 
-def floor_program(n: int, limits: Mapping[str, object]) -> Callable[[], None]:
+def floor_program(n: int, limits: Mapping[str, object], payload: int = 0) -> Callable[[], None]:
+    """`payload` bytes of filler per resource (kept in its inputs and outputs) give the floor a state as large
+    as another program's, to tell the cost of the state's size from the rest."""
+
     def program() -> None:
         from toolchain.bench.floor_provider import FloorHost
 
         site = pulumi.ComponentResource("bench:floor:Site", "floor", None)
+        extra = {"payload": "p" * payload} if payload else {}
         for i in range(n):
             host = f"h{i + 1:04d}"
-            FloorHost(
-                f"floor-{host}-postfix", {"host": host, "limits": dict(limits)}, pulumi.ResourceOptions(parent=site)
-            )
+            props = {"host": host, "limits": dict(limits), **extra}
+            FloorHost(f"floor-{host}-postfix", props, pulumi.ResourceOptions(parent=site))
         site.register_outputs({})
 
     return program
@@ -111,6 +114,7 @@ class FloorProject:
     root: Path
     n: int
     limits: Mapping[str, object]
+    payload: int = 0
 
     def __post_init__(self) -> None:
         if self.root.exists():
@@ -121,7 +125,9 @@ class FloorProject:
         self.settings = EngineSettings(work_dir=self.root, state_dir=self.root / "state", passphrase=PASSPHRASE)
         self.declared = Declared()
         self.name = f"floor{self.n}"
-        self.stack = open_stack(self.name, self.declared.wrap(floor_program(self.n, self.limits)), self.settings)
+        self.stack = open_stack(
+            self.name, self.declared.wrap(floor_program(self.n, self.limits, self.payload)), self.settings
+        )
 
     def state(self) -> Path | None:
         return state_file(self.settings.state_dir, self.name)
@@ -184,10 +190,11 @@ def run(
     results: report.Results,
     timings: ProviderTimings,
     save: Callable[[report.Results], None] = lambda _: None,
+    payload: int = 0,
 ) -> None:
     """The floor alone at each of `sizes` (no hosts), `rounds` rounds each."""
     for n in sizes:
-        project = FloorProject(work / f"floor{n}", n, limits)
+        project = FloorProject(work / f"floor{n}", n, limits, payload)
         for _ in range(rounds):
             one_round(project, parallel, timings, results)
         save(results)

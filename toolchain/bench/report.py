@@ -395,7 +395,7 @@ def plot_series(
     return series
 
 
-def write_plot(results: Results, path, title: str) -> list[str]:
+def write_plot(results: Results, path, title: str, operations: Sequence[str] = FLEET_OPERATIONS) -> list[str]:
     """Seconds against fleet size, medians with min-max bars, as a PNG; returns the legend's labels."""
     import matplotlib
 
@@ -403,16 +403,20 @@ def write_plot(results: Results, path, title: str) -> list[str]:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(9, 5.5), dpi=110)
-    series = plot_series(results)
-    for op, (sizes, medians, lows, highs) in series.items():
+    series = plot_series(results, operations)
+    colors = plt.get_cmap("tab20").colors
+    for index, (op, (sizes, medians, lows, highs)) in enumerate(series.items()):
         errors = [
             [m - lo for m, lo in zip(medians, lows, strict=True)],
             [h - m for m, h in zip(medians, highs, strict=True)],
         ]
-        style = "--" if op.startswith("baseline") else "-"
-        axes.errorbar(sizes, medians, yerr=errors, label=op, marker="o", linestyle=style, capsize=3)
+        style = "--" if op.startswith("baseline") else ":" if op.startswith("RHEL") else "-"
+        marker = "s" if op.startswith("RHEL") else "o"
+        axes.errorbar(
+            sizes, medians, yerr=errors, label=op, marker=marker, linestyle=style, capsize=3, color=colors[index % 20]
+        )
     axes.set_xticks(sorted({n for sizes, *_ in series.values() for n in sizes}))
-    axes.set_xlabel("hosts (N)")
+    axes.set_xlabel("hosts (N)" if operations is FLEET_OPERATIONS else "resources (N)")
     axes.set_ylabel("seconds (median of rounds, bars: min-max)")
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
