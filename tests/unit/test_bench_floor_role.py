@@ -238,3 +238,8 @@ def test_floor_sizes_reach_beyond_the_bed():
     assert floor_sizes("") == []
     with pytest.raises(Exception, match="resources"):
         floor_sizes("0")
+
+
+def test_markdown_tables_for_the_docs():
+    text = report.markdown_table(("N", "ratio"), [("20", "1.24x"), ("100", "-")])
+    assert text.splitlines() == ["| N | ratio |", "|---|---|", "| 20 | 1.24x |", "| 100 | - |"]

@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "--plot", type=Path, default=PROJECT_DIR / ".state" / "bench-fleet.png", help="where the PNG goes"
     )
     parser.add_argument("--from-json", type=Path, help="print the tables and plot of an earlier run's samples")
+    parser.add_argument("--markdown", action="store_true", help="print the tables in Markdown")
     args = parser.parse_args(argv)
     threads = os.environ.get("SECURE_POSTFIX_PROVIDER_THREADS", "32 (default)")
     raw = args.plot.with_suffix(".json")
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     archive = role.archive_path()
     import_lines: list[str] = []
+    table = report.markdown_table if args.markdown else report.format_table
     if args.from_json:
         data = json.loads(args.from_json.read_text())
         results = report.from_json(data.get("samples", data))
@@ -143,19 +145,19 @@ def main(argv: list[str] | None = None) -> int:
         )
     fleet_rows = report.table_rows(results)
     if fleet_rows:
-        print(report.format_table(report.HEADER, fleet_rows))
+        print(table(report.HEADER, fleet_rows))
         print()
-        print(report.format_table(report.RATIO_HEADER, report.ratio_rows(results)))
+        print(table(report.RATIO_HEADER, report.ratio_rows(results)))
         print()
-        print(report.format_table(report.FLOOR_RATIO_HEADER, report.floor_ratio_rows(results)))
+        print(table(report.FLOOR_RATIO_HEADER, report.floor_ratio_rows(results)))
         for line in report.growth_lines(results):
             print(line)
         print()
         print("above the floor (each cell: project / floor, medians):")
-        print(report.format_table(report.BREAKDOWN_HEADER, report.breakdown_rows(results)))
+        print(table(report.BREAKDOWN_HEADER, report.breakdown_rows(results)))
         print()
     print("engine floor (N resources whose provider does nothing; no hosts):")
-    print(report.format_table(report.FLOOR_HEADER, report.floor_rows(results)))
+    print(table(report.FLOOR_HEADER, report.floor_rows(results)))
     for small, large in ((20, 100), (100, 1000)):
         for line in report.growth_lines(results, small, large, report.FLOOR_OPERATIONS, "resources"):
             print(line)
