@@ -222,8 +222,17 @@ def role_run(plan: Plan, fleet: Fleet, wanted: Mapping[str, object], work: Path)
     )
 
 
+def bed_is_up() -> bool:
+    try:
+        testbed.load()
+    except (OSError, ValueError, KeyError):
+        return False
+    return True
+
+
 def run(plan: Plan, work: Path, save: Callable[[report.Results], None] = lambda _: None) -> report.Results:
     results = report.Results()
+    was_up = bed_is_up()
     bed = testbed.create()
     with floor.ProviderTimings(work / "provider-timings.txt") as timings:
         try:
@@ -253,6 +262,9 @@ def run(plan: Plan, work: Path, save: Callable[[report.Results], None] = lambda 
         finally:
             with _locked():
                 testbed.resize_fleet(bed, 0)
+            if not was_up:
+                # A bed the benchmark built for itself goes with it; one that was there stays as it was.
+                testbed.destroy()
         rest = [n for n in plan.floor_sizes if n not in plan.sizes]
         if rest:
             floor.run(rest, plan.rounds, plan.parallel, work, limits(bed.client_addresses[0]), results, timings, save)
