@@ -7,7 +7,7 @@ import json
 import pytest
 
 from toolchain.bench import report
-from toolchain.bench.__main__ import rhel_role_line, sizes
+from toolchain.bench.__main__ import sizes
 from toolchain.bench.baseline import change_commands, read_command
 from toolchain.bench.fleet import all_set, limits
 
@@ -61,9 +61,12 @@ def test_table_lines_up_and_marks_missing_values():
     lines = text.splitlines()
     assert lines[0].split("  ")[0] == "N" and "median s" in lines[0]
     assert (
-        "up: 8 limits (first)" in lines[2] and "12.35" in lines[2] and "0/300" in lines[2] and lines[2].endswith("ok")
+        "up: 8 limits (first)" in lines[2]
+        and "12.35" in lines[2]
+        and "0/300" in lines[2]
+        and lines[2].split()[-2] == "ok"
     )
-    assert lines[3].endswith("MISSING")
+    assert lines[3].split()[-2] == "MISSING"
     # Figures are right-aligned under their header.
     assert lines[2].index("12.35") + len("12.35") == lines[0].index("median s") + len("median s")
 
@@ -87,7 +90,7 @@ def test_ratios_against_the_baseline_and_growth():
     assert rows["20"] == ("1.10x", "0.37x", "1.40x", "-")
     lines = report.growth_lines(results)
     assert lines[0] == "growth 20 -> 100 hosts (linear: 5.0x):"
-    assert any(line.split() == ["baseline:", "change,", "N", "threads", "4.50x"] for line in lines)
+    assert any(line.split()[:5] == ["baseline:", "change,", "N", "threads", "4.50x"] for line in lines)
     assert report.growth_lines(results, small=5) == []
 
 
@@ -114,11 +117,6 @@ def test_sizes_flag():
     for bad in ("0", "101", "a,b", ""):
         with pytest.raises(Exception, match=r"size|whole"):
             sizes(bad)
-
-
-def test_rhel_role_column_says_why_it_is_absent(monkeypatch):
-    monkeypatch.setattr("shutil.which", lambda name: None)
-    assert rhel_role_line() == "RHEL System Role: not measured (ansible-core is not on PATH)"
 
 
 def test_baseline_commands_and_the_values_check():

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from pulumi import automation as auto
 
+from secure_postfix.stack.program import main as program
 from tests.engine.harness import EngineProject, bed_config
 from toolchain import testbed
-from toolchain.bench import baseline, report
+from toolchain.bench import baseline, floor, report, role
 from toolchain.bench.monitor import MailMonitor
 from toolchain.testbed.lifecycle import _locked
 
@@ -55,8 +56,7 @@ class Fleet:
 
     def logins(self) -> int:
         return sum(
-            (self.root(n) / "log" / "sshd.log").read_text(errors="replace").count("Accepted publickey")
-            for n in self.names
+            report.accepted_logins((self.root(n) / "log" / "sshd.log").read_text(errors="replace")) for n in self.names
         )
 
     def main_cf(self) -> dict[str, bytes]:
@@ -93,19 +93,33 @@ def all_set(found: Mapping[str, list[str]], wanted: Mapping[str, object]) -> boo
 
 
 class Runner:
-    def __init__(self, fleet: Fleet, wanted: Mapping[str, object], parallel: int):
+    def __init__(
+        self,
+        fleet: Fleet,
+        wanted: Mapping[str, object],
+        parallel: int,
+        project: EngineProject,
+        declared: floor.Declared,
+        timings: floor.ProviderTimings,
+    ):
         self.fleet = fleet
         self.wanted = wanted
         self.parallel = parallel
         self.originals = fleet.main_cf()
+        self.project = project
+        self.declared = declared
+        self.timings = timings
 
-    def measure(self, action: Callable[[], None], check: Callable[[], bool]) -> report.Sample:
+    def measure(self, action: Callable[[], None], check: Callable[[], bool], engine_op: bool) -> report.Sample:
         before = self.fleet.logins()
+        self.timings.take()
+        self.declared.seconds = None
         with MailMonitor(self.fleet.addresses(), self.fleet.bed.client_addresses[0]) as monitor:
             started = time.perf_counter()
             action()
             elapsed = time.perf_counter() - started
         time.sleep(0.3)  # sshd writes its log line just after the login
+        state = floor.state_file(self.project.settings.state_dir, self.project.stack_name) if engine_op else None
         return report.Sample(
             seconds=elapsed,
             logins=self.fleet.logins() - before,
@@ -113,6 +127,9 @@ class Runner:
             smtp_attempts=monitor.tally.attempts,
             smtp_failed=monitor.tally.failed,
             values_ok=check(),
+            state_bytes=floor.state_bytes(state),
+            declare_seconds=self.declared.seconds if engine_op else None,
+            provider=report.provider_summary(self.timings.take()) if engine_op else {},
         )
 
     def has_values(self) -> bool:
@@ -135,12 +152,30 @@ def engine(project: EngineProject, command: str, **kwargs) -> Callable[[], None]
     return run
 
 
-def one_round(runner: Runner, project: EngineProject, results: report.Results) -> None:
+def role_steps(runner: Runner, run: role.RoleRun) -> list[tuple[str, Callable[[], None], Callable[[], bool]]]:
+    """The role's first apply (every host changed) and its re-run (no host changed), values checked after each."""
+    outputs: list[str] = []
+
+    def apply() -> None:
+        outputs.append(run.apply())
+
+    def changed_all() -> bool:
+        return role.changed_hosts(outputs[-1]) == sorted(runner.fleet.names) and runner.has_values()
+
+    def changed_none() -> bool:
+        return role.changed_hosts(outputs[-1]) == [] and runner.has_values()
+
+    return [(report.ROLE_FIRST, apply, changed_all), (report.ROLE_NOOP, apply, changed_none)]
+
+
+def one_round(runner: Runner, results: report.Results, role_run: role.RoleRun | None) -> None:
+    project = runner.project
     n = len(runner.fleet.names)
     p = {"parallel": runner.parallel}
     logins = runner.fleet.baseline_logins()
     steps: list[tuple[str, Callable[[], None], Callable[[], bool]]] = [
         (report.FIRST_UP, engine(project, "up", **p), runner.has_values),
+        (report.PREVIEW, engine(project, "preview", **p), runner.has_values),
         (report.NOOP_UP, engine(project, "up", **p), runner.has_values),
         (report.NOOP_REFRESH_UP, engine(project, "up", refresh=True, **p), runner.has_values),
         (report.REFRESH, engine(project, "refresh", **p), runner.has_values),
@@ -149,41 +184,88 @@ def one_round(runner: Runner, project: EngineProject, results: report.Results) -
         (report.BASE_N, lambda: baseline.change_all(logins, runner.wanted, n), runner.has_values),
         (report.BASE_READ, lambda: baseline.read_all(logins, list(runner.wanted), n), lambda: True),
     ]
+    if role_run is not None:
+        steps += role_steps(runner, role_run)
     for operation, action, check in steps:
-        sample = runner.measure(action, check)
+        sample = runner.measure(action, check, engine_op=operation in report.FLOOR_OF)
         results.add(operation, sample)
         log(
             f"N={n} {operation}: {sample.seconds:.2f}s, {sample.logins} logins, "
             f"SMTP {sample.smtp_failed}/{sample.smtp_attempts} failed{'' if sample.values_ok else ', VALUES WRONG'}"
         )
-        if operation.startswith("baseline: change"):
+        if operation.startswith("baseline: change") or operation == report.ROLE_NOOP:
             runner.fleet.restore(runner.originals)
 
 
-def run(
-    sizes: Sequence[int],
-    rounds: int,
-    parallel: int,
-    work: Path,
-    save: Callable[[report.Results], None] = lambda _: None,
-) -> report.Results:
-    results = report.Results()
-    bed = testbed.create()
+@dataclass(frozen=True)
+class Plan:
+    sizes: Sequence[int]
+    rounds: int
+    parallel: int
+    floor_sizes: Sequence[int] = ()  # the floor alone, after the fleet (it runs at each fleet size as well)
+    role_sizes: Sequence[int] = ()  # fleet sizes at which the RHEL role runs, in the first round
+    role_archive: Path | None = None
+    role_forks: int = role.FORKS
+    role_logs: Path | None = None  # where ansible-playbook's output of each run is kept
+
+
+def role_run(plan: Plan, fleet: Fleet, wanted: Mapping[str, object], work: Path) -> role.RoleRun | None:
+    if plan.role_archive is None or len(fleet.names) not in plan.role_sizes:
+        return None
+    inventory = role.Inventory(
+        role.hosts_named(fleet.names, fleet.addresses()),
+        str(fleet.bed.client_key_path),
+        str(fleet.bed.known_hosts_path),
+    )
+    return role.RoleRun.prepare(
+        plan.role_archive, work / f"role{len(fleet.names)}", inventory, wanted, plan.role_forks, plan.role_logs
+    )
+
+
+def bed_is_up() -> bool:
     try:
-        for n in sizes:
-            started = time.monotonic()
+        testbed.load()
+    except (OSError, ValueError, KeyError):
+        return False
+    return True
+
+
+def run(plan: Plan, work: Path, save: Callable[[report.Results], None] = lambda _: None) -> report.Results:
+    results = report.Results()
+    was_up = bed_is_up()
+    bed = testbed.create()
+    with floor.ProviderTimings(work / "provider-timings.txt") as timings:
+        try:
+            for n in plan.sizes:
+                started = time.monotonic()
+                with _locked():
+                    testbed.resize_fleet(bed, max(n, len(bed.fleet)))
+                log(f"fleet of {len(bed.fleet)} ready in {time.monotonic() - started:.1f}s")
+                fleet = Fleet(bed, bed.fleet[:n])
+                wanted = limits(bed.client_addresses[0])
+                declared = floor.Declared()
+                project = EngineProject(work / f"n{n}", f"bench{n}", declared.wrap(program))
+                project.configure(
+                    bed_config(bed, {"bench": {"postfix_hosts": fleet.names, "limits": wanted}}, fleet.names)
+                )
+                runner = Runner(fleet, wanted, plan.parallel, project, declared, timings)
+                floor_project = floor.FloorProject(work / f"floor{n}", n, wanted)
+                the_role = role_run(plan, fleet, wanted, work)
+                try:
+                    for index in range(plan.rounds):
+                        one_round(runner, results, the_role if index == 0 else None)
+                        floor.one_round(floor_project, plan.parallel, timings, results)
+                finally:
+                    if the_role is not None:
+                        the_role.close()
+                save(results)
+        finally:
             with _locked():
-                testbed.resize_fleet(bed, max(n, len(bed.fleet)))
-            log(f"fleet of {len(bed.fleet)} ready in {time.monotonic() - started:.1f}s")
-            fleet = Fleet(bed, bed.fleet[:n])
-            wanted = limits(bed.client_addresses[0])
-            project = EngineProject(work / f"n{n}", f"bench{n}")
-            project.configure(bed_config(bed, {"bench": {"postfix_hosts": fleet.names, "limits": wanted}}, fleet.names))
-            runner = Runner(fleet, wanted, parallel)
-            for _ in range(rounds):
-                one_round(runner, project, results)
-            save(results)
-    finally:
-        with _locked():
-            testbed.resize_fleet(bed, 0)
+                testbed.resize_fleet(bed, 0)
+            if not was_up:
+                # A bed the benchmark built for itself goes with it; one that was there stays as it was.
+                testbed.destroy()
+        rest = [n for n in plan.floor_sizes if n not in plan.sizes]
+        if rest:
+            floor.run(rest, plan.rounds, plan.parallel, work, limits(bed.client_addresses[0]), results, timings, save)
     return results

@@ -17,7 +17,7 @@ import sys
 import types
 from collections.abc import Mapping
 
-from toolchain.providerhost import lifeline
+from toolchain.providerhost import lifeline, timings
 
 THREADS_VARIABLE = "SECURE_POSTFIX_PROVIDER_THREADS"
 # Each operation mostly waits on its SSH connection; 32 lets a fleet's hosts apply together while the
@@ -114,8 +114,14 @@ def run_sdk_provider(threads: int) -> None:
     # Every operation counted while it runs: if the engine dies, the one in flight finishes (its host's change is
     # completed or rolled back), then the plugin exits instead of serving an engine that is gone.
     in_flight = lifeline.InFlight()
-    count_operations(module.__dict__["DynamicResourceProviderServicer"], in_flight)
+    servicer = module.__dict__["DynamicResourceProviderServicer"]
+    record = timings.recorder()
+    if record is not None:
+        timings.instrument(module.__dict__, servicer, record, OPERATIONS)
+    count_operations(servicer, in_flight)
     lifeline.watch_parent("pulumi-resource-pulumi-python", in_flight.wait_idle)
+    if record is not None:
+        record.write("start", timings.since_process_start())
     module.__dict__["main"]()
 
 

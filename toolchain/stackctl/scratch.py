@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,9 @@ RECORD = SessionRecord()
 class EngineProject:
     """A copy of Pulumi.yaml, a stack config written as given, and a local file backend."""
 
-    def __init__(self, root: Path, stack_name: str):
+    def __init__(self, root: Path, stack_name: str, program_fn: Callable[[], None] = program):
         RECORD.projects.append(self)
+        self.program = program_fn
         self.root = root
         self.stack_name = stack_name
         root.mkdir(parents=True, exist_ok=True)
@@ -111,7 +113,7 @@ class EngineProject:
     @property
     def stack(self) -> auto.Stack:
         if self._stack is None:
-            self._stack = open_stack(self.stack_name, program, self.settings)
+            self._stack = open_stack(self.stack_name, self.program, self.settings)
         return self._stack
 
     def _run(self, command: str, fn, **kwargs) -> Run:
