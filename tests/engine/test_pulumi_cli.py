@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from secure_postfix.core.certificates import summary_of
 from tests.engine import mail_client
 from tests.engine.harness import EngineProject, bed_config, sha256
 from tests.tls_files import make_cert
@@ -191,6 +192,7 @@ class TestPulumiCli:
         cert_path, key_path = (Path(p) for p in project.cert_paths)
         saved = cert_path.read_bytes(), key_path.read_bytes()
         make_cert(cert_path.parent, testbed.hosts["mx"].hostname)
+        old_summary, new_summary = summary_of(saved[0].decode()), summary_of(cert_path.read_text())
         before = logins(testbed)
         try:
             comment = pr_preview.run(STACK, project.settings)
@@ -207,8 +209,8 @@ class TestPulumiCli:
         assert head.splitlines()[1:] == [
             f"### `pulumi preview` of stack `{STACK}`: 2 to update",
             "",
-            f"- site `a`, host `{mx}` (`a-postfix`): `tls_cert_pem` `-----BEGIN CERTIFICATE----- …` → "
-            "`-----BEGIN CERTIFICATE----- …`",
+            # The certificate by its one line (expiry, names, fingerprint), as `pulumi preview --diff` shows it.
+            f"- site `a`, host `{mx}` (`a-postfix`): `tls_certificate` `{old_summary}` → `{new_summary}`",
             f"- site `a`, host `{mx}` (`a-postfix`): `tls_key_pem` `[secret]` → `[secret]`",
             f"- site `b`, host `{edge}` (`b-postfix`): `smtpd_client_connection_rate_limit` `20` → `7`",
         ], comment

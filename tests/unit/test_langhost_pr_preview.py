@@ -121,3 +121,18 @@ def test_the_comment_judges_a_dropped_block_on_the_original_the_host_gets_back()
     comment = pr_preview.render("prod", {"steps": [step]})
     assert "| `mx (192.0.2.25)` | `guide-8.8.3-smtpd_sasl_security_options` | advisory | **fail**: " in comment, comment
     assert "lacks noplaintext" in comment
+
+
+def test_a_new_certificate_is_its_one_line_summary_not_its_pem():
+    """The PEM's own diff is hidden from `pulumi preview --diff`; the comment, like it, shows the summary alone."""
+    old_pem, new_pem = "-----BEGIN CERTIFICATE-----\nAAA\n", "-----BEGIN CERTIFICATE-----\nBBB\n"
+    old_line = "expires 2027-01-03 (DNS:mx.example.org; sha256 27:5A:AE:A7)"
+    new_line = "expires 2027-03-04 (DNS:mx.example.org; sha256 E6:2E:9A:BF)"
+    step = _update(
+        {**BASE, "tls_cert_pem": old_pem, "tls_certificate": old_line},
+        {**BASE, "tls_cert_pem": new_pem, "tls_certificate": new_line},
+        {"tls_cert_pem": {"kind": "update"}, "tls_certificate": {"kind": "update"}},
+    )
+    assert [c.line() for c in pr_preview.changes({"steps": [step]})] == [
+        f"- site `a`, host `192.0.2.25` (`a-postfix`): `tls_certificate` `{old_line}` → `{new_line}`"
+    ]

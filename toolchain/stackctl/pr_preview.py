@@ -29,6 +29,9 @@ MARKER = "<!-- secure-postfix preview -->"
 # Inputs of earlier releases that restated others (the compliance verdicts, the Dovecot file's text): the first
 # preview after an upgrade drops them, which changes nothing on a host; the comment lists what the stack sets.
 DERIVED = ("compliance", "managed_file", "master_cf")
+# Inputs the engine keeps whole but the display shows by another, one-line input: an uploaded certificate by its
+# summary (expiry, names, fingerprint), as `pulumi preview --diff` shows it.
+SUMMARIZED_BY = {"tls_cert_pem": "tls_certificate"}
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,11 @@ def changes(preview: Mapping[str, Any]) -> list[Change]:
         state = step.get("newState") or step.get("oldState") or {}
         host = _text((state.get("inputs") or {}).get("host", "?"))
         site = _site(state, resource)
-        for name, old, new in _step_changes(step):
+        step_changes = list(_step_changes(step))
+        named = {name for name, _, _ in step_changes}
+        for name, old, new in step_changes:
+            if SUMMARIZED_BY.get(name) in named:
+                continue
             found.append(Change(site=site, host=host, resource=resource, name=name, old=old, new=new))
     return found
 
