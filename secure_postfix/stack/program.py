@@ -257,19 +257,9 @@ def site_args(
             offer_auth=site.sasl.offer_auth,
         )
     tls_settings = None
-    if site.tls is not None and site.tls.host_cert_file is not None:
-        tls_settings = TlsSettings(
-            security_level=site.tls.security_level,
-            protocols=site.tls.protocols,
-            public_mx=site.public_mx,
-            host_cert_file=site.tls.host_cert_file,
-            host_key_file=site.tls.host_key_file,
-            renewal_hook=site.tls.renewal_hook,
-            min_days_left=site.tls.min_days_left,
-        )
-    elif site.tls is not None and tls is not None:
-        tls_settings = TlsSettings(
-            cert_pem=tls[0],
+    if site.tls is not None and (site.tls.host_cert_file is not None or tls is not None):
+        # The policy's levels go with either source of the certificate (on the host, or uploaded).
+        common = dict(
             security_level=site.tls.security_level,
             protocols=site.tls.protocols,
             public_mx=site.public_mx,
@@ -279,6 +269,15 @@ def site_args(
             destinations=dict(site.tls.destinations),
             min_days_left=site.tls.min_days_left,
         )
+        if site.tls.host_cert_file is not None:
+            tls_settings = TlsSettings(
+                host_cert_file=site.tls.host_cert_file,
+                host_key_file=site.tls.host_key_file,
+                renewal_hook=site.tls.renewal_hook,
+                **common,
+            )
+        else:
+            tls_settings = TlsSettings(cert_pem=tls[0], **common)
     return MailSiteArgs(
         postfix_hosts={h: connection_of(hosts[h], private_key) for h in site.postfix_hosts},
         limits=site.limits,
