@@ -694,7 +694,11 @@ class MainCfChange(Change):
     def check_staged(self) -> None:
         # The mail log's size comes with the check's report: the offset the reload's verdict reads from.
         self.offset = self.host.check_staged(
-            self.plan.text, self.facts.config_directory, self.plan.restored_duplicates, self.facts.log_file
+            self.plan.text,
+            self.facts.config_directory,
+            self.plan.restored_duplicates,
+            self.facts.log_file,
+            live=self.facts.main_cf,
         )
         table = self.files.get(tls_policy.POLICY_MAP_FILE)
         if table is not None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from paramiko import SSHException
 
-from secure_postfix.core import host_output, maincf, postfix_output, smtp_endpoint
+from secure_postfix.core import check_scope, host_output, maincf, postfix_output, smtp_endpoint
 from secure_postfix.core import sasl_path as sasl_paths
 from secure_postfix.core.certificates import HostMaterial, parse_host_material
 from secure_postfix.core.host_output import PostfixFacts
@@ -75,11 +75,13 @@ RESTART_SCRIPT = (
 # real one, and every message names the real path. `postfix` prints its own messages only to a
 # terminal, hence `script`. The config directory and the file name go in as data ($1, $2), never as
 # program text. For the staged file, `postconf -M` also prints master.cf's entries as Postfix reads
-# them, so the caller can see that each entry it wrote is the entry the daemons will run.
+# them, so the caller can see that each entry it wrote is the entry the daemons will run. $5 names the part of
+# `postfix check` that runs (core/check_scope.py): `check`, or `check-fatal` for a change check-warn cannot see.
 _STAGE_AND_CHECK = r"""
 set -u
-cfg=$1 name=$2 size=$3
+cfg=$1 name=$2 size=$3 part=${5:-check}
 case $name in main.cf|master.cf) ;; *) echo "no such file to check: $name" >&2; exit 94;; esac
+case $part in check|check-fatal) ;; *) echo "no such part of postfix check: $part" >&2; exit 94;; esac
 stage=$(mktemp -- "$cfg/.$name.secure-postfix-stage.XXXXXX") || exit 90
 trap 'rm -f -- "$stage"' EXIT
 # A session cut or killed hangs up the script: it still removes its stage on the way out.
@@ -94,10 +96,10 @@ in_view() {
     shift; "$@"' sh "$@"
 }
 check() {
-  in_view "$1" sh -c '
+  PART=$part in_view "$1" sh -c '
     postconf -c "$MAIL_CONFIG" -n 2>&1 >/dev/null; rc=$?
     postconf -c "$MAIL_CONFIG" -M 2>&1 >/dev/null; mrc=$?
-    script -qec "exec postfix -c \"\$MAIL_CONFIG\" check" /dev/null </dev/null 2>&1; crc=$?
+    script -qec "exec postfix -c \"\$MAIL_CONFIG\" \"\$PART\"" /dev/null </dev/null 2>&1; crc=$?
     [ $rc -eq 0 ] && [ $mrc -eq 0 ] && [ $crc -eq 0 ]'
 }
 staged=$(check "$stage"); rc=$?
@@ -235,14 +237,21 @@ class PostfixHost:
 
     # -- validating, swapping, reloading ------------------------------------
     def check_staged(
-        self, text: str, config_directory: str, restored: tuple[str, ...] = (), log_file: str | None = None
+        self,
+        text: str,
+        config_directory: str,
+        restored: tuple[str, ...] = (),
+        log_file: str | None = None,
+        live: str | None = None,
     ) -> int | None:
         """`postconf -n`, `postconf -M` and `postfix check` on the staged main.cf alone; a warning it adds
         counts as an error. Gives back `log_file`'s size after the check (None without one).
 
-        Duplicates of `restored` names are the original file's own, put back on purpose.
+        Duplicates of `restored` names are the original file's own, put back on purpose. Given the `live` text the
+        change starts from, a change that check-warn cannot see is judged without it (core/check_scope.py).
         """
-        report = self.staged_check_report(text, config_directory, log_file=log_file)
+        part = check_scope.WHOLE if live is None else check_scope.check_command(live, text)
+        report = self.staged_check_report(text, config_directory, log_file=log_file, part=part)
         problem = postfix_output.rejection(report, restored)
         if problem:
             raise PostfixError(f"{self.label}: Postfix rejects the new main.cf: {problem}")
@@ -262,10 +271,16 @@ class PostfixHost:
             raise PostfixError(f"{self.label}: Postfix rejects the new {label}: {detail}")
 
     def staged_check_report(
-        self, text: str, config_directory: str, name: str = "main.cf", log_file: str | None = None
+        self,
+        text: str,
+        config_directory: str,
+        name: str = "main.cf",
+        log_file: str | None = None,
+        part: str = check_scope.WHOLE,
     ) -> postfix_output.StagedCheck:
         """What Postfix's checks say of the live config, and of it with `text` as its `name` (main.cf or
-        master.cf); for master.cf, also its entries as Postfix reads them."""
+        master.cf); for master.cf, also its entries as Postfix reads them. `part`: the whole `postfix check`, or
+        its check-fatal part (core/check_scope.py)."""
         data = maincf.encode(text)
         result = self.s.sh(
             _STAGE_AND_CHECK,
@@ -273,6 +288,7 @@ class PostfixHost:
             name,
             str(len(data)),
             log_file or "",
+            part,
             stdin=data,
             check=False,
             what=f"the staged check of {name}",

@@ -12,6 +12,7 @@ import hashlib
 import io
 import logging
 import shlex
+import socket
 import sys
 import threading
 import time
@@ -225,6 +226,21 @@ def fingerprint(key: paramiko.PKey) -> str:
     return f"{key.get_name()} {key.fingerprint}"
 
 
+def _tcp_connection(t: SshTarget) -> socket.socket:
+    """The TCP connection an SSH session runs over, without Nagle's delay.
+
+    Each command is a new channel, and each channel's small packets (open, exec, EOF, close) would otherwise
+    wait for the peer's delayed ACK: about 40 ms per command here, a third of one host's whole apply.
+    """
+    sock = socket.create_connection((t.host, t.port), timeout=t.connect_timeout)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class Session:
     """An open SSH connection. Use as a context manager."""
 
@@ -273,7 +289,7 @@ class Session:
                     port=t.port,
                     username=t.user,
                     auth_strategy=keys,
-                    sock=self._tunnel.channel() if self._tunnel is not None else None,
+                    sock=self._tunnel.channel() if self._tunnel is not None else _tcp_connection(t),
                     timeout=t.connect_timeout,
                     banner_timeout=t.connect_timeout,
                     auth_timeout=t.connect_timeout,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from secure_postfix.core import check_scope
 from secure_postfix.remote.postfix_host import PostfixError, PostfixHost
 from secure_postfix.remote.ssh import Session, SshTarget
 from tests.engine.harness import EngineProject, bed_config, bed_target
@@ -79,3 +80,45 @@ def test_up_of_an_unrelated_limit_with_a_duplicate_in_main_cf(testbed, original,
     finally:
         assert project.destroy().ok
     assert testbed.read_file(HOST, MAIN_CF) == original + DUPLICATE
+
+
+@pytest.fixture
+def chroot_copy_differs(testbed):
+    # check-warn compares each file Postfix's chroot holds with its original; one that differs is its warning.
+    testbed.run(HOST, "echo original > /etc/sp-chroot-test; echo stale > /var/spool/postfix/etc/sp-chroot-test")
+    yield "/var/spool/postfix/etc/sp-chroot-test and /etc/sp-chroot-test differ"
+    testbed.run(HOST, "rm -f /etc/sp-chroot-test /var/spool/postfix/etc/sp-chroot-test")
+
+
+def test_a_change_check_warn_cannot_see_is_judged_without_it(testbed, original, chroot_copy_differs):
+    staged = (original + b"smtpd_client_connection_rate_limit = 30\n").decode()
+    part = check_scope.check_command(original.decode(), staged)
+    assert part == check_scope.FATAL_ONLY
+    with Session(target(testbed)) as s:
+        host = PostfixHost(s)
+        whole = host.staged_check_report(staged, "/etc/postfix", part=check_scope.WHOLE)
+        fatal_only = host.staged_check_report(staged, "/etc/postfix", part=part)
+        host.check_staged(staged, "/etc/postfix", live=original.decode())
+    assert whole.staged.rc == 0 and fatal_only.staged.rc == 0
+    assert any(chroot_copy_differs in line for line in whole.staged.lines), whole.staged.lines
+    assert not any("differ" in line for line in fatal_only.staged.lines), fatal_only.staged.lines
+
+
+def test_a_change_of_what_check_warn_reads_is_judged_by_the_whole_check(testbed, original):
+    # A data directory root owns: check-warn says it is not the mail owner's, and only this change brings that.
+    testbed.run(HOST, "mkdir -p /var/lib/sp-data && chown root:root /var/lib/sp-data")
+    try:
+        with Session(target(testbed)) as s, pytest.raises(PostfixError) as refused:
+            staged = (original + b"data_directory = /var/lib/sp-data\n").decode()
+            PostfixHost(s).check_staged(staged, "/etc/postfix", live=original.decode())
+    finally:
+        testbed.run(HOST, "rm -rf /var/lib/sp-data")
+    assert "not owned by postfix: /var/lib/sp-data/." in str(refused.value), str(refused.value)
+
+
+def test_a_bad_value_is_refused_by_the_fatal_half_alone(testbed, original):
+    staged = (original + b"message_size_limit = abc\n").decode()
+    assert check_scope.check_command(original.decode(), staged) == check_scope.FATAL_ONLY
+    with Session(target(testbed)) as s, pytest.raises(PostfixError) as refused:
+        PostfixHost(s).check_staged(staged, "/etc/postfix", live=original.decode())
+    assert "fatal: bad numerical configuration: message_size_limit = abc" in str(refused.value)

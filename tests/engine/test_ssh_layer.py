@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import socket
 import time
 
 import paramiko
@@ -26,6 +27,14 @@ def target(testbed, **changes) -> SshTarget:
 def test_pinned_key_logs_in_and_runs_commands(testbed):
     with Session(target(testbed)) as s:
         assert s.run(["hostname"]).out.strip() == testbed.hosts[HOST].hostname
+
+
+def test_commands_are_not_held_back_by_nagle(testbed):
+    # Each command is a channel of small packets; with Nagle on, each waited about 40 ms for a delayed ACK.
+    with Session(target(testbed)) as s:
+        sock = s.client.get_transport().sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert s.run(["true"]).rc == 0
 
 
 def test_changed_host_key_is_refused_with_both_fingerprints(testbed):

@@ -22,7 +22,7 @@ import pytest
 
 from secure_postfix import postfix_config as pc
 from secure_postfix import postfix_daemon as daemon
-from secure_postfix.core import host_output, postfix_output
+from secure_postfix.core import check_scope, host_output, postfix_output
 from secure_postfix.core.certificates import certificate_blocks
 from secure_postfix.core.postfix_features import TLS_DIR, TLS_PAIR_FILE
 from secure_postfix.core.postfix_plan import Plan, plan_edit
@@ -87,6 +87,7 @@ class RecordingHost:
         self.failures = dict(failures or {})
         self.digests = dict(DIGESTS)
         self.mail_log: list[str] = []
+        self.parts: list[str] = []  # which part of `postfix check` each staged check ran
         # What write_file put on the "host": the certificate reads see only that.
         self.files: dict[str, str] = {}
         # The session the ledger goes through (the real host writes it over its own session): see `on`.
@@ -107,9 +108,15 @@ class RecordingHost:
         return self.recorded_facts
 
     def staged_check_report(
-        self, text: str, config_directory: str, name: str = "main.cf", log_file: str | None = None
+        self,
+        text: str,
+        config_directory: str,
+        name: str = "main.cf",
+        log_file: str | None = None,
+        part: str = check_scope.WHOLE,
     ) -> postfix_output.StagedCheck:
         self._record("staged_check_report", text, config_directory)
+        self.parts.append(part)
         report = postfix_output.parse_staged_check(self.staged_report)
         return dataclasses.replace(report, log_size=len(self.mail_log) if log_file else None)
 
@@ -451,6 +458,16 @@ def test_a_first_apply_goes_from_facts_to_the_checked_swap_and_commits_the_origi
     # "" is how state says "was absent": destroy removes the line again.
     assert outputs["originals"] == {"message_size_limit": ""}
     assert outputs["postfix_version"] == "3.7.11"
+    # A limit is nothing postfix-script's check-warn reads: the staged copy is judged by the rest of the check.
+    assert host.parts == [check_scope.FATAL_ONLY]
+
+
+def test_a_change_of_what_check_warn_reads_gets_the_whole_postfix_check(monkeypatch, calls):
+    host, session = RecordingHost(calls), RecordingSession(calls)
+    monkeypatch.setattr(pc, "PostfixHost", host.on)
+    props = {"host": "10.231.17.10", "main_cf": {"data_directory": "/srv/postfix-data"}}
+    pc.PostfixConfigProvider().apply(session, OWNER, props, None)
+    assert host.parts == [check_scope.WHOLE]
 
 
 def test_an_apply_on_a_host_that_already_holds_the_value_neither_checks_nor_swaps_nor_reloads(monkeypatch, calls):
