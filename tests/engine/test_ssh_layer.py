@@ -37,6 +37,16 @@ def test_commands_are_not_held_back_by_nagle(testbed):
         assert s.run(["true"]).rc == 0
 
 
+def test_a_command_that_waits_costs_the_controller_no_cpu(testbed):
+    # A thread waiting for a command sleeps until the host sends something: with a fleet's threads waiting at once,
+    # polling every few milliseconds took CPU from the SSH work they wait for.
+    with Session(target(testbed)) as s:
+        started = time.thread_time()
+        assert s.run(["sleep", "2"]).rc == 0
+        spent = time.thread_time() - started
+    assert spent < 0.005, f"the wait cost {spent * 1000:.1f} ms of CPU"
+
+
 def test_changed_host_key_is_refused_with_both_fingerprints(testbed):
     other = paramiko.Ed25519Key.from_private_key_file(str(testbed.client_key_path))
     wrong = f"{other.get_name()} {other.get_base64()}"
