@@ -1,0 +1,46 @@
+"""The Postfix facts script itself, run here with a stand-in postconf: what it asks Postfix, and what it reports."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from secure_postfix.core.host_output import POSTFIX_FACTS_SCRIPT, parse_postfix_facts
+from tests.unit.test_rhel_commands import logged, stand_ins
+
+
+def stand_in_postconf(config: Path) -> str:
+    """What Postfix 3.7 prints for each question the script asks; anything else is an unknown question."""
+    return f"""case "$*" in
+  "-h config_directory mail_version maillog_file queue_directory")
+    printf '%s\\n' {config} 3.7.11 "" /var/spool/postfix ;;
+  "-xh inet_interfaces inet_protocols") printf 'loopback-only\\nipv4\\n' ;;
+  "-M") echo 'smtp       inet  n       -       y       -       -       smtpd' ;;
+  "-d") printf 'message_size_limit = 10240000\\nmyhostname = mx\\n' ;;
+  *) echo "unexpected question: $*" >&2; exit 2 ;;
+esac"""
+
+
+def test_the_facts_ask_postconf_four_times_and_read_back_every_value(tmp_path):
+    config = tmp_path / "etc-postfix"
+    config.mkdir()
+    (config / "main.cf").write_text("message_size_limit = 20480000\n")
+    env, calls = stand_ins(tmp_path, {"postconf": stand_in_postconf(config)})
+    out = subprocess.run(["sh", "-c", POSTFIX_FACTS_SCRIPT], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "unexpected question" not in out.stderr, out.stderr
+    facts = parse_postfix_facts(out.stdout)
+    assert (facts.config_directory, facts.version, facts.queue_directory) == (
+        str(config),
+        "3.7.11",
+        "/var/spool/postfix",
+    )
+    assert facts.listen_address == "127.0.0.1"
+    assert facts.parameters == {"message_size_limit", "myhostname"}
+    assert facts.main_cf == "message_size_limit = 20480000\n"
+    # Each postconf run reads all of main.cf: one for the four values, one for the addresses, -M and -d.
+    assert [c for c in logged(calls) if c.startswith("postconf")] == [
+        "postconf -h config_directory mail_version maillog_file queue_directory",
+        "postconf -xh inet_interfaces inet_protocols",
+        "postconf -M",
+        "postconf -d",
+    ]
