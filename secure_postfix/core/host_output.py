@@ -75,10 +75,13 @@ def _head(text: str, count: int) -> list[str]:
 POSTFIX_FACTS_SCRIPT = (
     r"""
 command -v postconf >/dev/null || { echo NO-POSTFIX; exit 0; }
-# One postconf for the four values (it prints them in the order asked), one for the two addresses: each run reads
-# all of main.cf, and on a fleet applied at once these runs were a good part of the facts' cost.
-{ IFS= read -r cfg; IFS= read -r version; IFS= read -r log; IFS= read -r queue; } <<VALUES
-$(postconf -h config_directory mail_version maillog_file queue_directory)
+# One postconf for all six values, expanded, in the order asked: each run reads all of main.cf, and on a fleet
+# applied at once these runs were a good part of the facts' cost.
+{
+  IFS= read -r cfg; IFS= read -r version; IFS= read -r log; IFS= read -r queue
+  IFS= read -r interfaces; IFS= read -r protocols
+} <<VALUES
+$(postconf -xh config_directory mail_version maillog_file queue_directory inet_interfaces inet_protocols)
 VALUES
 printf '%s\n' "$cfg" "$version"
 if [ -z "$log" ]; then
@@ -86,8 +89,7 @@ if [ -z "$log" ]; then
 fi
 printf '%s\n' "$log" "$queue"
 sum=$(sha256sum < "$cfg/main.cf" 2>/dev/null) || sum=-
-printf '%s\n' "${sum%% *}"
-postconf -xh inet_interfaces inet_protocols
+printf '%s\n' "${sum%% *}" "$interfaces" "$protocols"
 echo $(postconf -M 2>/dev/null | awk '$2 == "inet" && $8 == "smtpd" { print $1 }')
 echo '--- defaults'
 postconf -d | cut -d= -f1

@@ -12,16 +12,15 @@ from tests.unit.test_rhel_commands import logged, stand_ins
 def stand_in_postconf(config: Path) -> str:
     """What Postfix 3.7 prints for each question the script asks; anything else is an unknown question."""
     return f"""case "$*" in
-  "-h config_directory mail_version maillog_file queue_directory")
-    printf '%s\\n' {config} 3.7.11 "" /var/spool/postfix ;;
-  "-xh inet_interfaces inet_protocols") printf 'loopback-only\\nipv4\\n' ;;
+  "-xh config_directory mail_version maillog_file queue_directory inet_interfaces inet_protocols")
+    printf '%s\\n' {config} 3.7.11 "" /var/spool/postfix loopback-only ipv4 ;;
   "-M") echo 'smtp       inet  n       -       y       -       -       smtpd' ;;
   "-d") printf 'message_size_limit = 10240000\\nmyhostname = mx\\n' ;;
   *) echo "unexpected question: $*" >&2; exit 2 ;;
 esac"""
 
 
-def test_the_facts_ask_postconf_four_times_and_read_back_every_value(tmp_path):
+def test_the_facts_ask_postconf_three_times_and_read_back_every_value(tmp_path):
     config = tmp_path / "etc-postfix"
     config.mkdir()
     (config / "main.cf").write_text("message_size_limit = 20480000\n")
@@ -37,10 +36,9 @@ def test_the_facts_ask_postconf_four_times_and_read_back_every_value(tmp_path):
     assert facts.listen_address == "127.0.0.1"
     assert facts.parameters == {"message_size_limit", "myhostname"}
     assert facts.main_cf == "message_size_limit = 20480000\n"
-    # Each postconf run reads all of main.cf: one for the four values, one for the addresses, -M and -d.
+    # Each postconf run reads all of main.cf: one for the six values, -M and -d.
     assert [c for c in logged(calls) if c.startswith("postconf")] == [
-        "postconf -h config_directory mail_version maillog_file queue_directory",
-        "postconf -xh inet_interfaces inet_protocols",
+        "postconf -xh config_directory mail_version maillog_file queue_directory inet_interfaces inet_protocols",
         "postconf -M",
         "postconf -d",
     ]

@@ -156,7 +156,10 @@ def test_a_host_without_systemctl_restarts_with_postfix_itself(tmp_path):
 )
 def test_the_facts_find_rsyslogs_maillog_without_maillog_file(tmp_path, logs, expected):
     """RHEL's rsyslog writes /var/log/maillog, Debian's /var/log/mail.log; /var/log is a fresh one for the test."""
-    postconf = 'case "$*" in "-h config_directory") echo /nonexistent ;; "-h maillog_file") echo ;; *) echo ;; esac'
+    # The six values the facts ask for at once: no config folder there, maillog_file empty.
+    postconf = (
+        'case "$*" in -xh\\ config_directory*) printf "/nonexistent\\n3.7.11\\n\\n/q\\nall\\nall\\n" ;; *) echo ;; esac'
+    )
     env, _ = stand_ins(tmp_path, {"postconf": postconf})
     touch = " ".join(f"/var/log/{name}" for name in logs)
     inner = f'mount -t tmpfs none /var/log && {"touch " + touch + " && " if logs else ""}exec sh -c "$0"'
