@@ -50,6 +50,7 @@ from secure_postfix.provider import (
     run_change,
     save_ledger,
 )
+from secure_postfix.remote.host_lock import LOCK_FILE
 from secure_postfix.remote.postfix_host import BACKUP_SUFFIX, PostfixError, PostfixFacts, PostfixHost
 from secure_postfix.remote.ssh import ChangedMeanwhileError, RemoteError, Session
 
@@ -288,7 +289,23 @@ class PostfixConfigProvider(HostProvider):
         facts = host.facts()
         journal = Journal.load(session, host, facts, id_)
         # A change cut off half way is undone first, so refresh reads what Postfix really runs.
-        facts = journal.resolve(facts)
+        return self._refreshed(host, journal.resolve(facts), props)
+
+    def refresh_unlocked(self, session: Session, id_: str, props: dict[str, Any]) -> dict[str, Any] | None:
+        # Without TLS or a renewal hook everything a refresh reads comes with the facts, read under a shared lock:
+        # no apply changes the host meanwhile, and the host's lock (a channel and a process held for the whole
+        # refresh) is taken only when an apply holds it, or a change left half done or its backups need undoing.
+        if features.uses_tls_block(props) or OnHost.of(props) is not None:
+            return None
+        host = PostfixHost(session)
+        facts = host.facts_unless_busy(LOCK_FILE)
+        if facts is None or not facts.ledger_read or facts.backed_up:
+            return None
+        if Journal.load(session, host, facts, id_).book.pending:
+            return None
+        return self._refreshed(host, facts, props)
+
+    def _refreshed(self, host: PostfixHost, facts: PostfixFacts, props: dict[str, Any]) -> dict[str, Any]:
         declared = {k: str(v) for k, v in (props.get("main_cf") or {}).items()}
         live = live_values(facts.main_cf, declared)
         # Pulumi drops null map values; an absent directive reads as "" so the drift still shows.

@@ -219,6 +219,11 @@ class HostProvider(dyn.ResourceProvider):
     def refresh(self, session: Session, id_: str, props: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
+    def refresh_unlocked(self, session: Session, id_: str, props: dict[str, Any]) -> dict[str, Any] | None:
+        """A refresh without the host's lock, when all it reads comes in one command under a shared lock and there
+        is nothing to undo; None when that cannot be (the caller then takes the lock and runs `refresh`)."""
+        return None
+
     def remove(self, session: Session, id_: str, props: dict[str, Any]) -> None:
         raise NotImplementedError
 
@@ -263,8 +268,11 @@ class HostProvider(dyn.ResourceProvider):
             return dyn.UpdateResult(outs=self.apply(session, id_, news, olds))
 
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
-        with host_session(props, self._holder("refresh") if self.refresh_locks else None) as session:
-            refreshed = self.refresh(session, id_, props)
+        with host_session(props, None) as session:
+            refreshed = self.refresh_unlocked(session, id_, props) if self.refresh_locks else None
+            if refreshed is None:
+                with session.host_lock(self._holder("refresh")) if self.refresh_locks else contextlib.nullcontext():
+                    refreshed = self.refresh(session, id_, props)
         inputs = {k: v for k, v in refreshed.items() if k not in self.computed}
         return dyn.ReadResult(id_=id_, outs=refreshed, inputs=inputs)
 

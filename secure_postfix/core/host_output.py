@@ -30,6 +30,10 @@ class NoMainCf(ValueError):
     """The config directory has no main.cf; the message is the directory."""
 
 
+class HostBusy(ValueError):
+    """The facts were asked for under a shared lock, and another operation held the host's lock."""
+
+
 class NotDovecotAuth(ValueError):
     """Something other than Dovecot's auth service answered; the message is its first line."""
 
@@ -70,10 +74,17 @@ def _head(text: str, count: int) -> list[str]:
     return [line.strip() for line in [*text.splitlines(), *[""] * count][:count]]
 
 
-# The command of the Postfix facts (sh -c SCRIPT). Without maillog_file, Debian's syslog writes /var/log/mail.log,
-# RHEL's rsyslog /var/log/maillog.
+# The command of the Postfix facts (sh -c SCRIPT sh [LOCK]). Without maillog_file, Debian's syslog writes
+# /var/log/mail.log, RHEL's rsyslog /var/log/maillog. With LOCK (the host lock's file), the facts are read under a
+# shared lock of it, taken at once or not at all: an apply holding the host's lock meanwhile gets BUSY and nothing
+# else, and the caller takes the host's lock its own way, in turn. `command` keeps a failed redirection from ending
+# the script.
 POSTFIX_FACTS_SCRIPT = (
     r"""
+if [ -n "${1:-}" ]; then
+  { [ ! -L "$1" ] && mkdir -p -m 0700 -- "${1%/*}" 2>/dev/null && command exec 9>>"$1" && flock -n -s 9; } \
+    2>/dev/null || { echo BUSY; exit 0; }
+fi
 command -v postconf >/dev/null || { echo NO-POSTFIX; exit 0; }
 # One postconf for all six values, expanded, in the order asked: each run reads all of main.cf, and on a fleet
 # applied at once these runs were a good part of the facts' cost.
@@ -116,6 +127,8 @@ cat -- "$cfg/main.cf" 2>/dev/null || echo NO-MAIN-CF
 def parse_postfix_facts(out: str) -> PostfixFacts:
     """The Postfix facts script's output: eight lines (an older script's five still read), `postconf -d` names,
     then main.cf itself."""
+    if out.startswith("BUSY"):
+        raise HostBusy("another operation holds the host's lock")
     if out.startswith("NO-POSTFIX"):
         raise NoPostfix("postconf is not installed")
     head, _, rest = out.partition("\n--- defaults\n")

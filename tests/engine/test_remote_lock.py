@@ -21,6 +21,7 @@ import pytest
 from secure_postfix.core.dovecot_conf import CONFIG_FILE
 from secure_postfix.remote.dovecot_host import DovecotHost
 from secure_postfix.remote.host_lock import LOCK_FILE, HostLockError
+from secure_postfix.remote.postfix_host import PostfixHost
 from secure_postfix.remote.ssh import ChangedMeanwhileError, Session, SshTarget
 from tests.engine.harness import EngineProject, bed_config, bed_target
 from toolchain.stackctl.engine import PROJECT_DIR
@@ -283,3 +284,56 @@ def test_a_login_that_prints_still_takes_and_releases_the_lock(testbed):
                 pass
     finally:
         testbed.run(HOST, "mv /root/.bashrc.sp-saved /root/.bashrc")
+
+
+def test_facts_under_a_shared_lock_yield_to_an_apply_and_hold_back_none(testbed):
+    with Session(target(testbed)) as a, Session(target(testbed)) as b:
+        assert PostfixHost(a).facts_unless_busy(LOCK_FILE) is not None
+        with b.host_lock("a test apply"):
+            assert PostfixHost(a).facts_unless_busy(LOCK_FILE) is None
+        # The shared lock went with the facts' command: the next apply takes the host's lock at once.
+        assert PostfixHost(a).facts_unless_busy(LOCK_FILE) is not None
+        assert seconds_until_taken(b, wait=2) < 2
+
+
+REFRESH = """
+import json, sys
+from pathlib import Path
+from tests.engine.harness import EngineProject
+run = EngineProject(Path(sys.argv[1]), sys.argv[2]).refresh()
+print(json.dumps({"ok": run.ok, "text": run.text[-3000:]}))
+"""
+
+
+def test_a_refresh_reads_under_a_shared_lock_and_waits_for_an_apply(testbed, tmp_path):
+    before = testbed.read_file(HOST, "/etc/postfix/main.cf")
+    project = EngineProject(tmp_path / "shared", "shared")
+    project.configure(bed_config(testbed, {"shared": {"postfix_host": HOST, "limits": {"header_size_limit": 40960}}}))
+    try:
+        assert project.up().ok
+        holder_line = testbed.read_file(HOST, LOCK_FILE)
+        assert b"a PostfixConfig apply" in holder_line
+        run = project.refresh()
+        assert run.ok, run.text
+        # Nothing held the host's lock: the refresh read under a shared lock and never took the host's lock.
+        assert testbed.read_file(HOST, LOCK_FILE) == holder_line
+        # An apply holds it: the refresh waits its turn, takes the host's lock itself, and reads after it.
+        with Session(target(testbed)) as s, s.host_lock("the test, as an apply"):
+            refresh = subprocess.Popen(
+                [sys.executable, "-c", REFRESH, str(tmp_path / "shared"), "shared"],
+                cwd=PROJECT_DIR,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            # The refresh's own wait for the host's lock: a `flock -w` on the host.
+            waiting = "pgrep -xc flock || true"
+            deadline = time.monotonic() + 60
+            while testbed.run(HOST, waiting).stdout.strip() != "1" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert testbed.run(HOST, waiting).stdout.strip() == "1"
+        result = json.loads(refresh.communicate(timeout=120)[0])
+        assert result["ok"], result["text"]
+        assert b"a PostfixConfig refresh" in testbed.read_file(HOST, LOCK_FILE), result["text"]
+    finally:
+        assert project.destroy().ok
+    assert testbed.read_file(HOST, "/etc/postfix/main.cf") == before
