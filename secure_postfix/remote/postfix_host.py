@@ -173,23 +173,21 @@ class PostfixHost:
     # -- reading ----------------------------------------------------------
     def facts(self) -> PostfixFacts:
         """Everything a plan needs, in one round trip."""
-        facts = self._facts()
-        if facts is None:  # not asked under a shared lock: never
-            raise PostfixError(f"{self.label}: the facts script said the host was busy without being asked to lock")
-        return facts
+        return self._facts()
 
     def facts_unless_busy(self, lock_file: str) -> PostfixFacts | None:
         """The facts read under a shared lock of `lock_file`, or None when another operation holds the host's lock
         (or the shared lock cannot be taken here)."""
-        return self._facts(lock_file)
+        try:
+            return self._facts(lock_file)
+        except host_output.HostBusy:
+            return None
 
-    def _facts(self, lock_file: str | None = None) -> PostfixFacts | None:
+    def _facts(self, lock_file: str | None = None) -> PostfixFacts:
         argv = ["sh", "-c", host_output.POSTFIX_FACTS_SCRIPT, "sh", *([lock_file] if lock_file else [])]
         out = maincf.decode(self.s.run(argv, what="reading Postfix's facts (postconf, main.cf)").stdout)
         try:
             facts = host_output.parse_postfix_facts(out)
-        except host_output.HostBusy:
-            return None
         except host_output.NoPostfix:
             raise PostfixError(f"{self.label}: postconf is not installed; is Postfix installed?") from None
         except host_output.NoMainCf as missing:

@@ -171,13 +171,31 @@ def test_a_holder_that_keeps_beating_keeps_the_lock(testbed):
         assert seconds_until_taken(b, wait=2) < 2
 
 
-UP = """
+# One engine operation (up or refresh) of a project, in a controller of its own; prints its outcome as JSON.
+ENGINE_RUN = """
 import json, sys
 from pathlib import Path
 from tests.engine.harness import EngineProject
-run = EngineProject(Path(sys.argv[1]), sys.argv[2]).up()
+project = EngineProject(Path(sys.argv[1]), sys.argv[2])
+run = getattr(project, sys.argv[3])()
 print(json.dumps({"ok": run.ok, "text": run.text[-3000:]}))
 """
+
+
+def start_engine_run(folder: Path, stack: str, operation: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", ENGINE_RUN, str(folder), stack, operation],
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop(runs: list[subprocess.Popen[str]]) -> None:
+    for p in runs:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
 
 
 def test_two_controllers_apply_in_turn_and_lose_nothing(testbed, tmp_path):
@@ -193,15 +211,7 @@ def test_two_controllers_apply_in_turn_and_lose_nothing(testbed, tmp_path):
     ups: list[subprocess.Popen[str]] = []
     try:
         with Session(target(testbed)) as s, s.host_lock("the test, so both applies meet at the lock"):
-            ups += [
-                subprocess.Popen(
-                    [sys.executable, "-c", UP, str(tmp_path / name), name],
-                    cwd=PROJECT_DIR,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
-                for name in projects
-            ]
+            ups += [start_engine_run(tmp_path / name, name, "up") for name in projects]
             deadline = time.monotonic() + 60
             while lock_waiters(testbed) < 2 and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -211,10 +221,7 @@ def test_two_controllers_apply_in_turn_and_lose_nothing(testbed, tmp_path):
         live = testbed.run(HOST, "postconf -h message_size_limit default_process_limit").stdout.split()
         assert live == ["5242880", "60"]
     finally:
-        for p in ups:
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
+        stop(ups)
         for project in made.values():
             assert project.destroy().ok
     assert testbed.read_file(HOST, "/etc/postfix/main.cf") == before
@@ -296,19 +303,11 @@ def test_facts_under_a_shared_lock_yield_to_an_apply_and_hold_back_none(testbed)
         assert seconds_until_taken(b, wait=2) < 2
 
 
-REFRESH = """
-import json, sys
-from pathlib import Path
-from tests.engine.harness import EngineProject
-run = EngineProject(Path(sys.argv[1]), sys.argv[2]).refresh()
-print(json.dumps({"ok": run.ok, "text": run.text[-3000:]}))
-"""
-
-
 def test_a_refresh_reads_under_a_shared_lock_and_waits_for_an_apply(testbed, tmp_path):
     before = testbed.read_file(HOST, "/etc/postfix/main.cf")
     project = EngineProject(tmp_path / "shared", "shared")
     project.configure(bed_config(testbed, {"shared": {"postfix_host": HOST, "limits": {"header_size_limit": 40960}}}))
+    refreshes: list[subprocess.Popen[str]] = []
     try:
         assert project.up().ok
         holder_line = testbed.read_file(HOST, LOCK_FILE)
@@ -319,21 +318,17 @@ def test_a_refresh_reads_under_a_shared_lock_and_waits_for_an_apply(testbed, tmp
         assert testbed.read_file(HOST, LOCK_FILE) == holder_line
         # An apply holds it: the refresh waits its turn, takes the host's lock itself, and reads after it.
         with Session(target(testbed)) as s, s.host_lock("the test, as an apply"):
-            refresh = subprocess.Popen(
-                [sys.executable, "-c", REFRESH, str(tmp_path / "shared"), "shared"],
-                cwd=PROJECT_DIR,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
+            refreshes.append(start_engine_run(tmp_path / "shared", "shared", "refresh"))
             # The refresh's own wait for the host's lock: a `flock -w` on the host.
             waiting = "pgrep -xc flock || true"
             deadline = time.monotonic() + 60
             while testbed.run(HOST, waiting).stdout.strip() != "1" and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert testbed.run(HOST, waiting).stdout.strip() == "1"
-        result = json.loads(refresh.communicate(timeout=120)[0])
+        result = json.loads(refreshes[0].communicate(timeout=120)[0])
         assert result["ok"], result["text"]
         assert b"a PostfixConfig refresh" in testbed.read_file(HOST, LOCK_FILE), result["text"]
     finally:
+        stop(refreshes)
         assert project.destroy().ok
     assert testbed.read_file(HOST, "/etc/postfix/main.cf") == before
