@@ -298,7 +298,7 @@ class PostfixConfigProvider(HostProvider):
         if features.uses_tls_block(props) or OnHost.of(props) is not None:
             return None
         host = PostfixHost(session)
-        facts = host.facts_unless_busy(LOCK_FILE)
+        facts = host.facts_unless_busy(LOCK_FILE, plans=False)
         if facts is None or not facts.ledger_read or facts.backed_up:
             return None
         if Journal.load(session, host, facts, id_).book.pending:
@@ -654,6 +654,8 @@ def version_problems_of(version: Any, props: Mapping[str, Any]) -> list[rules.Pr
 def _check_on_host(label: str, desired: Mapping[str, str], facts: PostfixFacts) -> None:
     """The rules again, now with the host's own parameter list and its unmanaged limits; `desired` as rendered for
     the host's version (features.for_version)."""
+    if facts.parameters is None:
+        raise RuntimeError(f"{label}: a change was checked against facts read for a refresh, which lack the names")
     problems = rules.check_directives(desired, known=facts.parameters, postfix=f"Postfix {facts.version}")
     if not problems:
         current = live_values(facts.main_cf, rules.POSTFIX_DEFAULTS)

@@ -42,7 +42,8 @@ class NotDovecotAuth(ValueError):
 class PostfixFacts:
     main_cf: str
     version: str
-    parameters: frozenset[str]
+    # The names `postconf -d` knows; None in facts read for a refresh, which plans no change.
+    parameters: frozenset[str] | None
     config_directory: str
     log_file: str | None
     queue_directory: str = "/var/spool/postfix"
@@ -74,11 +75,12 @@ def _head(text: str, count: int) -> list[str]:
     return [line.strip() for line in [*text.splitlines(), *[""] * count][:count]]
 
 
-# The command of the Postfix facts (sh -c SCRIPT sh [LOCK]). Without maillog_file, Debian's syslog writes
+# The command of the Postfix facts (sh -c SCRIPT sh [LOCK [values]]). Without maillog_file, Debian's syslog writes
 # /var/log/mail.log, RHEL's rsyslog /var/log/maillog. With LOCK (the host lock's file), the facts are read under a
 # shared lock of it, taken at once or not at all: an apply holding the host's lock meanwhile gets BUSY and nothing
 # else, and the caller takes the host's lock its own way, in turn. `command` keeps a failed redirection from ending
-# the script.
+# the script. With `values` (a refresh, which plans no change) neither the digest, the listening services nor the
+# parameter names are read: two postconf runs fewer, about half the script's CPU on the host.
 POSTFIX_FACTS_SCRIPT = (
     r"""
 if [ -n "${1:-}" ]; then
@@ -99,11 +101,15 @@ if [ -z "$log" ]; then
   for f in /var/log/mail.log /var/log/maillog; do if [ -f "$f" ]; then log=$f; break; fi; done
 fi
 printf '%s\n' "$log" "$queue"
-sum=$(sha256sum < "$cfg/main.cf" 2>/dev/null) || sum=-
-printf '%s\n' "${sum%% *}" "$interfaces" "$protocols"
-echo $(postconf -M 2>/dev/null | awk '$2 == "inet" && $8 == "smtpd" { print $1 }')
-echo '--- defaults'
-postconf -d | cut -d= -f1
+if [ "${2:-}" = values ]; then
+  printf '%s\n' "" "$interfaces" "$protocols" "" '--- defaults' NOT-READ
+else
+  sum=$(sha256sum < "$cfg/main.cf" 2>/dev/null) || sum=-
+  printf '%s\n' "${sum%% *}" "$interfaces" "$protocols"
+  echo $(postconf -M 2>/dev/null | awk '$2 == "inet" && $8 == "smtpd" { print $1 }')
+  echo '--- defaults'
+  postconf -d | cut -d= -f1
+fi
 # Backups a change left beside main.cf, the TLS pair and the TLS policy table: cleared before the next change
 # only when there are some.
 echo '--- backups'
@@ -142,7 +148,7 @@ def parse_postfix_facts(out: str) -> PostfixFacts:
     return PostfixFacts(
         main_cf=main_cf,
         version=version,
-        parameters=postconf_names(names),
+        parameters=None if names == "NOT-READ" else postconf_names(names),
         config_directory=config_directory or "/etc/postfix",
         log_file=log_file or None,
         queue_directory=queue_directory or "/var/spool/postfix",

@@ -175,16 +175,20 @@ class PostfixHost:
         """Everything a plan needs, in one round trip."""
         return self._facts()
 
-    def facts_unless_busy(self, lock_file: str) -> PostfixFacts | None:
+    def facts_unless_busy(self, lock_file: str, *, plans: bool = True) -> PostfixFacts | None:
         """The facts read under a shared lock of `lock_file`, or None when another operation holds the host's lock
-        (or the shared lock cannot be taken here)."""
+        (or the shared lock cannot be taken here). With `plans` False, what a refresh needs and no more: no digest,
+        listening services or parameter names (`parameters` is None)."""
         try:
-            return self._facts(lock_file)
+            return self._facts(lock_file, plans)
         except host_output.HostBusy:
             return None
 
-    def _facts(self, lock_file: str | None = None) -> PostfixFacts:
-        argv = ["sh", "-c", host_output.POSTFIX_FACTS_SCRIPT, "sh", *([lock_file] if lock_file else [])]
+    def _facts(self, lock_file: str | None = None, plans: bool = True) -> PostfixFacts:
+        args = [lock_file] if lock_file else []
+        if not plans:
+            args = [lock_file or "", "values"]
+        argv = ["sh", "-c", host_output.POSTFIX_FACTS_SCRIPT, "sh", *args]
         out = maincf.decode(self.s.run(argv, what="reading Postfix's facts (postconf, main.cf)").stdout)
         try:
             facts = host_output.parse_postfix_facts(out)

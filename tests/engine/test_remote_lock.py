@@ -298,8 +298,14 @@ def test_facts_under_a_shared_lock_yield_to_an_apply_and_hold_back_none(testbed)
         assert PostfixHost(a).facts_unless_busy(LOCK_FILE) is not None
         with b.host_lock("a test apply"):
             assert PostfixHost(a).facts_unless_busy(LOCK_FILE) is None
+            assert PostfixHost(a).facts_unless_busy(LOCK_FILE, plans=False) is None
         # The shared lock went with the facts' command: the next apply takes the host's lock at once.
         assert PostfixHost(a).facts_unless_busy(LOCK_FILE) is not None
+        assert seconds_until_taken(b, wait=2) < 2
+        # What a refresh reads: the same main.cf and version, without the names a plan checks against.
+        full, light = PostfixHost(a).facts(), PostfixHost(a).facts_unless_busy(LOCK_FILE, plans=False)
+        assert light is not None and light.parameters is None and full.parameters
+        assert (light.main_cf, light.version, light.ledger) == (full.main_cf, full.version, full.ledger)
         assert seconds_until_taken(b, wait=2) < 2
 
 

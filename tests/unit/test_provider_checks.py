@@ -1,6 +1,7 @@
 """The provider checks that need no host: PostfixConfig, DovecotAuthService and the connection fields."""
 
 import asyncio
+import dataclasses
 
 import pulumi
 import pytest
@@ -509,6 +510,13 @@ def test_on_host_a_directive_the_hosts_postconf_d_lacks_is_refused():
     message = str(refused.value)
     assert message.startswith("10.0.0.5: ") and "smtpd_sasl_path" in message and "Nothing was changed" in message
     pc._check_on_host("10.0.0.5", desired, host_facts(parameters=("smtpd_sasl_path",)))  # known there: accepted
+
+
+def test_facts_read_for_a_refresh_never_pass_a_change_unchecked():
+    """A refresh's facts carry no `postconf -d` names; checking a change against them is a bug, not an empty list."""
+    facts = dataclasses.replace(host_facts(), parameters=None)
+    with pytest.raises(RuntimeError, match="facts read for a refresh"):
+        pc._check_on_host("10.0.0.5", {"smtpd_sasl_path": "private/auth"}, facts)
 
 
 def test_on_host_the_hosts_own_unmanaged_limit_enters_the_cross_field_rule():
