@@ -53,6 +53,13 @@ python_env() {
   echo "$want" > "$stamp"
 }
 
+bytecode() {
+  # What `pip install` does for an installed copy: with PYTHONDONTWRITEBYTECODE set, each provider plugin and
+  # program would otherwise compile the project's modules from source at every engine command. A module edited
+  # later is compiled from source again until the next setup (Python compares the times).
+  .venv/bin/python -m compileall -q -j 0 secure_postfix toolchain compliance policy >/dev/null
+}
+
 judges_env() {
   # sslyze, the TLS judge the engine tests run (tests/engine/tls_judges.py), in a virtualenv of its own: sslyze
   # 6.3.1 needs cryptography < 47, the project runs on 50.0.2. Hashed like the other locks (scripts/lock.sh).
@@ -234,6 +241,7 @@ pulumi_ready() {
 
 apt_packages
 python_env
+bytecode
 judges_env
 release_trees
 # Go is needed only while the CLI, actionlint or SeaweedFS is missing.
