@@ -180,16 +180,17 @@ def _report_compliance(host: str, postfix: PostfixConfig, public_mx: bool) -> No
     With a value another resource computes at apply, the table comes with `up` only.
     """
 
-    def log(args: list) -> None:
-        values, found_on_host = args
+    def log(values: dict | None, found_on_host: dict | None) -> None:
         judged = compliance.judge({k: str(v) for k, v in (values or {}).items()}, public_mx, host=found_on_host or None)
         pulumi.log.info(compliance_render.cli_table(host, judged))
 
     # At preview the host's values are not read (no SSH), and an output `up` alone computes stays unknown.
+    # Nested applies, not Output.all: that would lift each value of both dicts into an Output of its own (about
+    # sixty per host), and the SDK waits on every Output the program made before it ends.
     if pulumi.runtime.is_dry_run():
-        postfix.main_cf.apply(lambda values: log([values, None]))
+        postfix.main_cf.apply(lambda values: log(values, None))
     else:
-        pulumi.Output.all(postfix.main_cf, postfix.host_values).apply(log)
+        postfix.main_cf.apply(lambda values: postfix.host_values.apply(lambda found: log(values, found)))
 
 
 def connection_of(host: HostSpec, private_key: pulumi.Input[str] | None) -> Connection:
