@@ -11,7 +11,7 @@ import tarfile
 import pytest
 import yaml
 
-from toolchain.bench import imports, report, role
+from toolchain.bench import floor, imports, report, role
 from toolchain.bench.__main__ import floor_sizes, rhel_role_line
 from toolchain.bench.fleet import limits
 from toolchain.bench.floor import state_bytes, state_resources
@@ -135,6 +135,39 @@ def test_the_floors_provider_changes_nothing_and_sees_only_input_changes():
     assert provider.diff("h1", olds, {**olds, "limits": {"a": 2}}).changes is True
     created = provider.create({"host": "h1", "limits": {}})
     assert created.id == "h1"
+
+
+def test_each_floor_operation_runs_beside_the_rounds_load(tmp_path):
+    """In a fleet round the floor is timed under the same mail monitor as the project's operations."""
+    seen: list[tuple[str, bool]] = []
+    active = [False]
+
+    class Load:
+        def __enter__(self):
+            active[0] = True
+
+        def __exit__(self, *exc):
+            active[0] = False
+
+    class Stack:
+        def __getattr__(self, name):
+            return lambda **kwargs: seen.append((name, active[0]))
+
+    class Project:
+        n = 3
+        stack = Stack()
+        declared = floor.Declared()
+
+        def resources(self):
+            return 3
+
+        def state(self):
+            return None
+
+    with floor.ProviderTimings(tmp_path / "timings.txt") as recorded:
+        floor.one_round(Project(), 8, recorded, report.Results(), Load)
+    assert [name for name, _ in seen] == ["up", "preview", "up", "up", "refresh", "destroy"]
+    assert all(under_load for _, under_load in seen)
 
 
 def test_state_file_counts_resources_of_one_type(tmp_path):

@@ -110,11 +110,15 @@ class Runner:
         self.declared = declared
         self.timings = timings
 
+    def mail_monitor(self) -> MailMonitor:
+        """The SMTP client every operation of the round runs beside (the floor's too: the same load on the machine)."""
+        return MailMonitor(self.fleet.addresses(), self.fleet.bed.client_addresses[0])
+
     def measure(self, action: Callable[[], None], check: Callable[[], bool], engine_op: bool) -> report.Sample:
         before = self.fleet.logins()
         self.timings.take()
         self.declared.seconds = None
-        with MailMonitor(self.fleet.addresses(), self.fleet.bed.client_addresses[0]) as monitor:
+        with self.mail_monitor() as monitor:
             started = time.perf_counter()
             action()
             elapsed = time.perf_counter() - started
@@ -254,7 +258,7 @@ def run(plan: Plan, work: Path, save: Callable[[report.Results], None] = lambda 
                 try:
                     for index in range(plan.rounds):
                         one_round(runner, results, the_role if index == 0 else None)
-                        floor.one_round(floor_project, plan.parallel, timings, results)
+                        floor.one_round(floor_project, plan.parallel, timings, results, runner.mail_monitor)
                 finally:
                     if the_role is not None:
                         the_role.close()

@@ -13,6 +13,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,15 @@ def command(stack: auto.Stack, name: str, **kwargs: Any) -> Callable[[], None]:
     return run
 
 
-def one_round(project: FloorProject, parallel: int, timings: ProviderTimings, results: report.Results) -> None:
+def one_round(
+    project: FloorProject,
+    parallel: int,
+    timings: ProviderTimings,
+    results: report.Results,
+    load: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> None:
+    """One round of the floor's operations, each timed while `load` runs: in a fleet round the same mail monitor as
+    the project's operations, so that both are measured on a machine doing the same other work."""
     n = project.n
     p = {"parallel": parallel}
     present, gone = (lambda: project.resources() == n), (lambda: project.resources() == 0)
@@ -162,9 +171,10 @@ def one_round(project: FloorProject, parallel: int, timings: ProviderTimings, re
     for operation, action, check in steps:
         timings.take()
         project.declared.seconds = None
-        started = time.perf_counter()
-        action()
-        elapsed = time.perf_counter() - started
+        with load():
+            started = time.perf_counter()
+            action()
+            elapsed = time.perf_counter() - started
         sample = report.Sample(
             seconds=elapsed,
             logins=0,
