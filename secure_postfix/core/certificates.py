@@ -12,9 +12,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-
 # Expiring within this many days fails the compliance rule: ACME clients renew 30 days ahead (certbot,
 # lego), so a certificate still this close to its end has missed at least nine days of renewals.
 MIN_DAYS_LEFT = 21
@@ -104,6 +101,10 @@ class CertificateFacts:
 
 def read_leaf(pem: str) -> CertificateFacts:
     """The facts of the first certificate in `pem` (a chain, leaf first; a key among the blocks is skipped)."""
+    # Imported here, not at the top: see tls_material.py.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
     blocks = certificate_blocks(pem)
     if not blocks:
         raise CertificateError("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import subprocess
+import sys
 
 import pytest
 from cryptography import x509
@@ -218,3 +219,16 @@ def test_tls_settings_take_exactly_one_certificate_source_and_sane_days():
         }
     )
     assert [p.field for p in hook] == ["tls.renewal_hook"]
+
+
+def test_the_providers_load_without_x509_until_a_certificate_is_read():
+    """Every engine command's plugin imports the providers; x509 (15 to 20 ms) waits for TLS to need it."""
+    script = (
+        "import sys, secure_postfix.postfix_config, secure_postfix.postfix_services, secure_postfix.dovecot_auth\n"
+        "assert 'cryptography.x509' not in sys.modules, 'x509 imported with the providers'\n"
+        "from secure_postfix.core.tls_material import fingerprint\n"
+        "import secure_postfix.core.certificates as c\n"
+        "assert c.certificate_blocks('') == []\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
