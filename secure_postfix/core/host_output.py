@@ -84,8 +84,9 @@ def _head(text: str, count: int) -> list[str]:
 POSTFIX_FACTS_SCRIPT = (
     r"""
 if [ -n "${1:-}" ]; then
-  { [ ! -L "$1" ] && mkdir -p -m 0700 -- "${1%/*}" 2>/dev/null && command exec 9>>"$1" && flock -n -s 9; } \
-    2>/dev/null || { echo BUSY; exit 0; }
+  # The folder is made only when missing: a refresh of a fleet pays each process it starts on every host.
+  { [ ! -L "$1" ] && { [ -d "${1%/*}" ] || mkdir -p -m 0700 -- "${1%/*}"; } 2>/dev/null \
+    && command exec 9>>"$1" && flock -n -s 9; } 2>/dev/null || { echo BUSY; exit 0; }
 fi
 command -v postconf >/dev/null || { echo NO-POSTFIX; exit 0; }
 # One postconf for all six values, expanded, in the order asked: each run reads all of main.cf, and on a fleet
