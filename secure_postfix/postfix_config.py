@@ -54,17 +54,18 @@ from secure_postfix.remote.host_lock import LOCK_FILE
 from secure_postfix.remote.postfix_host import BACKUP_SUFFIX, PostfixError, PostfixFacts, PostfixHost
 from secure_postfix.remote.ssh import ChangedMeanwhileError, RemoteError, Session
 
-# `compliance` is computed, not an input: a verdict restating a directive would double every diff line,
-# and a new rule version would plan an update of every host.
 COMPUTED_OUTPUTS = (
     "originals",
     "overridden",
     "created_files",
     "postfix_version",
-    "compliance",
     "host_values",
     "certificate",
 )
+# Outputs earlier releases stored: the verdicts (`compliance`), now judged from the stored values where they are
+# read (PostfixConfig.compliance, the report, the policy pack). Stored, 28 verdicts per host were most of the state
+# and of what the engine sends the provider and logs at every operation. A refresh or an apply drops them.
+FORMER_OUTPUTS = ("compliance",)
 UPLOADED_PEM = compliance.UPLOADED_PEM
 HOOK_DRIFT = " (changed or removed on the host)"
 
@@ -231,19 +232,12 @@ class PairFromHost:
     sha256: str
 
 
-def _compliance(props: Mapping[str, Any], host: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The verdicts on the resource's main_cf values (planned at apply, the host's own at refresh) and on the
-    certificate it serves."""
-    main_cf = props.get("main_cf") or {}
-    pending = [k for k, v in main_cf.items() if conn.is_unknown(v)]
-    return compliance.report(
-        main_cf,
-        compliance.public_mx_of_props(props),
-        pending=pending,
-        host=host,
-        certificate=compliance.certificate_of_props(props),
-        min_days=compliance.min_days_of_props(props),
-    )
+def judged_inputs(tls: TlsSettings | None) -> dict[str, Any]:
+    """What the verdicts read besides the stored values: the scope, the days a certificate must still be valid
+    for, and the PEM to upload (judged until up has read the one served)."""
+    if tls is None:
+        return {}
+    return {"public_mx": tls.public_mx, compliance.MIN_DAYS_KEY: tls.min_days_left, UPLOADED_PEM: tls.cert_pem}
 
 
 def served_certificate(host: PostfixHost, facts: PostfixFacts) -> dict[str, str]:
@@ -274,7 +268,7 @@ def host_values(main_cf_text: str, managed: Iterable[str]) -> dict[str, str]:
 class PostfixConfigProvider(HostProvider):
     resource = "PostfixConfig"
     id_prefix = "postfix"
-    computed = COMPUTED_OUTPUTS
+    computed = (*COMPUTED_OUTPUTS, *FORMER_OUTPUTS)
     refresh_locks = True
 
     problems = staticmethod(check_props)
@@ -311,7 +305,7 @@ class PostfixConfigProvider(HostProvider):
         # Pulumi drops null map values; an absent directive reads as "" so the drift still shows.
         found = {k: "" if v is None else maincf.printable(v) for k, v in live.items()}
         refreshed = {
-            **props,
+            **{k: v for k, v in props.items() if k not in FORMER_OUTPUTS},
             "main_cf": features.as_declared(found, declared, facts.version, features.uses_tls_block(props)),
             # The version as the host reports it now: the next preview judges the stack against it.
             "postfix_version": facts.version,
@@ -326,7 +320,6 @@ class PostfixConfigProvider(HostProvider):
             digest = host.file_digests([on_host.hook]).get(on_host.hook)
             if digest != _sha256(on_host.hook_text(host)):
                 refreshed["tls_renewal_hook"] = on_host.hook + HOOK_DRIFT
-        refreshed["compliance"] = _compliance(refreshed, refreshed["host_values"])
         return refreshed
 
     def preview_problems(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
@@ -419,9 +412,8 @@ class PostfixConfigProvider(HostProvider):
             "overridden": earlier_to_state(plan.earlier),
             "created_files": created,
             "postfix_version": facts.version,
-            "host_values": (found := host_values(facts.main_cf, desired)),
-            "certificate": (served := leaf.record() if leaf else {}),
-            "compliance": _compliance({**props, "certificate": served}, found),
+            "host_values": host_values(facts.main_cf, desired),
+            "certificate": leaf.record() if leaf else {},
         }
 
 
@@ -800,7 +792,6 @@ class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
     overridden: pulumi.Output[dict]
     created_files: pulumi.Output[list]
     postfix_version: pulumi.Output[str]
-    compliance: pulumi.Output[dict]
     host_values: pulumi.Output[dict]
     certificate: pulumi.Output[dict]
     """The certificate Postfix serves (subject, sans, issuer, not_after, fingerprint), read at up and refresh."""
@@ -811,3 +802,14 @@ class PostfixConfig(dyn.Resource, module="postfix", name="PostfixConfig"):
         # A new certificate's PEM would fill a preview line by line; `tls_certificate` says it in one line.
         hidden = pulumi.ResourceOptions(hide_diffs=[UPLOADED_PEM])
         super().__init__(PostfixConfigProvider(), resource_name, props, pulumi.ResourceOptions.merge(hidden, opts))
+        self._judged_inputs = judged_inputs(args.tls)
+
+    @property
+    def compliance(self) -> pulumi.Output[dict]:
+        """Rule ID -> "status: value seen" (compliance.md lists the rules), judged by this release's rules on
+        what the last up or refresh stored: main_cf, the host's own values of what the stack leaves alone, and
+        the certificate served. Judged here, not kept in state, as `python -m compliance` and the policy pack
+        judge; nothing is computed unless it is read."""
+        stored = pulumi.Output.all(main_cf=self.main_cf, host_values=self.host_values, certificate=self.certificate)
+        inputs = pulumi.Output.from_input(self._judged_inputs)
+        return pulumi.Output.all(stored, inputs).apply(lambda both: compliance.report_of_props({**both[1], **both[0]}))

@@ -677,8 +677,24 @@ def report(
     certificate: CertificateFacts | None = None,
     min_days: int = MIN_DAYS_LEFT,
 ) -> dict[str, str]:
-    """What the PostfixConfig provider returns as its `compliance` output."""
+    """The verdicts as a map: rule ID -> "status: value seen" (`PostfixConfig.compliance`)."""
     return cells(judge(main_cf, public_mx, pending, host, certificate, min_days), public_mx)
+
+
+def report_of_props(props: Mapping[str, object]) -> dict[str, str]:
+    """The verdicts (rule ID -> "status: value seen") on a PostfixConfig's stored properties: main_cf, the host's
+    own values (`host_values`), the certificate served or to upload, the scope and the days it must stay valid."""
+    main_cf = props.get("main_cf")
+    values = {str(k): str(v) for k, v in main_cf.items()} if isinstance(main_cf, Mapping) else {}
+    host = props.get("host_values")
+    found = {str(k): str(v) for k, v in host.items()} if isinstance(host, Mapping) and host else None
+    return report(
+        values,
+        public_mx_of_props(props),
+        host=found,
+        certificate=certificate_of_props(props),
+        min_days=min_days_of_props(props),
+    )
 
 
 def certificate_of_props(props: Mapping[str, object]) -> CertificateFacts | None:

@@ -23,19 +23,23 @@ pytestmark = pytest.mark.engine
 
 # The last release before host names in messages (the `host_name` input) and the relay setting.
 PREVIOUS = "90eddac"
+# The last release that kept each PostfixConfig's verdicts (the `compliance` map) in state.
+STORED_VERDICTS = "ceac7fa"
 HOSTS = ("mx", "edge")
 
 
-def previous_release(root, commit: str) -> None:
-    """The program as `commit` had it (its `components` package and `__main__.py`), in place of this one."""
+def previous_release(root, commit: str, paths: tuple[str, ...] = ("components", "__main__.py")) -> None:
+    """The program as `commit` had it (by default its `components` package and `__main__.py`), in place of this
+    one."""
     archive = subprocess.run(
-        ["git", "archive", commit, "components", "__main__.py"],
+        ["git", "archive", commit, *paths],
         cwd=PROJECT_DIR,
         capture_output=True,
         check=True,
         timeout=60,
     ).stdout
-    shutil.rmtree(root / "components", ignore_errors=True)
+    for path in paths:
+        shutil.rmtree(root / path, ignore_errors=True)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(root, filter="data")
 
@@ -98,4 +102,32 @@ def test_previous_state_updates_in_place_and_leaves_hosts_as_they_were(testbed, 
     # Then a plain run: nothing left to change.
     again = json.loads(cli.ok("preview", "--json"))
     assert {step["op"] for step in again.get("steps", [])} <= {"same"}, again.get("steps")
+    cli.ok("destroy", "--yes")
+
+
+def postfix_outputs(cli: CliProject) -> dict:
+    resources = json.loads(cli.ok("stack", "export"))["deployment"]["resources"]
+    (postfix,) = [r for r in resources if r["type"].endswith(":PostfixConfig")]
+    return postfix["outputs"]
+
+
+def test_stored_verdicts_leave_the_state_without_a_change(testbed, tmp_path):
+    cli = CliProject(tmp_path / "verdicts", "verdicts")
+    previous_release(cli.root, STORED_VERDICTS, ("secure_postfix", "__main__.py"))
+    host = HOSTS[0]
+    cli.configure(
+        bed_config(testbed, {"v": {"postfix_hosts": [host], "limits": {"message_size_limit": 4194304}}}, [host])
+    )
+    cli.ok("up", "--yes")
+    assert "compliance" in postfix_outputs(cli), "the previous release stores no verdicts: pick another"
+    written = fs.digests(testbed, host)
+    this_release(cli.root)
+    preview = json.loads(cli.ok("preview", "--json"))
+    assert {step["op"] for step in preview.get("steps", [])} <= {"same"}, preview.get("steps")
+    cli.ok("refresh", "--yes")
+    outputs = postfix_outputs(cli)
+    assert "compliance" not in outputs and outputs["main_cf"]["message_size_limit"] == "4194304", outputs
+    again = json.loads(cli.ok("preview", "--json"))
+    assert {step["op"] for step in again.get("steps", [])} <= {"same"}, again.get("steps")
+    assert fs.digests(testbed, host) == written
     cli.ok("destroy", "--yes")
